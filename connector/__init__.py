@@ -1,0 +1,32 @@
+"""walkin's SCIM 2.0 service provider.
+
+``create_app`` only wires things together: settings → store → provisioning
+service → blueprints.
+"""
+
+from __future__ import annotations
+
+from flask import Flask
+
+from connector.settings import Settings
+
+
+def create_app(settings: Settings | None = None, store=None) -> Flask:
+    from connector.api import discovery, health, http, resources
+    from connector.provisioning import Provisioning
+    from connector.store.database import Store
+
+    settings = settings or Settings()
+    store = store or Store(settings.database_url)
+    app = Flask(__name__)
+    app.config["WALKIN_SETTINGS"] = settings
+    app.config["MAX_CONTENT_LENGTH"] = settings.max_request_bytes
+    app.extensions["walkin.store"] = store
+    app.extensions["walkin.provisioning"] = Provisioning(store, settings)
+    http.install(resources.bp)
+    http.install(discovery.bp)
+    app.register_blueprint(resources.bp, url_prefix="/scim/v2")
+    app.register_blueprint(discovery.bp, url_prefix="/scim/v2")
+    app.register_blueprint(health.bp)
+    http.install_app_errors(app)
+    return app

@@ -1,0 +1,1 @@
+"""HTTP layer: thin Flask handlers over :mod:`connector.provisioning`."""

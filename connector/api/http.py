@@ -1,0 +1,129 @@
+"""What every SCIM handler shares: authentication, body parsing, responses and
+error translation. Registered once on the blueprint, not repeated per route."""
+
+from __future__ import annotations
+
+import hmac
+import json
+import logging
+import uuid
+from typing import Any
+
+from flask import Blueprint, Response, current_app, g, request
+from werkzeug.exceptions import HTTPException
+
+from connector.scim.errors import (
+    ERROR_SCHEMA, BadRequest, InvalidSyntax, InvalidValue, MethodNotAllowed, NotFound, PayloadTooLarge, ScimError,
+    Unauthorized,
+)
+
+log = logging.getLogger("walkin.api")
+SCIM_JSON = "application/scim+json"
+
+
+def scim_response(body: Any, status: int = 200, etag: str | None = None, location: str | None = None) -> Response:
+    response = Response(json.dumps(body, separators=(",", ":"), ensure_ascii=False), status=status,
+                        mimetype=SCIM_JSON)
+    if etag:
+        response.headers["ETag"] = etag
+    if location:
+        response.headers["Location"] = location
+    return response
+
+
+def no_content(etag: str | None = None) -> Response:
+    response = Response(status=204)
+    if etag:
+        response.headers["ETag"] = etag
+    return response
+
+
+def error_response(error: ScimError) -> Response:
+    response = scim_response(error.to_body(), error.status)
+    if isinstance(error, Unauthorized):
+        response.headers["WWW-Authenticate"] = 'Bearer realm="walkin"'
+    return response
+
+
+def _reject_constant(name: str) -> Any:
+    raise InvalidValue(f"'{name}' is not a valid JSON number")
+
+
+def json_body() -> Any:
+    """The request body as JSON. :raises InvalidSyntax: when it is not JSON."""
+    raw = request.get_data(cache=False)
+    if not raw.strip():
+        raise InvalidSyntax("the request has no body")
+    try:
+        return json.loads(raw.decode("utf-8"), parse_constant=_reject_constant)
+    except UnicodeDecodeError:
+        raise InvalidSyntax("the request body is not UTF-8") from None
+    except RecursionError:
+        raise InvalidSyntax("the request body is nested too deeply") from None
+    except ValueError as exc:
+        raise InvalidSyntax(f"the request body is not valid JSON: {exc}") from None
+
+
+def base_url() -> str:
+    configured = current_app.config["WALKIN_SETTINGS"].base_url
+    root = configured.rstrip("/") if configured else request.url_root.rstrip("/")
+    return f"{root}/scim/v2"
+
+
+def _authenticate() -> None:
+    tokens = current_app.config["WALKIN_SETTINGS"].scim_token
+    header = request.headers.get("Authorization", "")
+    scheme, _, presented = header.partition(" ")
+    if scheme.lower() != "bearer" or not presented.strip():
+        raise Unauthorized("a bearer token is required")
+    given = presented.strip().encode("utf-8")
+    # Compare against every configured token, each in constant time, so timing
+    # says nothing about which (or whether one) matched.
+    ok = False
+    for token in tokens:
+        ok |= hmac.compare_digest(given, token.get_secret_value().encode("utf-8"))
+    if not ok:
+        raise Unauthorized("the bearer token is not valid")
+
+
+def install(blueprint: Blueprint) -> None:
+    """Register authentication and error translation on the SCIM blueprint."""
+
+    @blueprint.before_request
+    def _before() -> None:
+        g.request_id = request.headers.get("X-Request-Id") or uuid.uuid4().hex
+        _authenticate()
+
+
+def install_app_errors(app) -> None:
+    """Every error leaves as an RFC 7644 §3.12 body; unexpected ones as a bare 500."""
+
+    @app.errorhandler(ScimError)
+    def _scim(error: ScimError) -> Response:
+        return error_response(error)
+
+    @app.errorhandler(HTTPException)
+    def _http(error: HTTPException) -> Response:
+        code = error.code or 500
+        if code == 413:
+            return error_response(PayloadTooLarge("the request body is too large"))
+        if code == 405:
+            response = error_response(MethodNotAllowed(f"{request.method} is not supported on this endpoint"))
+            if error.valid_methods:
+                response.headers["Allow"] = ", ".join(error.valid_methods)
+            return response
+        if code == 404:
+            return error_response(NotFound(f"no endpoint at {request.path}"))
+        if 400 <= code < 500:
+            generic = BadRequest(error.description or error.name)
+            generic_body = generic.to_body()
+            generic_body["status"] = str(code)
+            return scim_response(generic_body, code)
+        return _unexpected(error)
+
+    @app.errorhandler(Exception)
+    def _unexpected(error: Exception) -> Response:
+        request_id = getattr(g, "request_id", None) or uuid.uuid4().hex
+        log.exception("unexpected error handling %s %s (request %s)", request.method, request.path, request_id)
+        body = {"schemas": [ERROR_SCHEMA], "status": "500", "detail": f"internal error (request {request_id})"}
+        return scim_response(body, 500)

@@ -1,0 +1,1 @@
+"""The SCIM 2.0 protocol layer: schemas, errors, filters, PATCH and representation."""

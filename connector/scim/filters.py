@@ -1,0 +1,382 @@
+"""SCIM filters (RFC 7644 §3.4.2.2) parsed with scim2-filter-parser and compiled
+to SQLAlchemy expressions on indexed columns.
+
+scim2-filter-parser does the grammar. Its own SQL transpiler is not used: it
+silently drops unmapped attributes, compares only ``userName`` case-insensitively
+and passes ``co``/``sw``/``ew`` values into ``LIKE`` unescaped. Two gaps of the
+library are closed here:
+
+* its lexer takes one-digit integers only and cannot express escaped quotes; a
+  subclass reads JSON numbers and JSON strings (so ``"a\\"b"`` works) and keeps
+  ``true``/``false``/``null`` distinct from the strings ``"true"`` etc.;
+* its parser gives ``and`` and ``or`` the same precedence; :func:`parse` rebuilds
+  each unparenthesised chain so ``and`` binds tighter, as §3.4.2.2 requires.
+
+Every attribute in a filter must be in the field map of the resource type, or the
+whole filter is rejected (400 ``invalidFilter``) before any SQL is built.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Callable
+
+from scim2_filter_parser import ast
+from scim2_filter_parser.lexer import SCIMLexer
+from scim2_filter_parser.parser import SCIMParser, SCIMParserError
+from sly.lex import LexError
+from sqlalchemy import and_, exists, false, not_, or_, select, true
+from sqlalchemy.sql.elements import ColumnElement
+
+from .errors import InvalidFilter
+from .schema import Urn
+from .values import parse_datetime
+
+
+class _Lexer(SCIMLexer):
+    tokens = SCIMLexer.tokens
+
+    NUMBER = r"-?[0-9]+(\.[0-9]+)?([eE][-+]?[0-9]+)?"
+
+    @_(r'"(?:[^"\\]|\\.)*"')  # noqa: F821 - sly injects ``_``
+    def COMP_VALUE(self, t):
+        try:
+            t.value = _Str(json.loads(t.value))
+        except ValueError:
+            raise InvalidFilter(f"invalid string literal {t.value}") from None
+        return t
+
+    def error(self, t):
+        raise InvalidFilter(f"unexpected character {t.value[0]!r} at position {t.index}")
+
+
+class _Str(str):
+    """A quoted string literal, told apart from the bare words true/false/null."""
+
+
+def _literal(raw: Any) -> Any:
+    if isinstance(raw, _Str):
+        return str(raw)
+    if raw == "true":
+        return True
+    if raw == "false":
+        return False
+    if raw == "null":
+        return None
+    text = str(raw)
+    try:
+        return int(text)
+    except ValueError:
+        return float(text)
+
+
+@dataclass(frozen=True)
+class Compare:
+    """A leaf comparison: ``path op value`` (``value`` unused for ``pr``)."""
+
+    path: str  # lower-cased attribute path, e.g. "name.givenname"
+    op: str
+    value: Any = None
+
+
+@dataclass(frozen=True)
+class Logical:
+    op: str  # "and" | "or"
+    left: Node
+    right: Node
+
+
+@dataclass(frozen=True)
+class Not:
+    inner: Node
+
+
+@dataclass(frozen=True)
+class ValuePath:
+    """``attr[filter]``: ``inner`` holds comparisons on sub-attributes of ``path``."""
+
+    path: str
+    inner: Node
+
+
+Node = Compare | Logical | Not | ValuePath
+
+
+def _attr_key(attr_path: ast.AttrPath) -> str:
+    name = attr_path.attr_name
+    if attr_path.uri:
+        name = f"{attr_path.uri}:{name}"
+    if attr_path.sub_attr is not None:
+        name = f"{name}.{attr_path.sub_attr.value}"
+    return strip_core_urn(name).lower()
+
+
+def strip_core_urn(path: str) -> str:
+    """``urn:…:core:2.0:User:userName`` names the same attribute as ``userName``."""
+    lower = path.lower()
+    for urn in (Urn.USER, Urn.GROUP):
+        prefix = urn.value.lower() + ":"
+        if lower.startswith(prefix):
+            return path[len(prefix):]
+    return path
+
+
+def _convert(node: ast.AST, namespace: str | None = None) -> Node:
+    if isinstance(node, ast.Filter):
+        if node.namespace is not None:
+            outer = _attr_key(node.namespace)
+            # The parser turns ``emails[type eq "work"].value`` into a namespace of
+            # ``emails.value``; the bracket filter applies to ``emails``.
+            base, _, sub = outer.partition(".") if not outer.startswith("urn:") else (outer, "", "")
+            inner = _convert(node.expr, base)
+            result: Node = ValuePath(base, inner)
+            if sub:
+                raise _SubAttrAfterBracket(base, sub, inner)
+            return Not(result) if node.negated else result
+        inner_node = _convert(node.expr, namespace)
+        return Not(inner_node) if node.negated else inner_node
+    if isinstance(node, ast.LogExpr):
+        return _reassociate(node, namespace)
+    if isinstance(node, ast.AttrExpr):
+        attr_path = node.attr_path
+        if isinstance(attr_path.attr_name, ast.Filter):
+            # ``emails[type eq "work"].value eq "x"``: one row must satisfy both.
+            try:
+                _convert(attr_path.attr_name, namespace)
+            except _SubAttrAfterBracket as found:
+                leaf = Compare(f"{found.base}.{found.sub}", node.value.lower(),
+                               None if node.comp_value is None else _literal(node.comp_value.value))
+                return ValuePath(found.base, Logical("and", found.inner, leaf))
+            raise InvalidFilter("a value path must name a sub-attribute after ']'")
+        key = _attr_key(attr_path)
+        if namespace is not None:
+            key = f"{namespace}.{key}"
+        value = None if node.comp_value is None else _literal(node.comp_value.value)
+        return Compare(key, node.value.lower(), value)
+    raise InvalidFilter("unsupported filter expression")
+
+
+class _SubAttrAfterBracket(Exception):
+    def __init__(self, base: str, sub: str, inner: Node) -> None:
+        self.base, self.sub, self.inner = base, sub, inner
+
+
+def _is_chain(node: ast.AST) -> bool:
+    """An unparenthesised ``and``/``or`` (the parser wraps groups in an extra Filter)."""
+    return (
+        isinstance(node, ast.Filter)
+        and not node.negated
+        and node.namespace is None
+        and isinstance(node.expr, ast.LogExpr)
+    )
+
+
+def _reassociate(node: ast.LogExpr, namespace: str | None) -> Node:
+    operands: list[ast.AST] = []
+    operators: list[str] = []
+
+    def walk(item: ast.AST) -> None:
+        if isinstance(item, ast.LogExpr):
+            walk(item.expr1)
+            operators.append(item.op.lower())
+            walk(item.expr2)
+        elif _is_chain(item):
+            walk(item.expr)
+        else:
+            operands.append(item)
+
+    walk(node)
+    converted = [_convert(o, namespace) for o in operands]
+    # "and" binds tighter than "or" (RFC 7644 §3.4.2.2).
+    groups: list[Node] = [converted[0]]
+    for op, right in zip(operators, converted[1:]):
+        if op == "and":
+            groups[-1] = Logical("and", groups[-1], right)
+        else:
+            groups.append(right)
+    result = groups[0]
+    for right in groups[1:]:
+        result = Logical("or", result, right)
+    return result
+
+
+def parse(text: str, max_length: int = 4096) -> Node:
+    """Parse a filter into a tree of :class:`Compare`, :class:`Logical`, :class:`Not`
+    and :class:`ValuePath`. :raises InvalidFilter: on any syntax error."""
+    if not isinstance(text, str) or not text.strip():
+        raise InvalidFilter("the filter is empty")
+    if len(text) > max_length:
+        raise InvalidFilter(f"the filter is longer than {max_length} characters")
+    try:
+        tree = SCIMParser().parse(_Lexer().tokenize(text))
+    except InvalidFilter:
+        raise
+    except (SCIMParserError, LexError, ValueError, TypeError, AttributeError, RecursionError) as exc:
+        raise InvalidFilter(f"the filter is not valid: {exc}") from None
+    if tree is None:
+        raise InvalidFilter("the filter is not valid")
+    try:
+        return _convert(tree)
+    except _SubAttrAfterBracket as found:
+        raise InvalidFilter(f"'{found.base}[…].{found.sub}' needs a comparison") from None
+    except RecursionError:
+        raise InvalidFilter("the filter is nested too deeply") from None
+
+
+# ---------------------------------------------------------------- compilation
+
+
+class Kind:
+    CI = "ci"  # case-insensitive string, stored lower-cased
+    EXACT = "exact"  # case-exact string
+    BOOL = "bool"
+    DATETIME = "datetime"
+
+
+@dataclass(frozen=True)
+class Column:
+    """A filterable single-valued attribute stored in ``column``."""
+
+    column: Any
+    kind: str = Kind.CI
+
+
+@dataclass(frozen=True)
+class Child:
+    """A multi-valued attribute stored in a child table.
+
+    ``link(parent)`` gives the join condition of a child row to its parent;
+    ``subs`` maps sub-attribute names to columns; ``default`` is the sub-attribute a
+    bare ``emails eq "x"`` compares.
+    """
+
+    link: Callable[[], ColumnElement]
+    table: Any
+    subs: dict[str, Column]
+    default: str = "value"
+
+
+@dataclass(frozen=True)
+class FieldMap:
+    fields: dict[str, Column | Child] = field(default_factory=dict)
+
+    def lookup(self, path: str) -> tuple[Child | None, Column]:
+        """Resolve a lower-cased path to (child table or None, column)."""
+        spec = self.fields.get(path)
+        if isinstance(spec, Column):
+            return None, spec
+        if isinstance(spec, Child):
+            return spec, spec.subs[spec.default]
+        base, _, sub = path.rpartition(".")
+        parent = self.fields.get(base)
+        if isinstance(parent, Child) and sub in parent.subs:
+            return parent, parent.subs[sub]
+        raise InvalidFilter(f"filtering on '{path}' is not supported")
+
+
+_ORDERED = {"gt", "ge", "lt", "le"}
+_LIKE = {"co", "sw", "ew"}
+
+
+def _escape_like(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def _leaf(spec: Column, cmp: Compare) -> ColumnElement:
+    col, op, value = spec.column, cmp.op, cmp.value
+    if op == "pr":
+        present = col.is_not(None)
+        return and_(present, col != "") if spec.kind in (Kind.CI, Kind.EXACT) else present
+    if value is None:
+        if op == "eq":
+            return col.is_(None)
+        if op == "ne":
+            return col.is_not(None)
+        raise InvalidFilter(f"'{cmp.path} {op} null' is not a valid comparison")
+    if spec.kind == Kind.BOOL:
+        if op not in ("eq", "ne"):
+            raise InvalidFilter(f"'{op}' cannot compare the boolean '{cmp.path}'")
+        if isinstance(value, str) and value.lower() in ("true", "false"):
+            value = value.lower() == "true"
+        if not isinstance(value, bool):
+            raise InvalidFilter(f"'{cmp.path}' is boolean; compare it with true or false")
+        cond = and_(col.is_not(None), col == value)
+    elif spec.kind == Kind.DATETIME:
+        if op in _LIKE:
+            raise InvalidFilter(f"'{op}' cannot compare the dateTime '{cmp.path}'")
+        try:
+            when: datetime = parse_datetime(str(value))
+        except ValueError:
+            raise InvalidFilter(f"'{value}' is not a dateTime") from None
+        cond = and_(col.is_not(None), _ordered(col, "eq" if op == "ne" else op, when))
+    else:
+        if isinstance(value, bool):
+            raise InvalidFilter(f"'{cmp.path}' is a string; compare it with a quoted value")
+        text = str(value)
+        if spec.kind == Kind.CI:
+            text = text.lower()
+        if op in _LIKE:
+            pattern = {"co": "%{}%", "sw": "{}%", "ew": "%{}"}[op].format(_escape_like(text))
+            cond = and_(col.is_not(None), col.like(pattern, escape="\\"))
+        else:
+            cond = and_(col.is_not(None), _ordered(col, "eq" if op == "ne" else op, text))
+    return not_(cond) if op == "ne" else cond
+
+
+def _ordered(col: Any, op: str, value: Any) -> ColumnElement:
+    if op == "eq":
+        return col == value
+    if op == "gt":
+        return col > value
+    if op == "ge":
+        return col >= value
+    if op == "lt":
+        return col < value
+    if op == "le":
+        return col <= value
+    raise InvalidFilter(f"unknown operator '{op}'")
+
+
+def compile_filter(node: Node, fields: FieldMap) -> ColumnElement:
+    """Compile a parsed filter to a WHERE clause over the resource's table.
+
+    Each leaf is true or false, never NULL, so ``not`` keeps two-valued logic.
+    """
+    if isinstance(node, Logical):
+        left, right = compile_filter(node.left, fields), compile_filter(node.right, fields)
+        return and_(left, right) if node.op == "and" else or_(left, right)
+    if isinstance(node, Not):
+        return not_(compile_filter(node.inner, fields))
+    if isinstance(node, ValuePath):
+        spec = fields.fields.get(node.path)
+        if not isinstance(spec, Child):
+            raise InvalidFilter(f"'{node.path}' is not a multi-valued attribute with sub-attributes")
+        return exists(select(true()).where(spec.link(), _compile_within(node.inner, spec, node.path)))
+    child, column = fields.lookup(node.path)
+    if child is None:
+        return _leaf(column, node)
+    return exists(select(true()).where(child.link(), _leaf(column, node)))
+
+
+def _compile_within(node: Node, child: Child, base: str) -> ColumnElement:
+    """Conditions on one row of a child table (inside ``attr[...]``)."""
+    if isinstance(node, Logical):
+        left, right = _compile_within(node.left, child, base), _compile_within(node.right, child, base)
+        return and_(left, right) if node.op == "and" else or_(left, right)
+    if isinstance(node, Not):
+        return not_(_compile_within(node.inner, child, base))
+    if isinstance(node, ValuePath):
+        raise InvalidFilter("value paths cannot be nested")
+    sub = node.path[len(base) + 1:] if node.path.startswith(base + ".") else node.path
+    column = child.subs.get(sub)
+    if column is None:
+        raise InvalidFilter(f"filtering on '{base}.{sub}' is not supported")
+    return _leaf(column, node)
+
+
+__all__ = [
+    "Child", "Column", "Compare", "FieldMap", "Kind", "Logical", "Node", "Not",
+    "ValuePath", "compile_filter", "parse", "false",
+]

@@ -1,0 +1,199 @@
+"""Normalisation of client-sent values into the stored representation.
+
+Incoming resources are coerced against the attribute definitions in
+:mod:`connector.scim.schema`: attribute names take their canonical case
+(Entra sends ``"UserName"``), booleans may arrive as strings (Entra sends
+``active: "False"`` by default), ``null`` means absent, read-only attributes and
+client-sent ``meta`` are ignored, and unknown extension URNs are dropped
+(Entra's older payloads carry a malformed ``…:enterprise:2.0User``).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from datetime import datetime
+from typing import Any
+
+from .errors import InvalidSyntax, InvalidValue
+from .schema import Attr, ResourceKind, Schema, Type
+
+_TRUE = {"true": True, "false": False}
+MAX_STRING = 65536
+
+
+def coerce_boolean(value: Any, where: str) -> bool:
+    """A JSON boolean, or the strings ``"True"``/``"False"`` in any case."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().lower() in _TRUE:
+        return _TRUE[value.strip().lower()]
+    raise InvalidValue(f"'{where}' must be a boolean, got {_show(value)}")
+
+
+def parse_datetime(value: str) -> datetime:
+    """ISO 8601 / xsd:dateTime, 'Z' accepted; a date alone means midnight UTC."""
+    text = value.strip()
+    if text.endswith(("Z", "z")):
+        text = text[:-1] + "+00:00"
+    parsed = datetime.fromisoformat(text)
+    if parsed.tzinfo is None:
+        from datetime import timezone
+
+        parsed = parsed.replace(tzinfo=timezone.utc)
+    return parsed
+
+
+def _show(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def coerce_simple(attr: Attr, value: Any, where: str) -> Any:
+    """Coerce one non-complex value to the attribute's type."""
+    kind = attr.type
+    if kind is Type.BOOLEAN:
+        return coerce_boolean(value, where)
+    if kind is Type.INTEGER:
+        if isinstance(value, bool) or not isinstance(value, (int, str)):
+            raise InvalidValue(f"'{where}' must be an integer, got {_show(value)}")
+        try:
+            return int(value)
+        except ValueError:
+            raise InvalidValue(f"'{where}' must be an integer, got {_show(value)}") from None
+    if kind is Type.DECIMAL:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise InvalidValue(f"'{where}' must be a number, got {_show(value)}")
+        return value
+    if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+        raise InvalidValue(f"'{where}' must be a {kind.value}, got {_show(value)}")
+    text = value if isinstance(value, str) else str(value)
+    if len(text) > MAX_STRING:
+        raise InvalidValue(f"'{where}' is longer than {MAX_STRING} characters")
+    if "\x00" in text:
+        raise InvalidValue(f"'{where}' contains a NUL character")
+    if kind is Type.DATETIME:
+        try:
+            return parse_datetime(text).isoformat().replace("+00:00", "Z")
+        except ValueError:
+            raise InvalidValue(f"'{where}' must be an xsd:dateTime, got {_show(value)}") from None
+    if kind is Type.BINARY:
+        try:
+            base64.b64decode(text, validate=True)
+        except (binascii.Error, ValueError):
+            raise InvalidValue(f"'{where}' must be base64-encoded binary") from None
+    return text
+
+
+def coerce_complex(attr: Attr, value: Any, where: str) -> dict | None:
+    """A complex value: a JSON object whose keys are sub-attributes.
+
+    A bare string is taken as the ``value`` sub-attribute (some clients send a
+    manager or a group member as a plain id).
+    """
+    if isinstance(value, (str, int)) and not isinstance(value, bool) and attr.child("value"):
+        value = {"value": value}
+    if not isinstance(value, dict):
+        raise InvalidValue(f"'{where}' must be a complex value (a JSON object), got {_show(value)}")
+    out: dict = {}
+    for key, item in value.items():
+        sub = attr.child(key)
+        if sub is None:
+            raise InvalidValue(f"'{where}' has no sub-attribute '{key}'")
+        if item is None or sub.mutability == "readOnly":
+            continue
+        out[sub.name] = coerce_simple(sub, item, f"{where}.{sub.name}")
+    return out or None
+
+
+def coerce_value(attr: Attr, value: Any, where: str) -> Any:
+    """Coerce the whole value of ``attr``; ``None`` means the attribute is absent."""
+    if value is None:
+        return None
+    if attr.multi:
+        items = value if isinstance(value, list) else [value]
+        out = []
+        for index, item in enumerate(items):
+            if item is None:
+                continue
+            here = f"{where}[{index}]"
+            coerced = coerce_complex(attr, item, here) if attr.type is Type.COMPLEX else coerce_simple(attr, item, here)
+            if coerced is not None:
+                out.append(coerced)
+        if attr.type is Type.COMPLEX and sum(1 for i in out if i.get("primary") is True) > 1:
+            raise InvalidValue(f"'{where}' has more than one value with primary true (RFC 7643 §2.4)")
+        return out or None
+    if isinstance(value, list):
+        raise InvalidValue(f"'{where}' is single-valued, got a list")
+    if attr.type is Type.COMPLEX:
+        return coerce_complex(attr, value, where)
+    return coerce_simple(attr, value, where)
+
+
+def _normalise_object(schema: Schema, body: dict, out: dict, where: str) -> None:
+    for key, value in body.items():
+        if key.lower() == "schemas":
+            continue  # some clients repeat "schemas" inside an extension object
+        attr = schema.attr(key)
+        if attr is None:
+            raise InvalidValue(f"unknown attribute '{where}{key}' for schema {schema.id}")
+        if attr.mutability == "readOnly":
+            continue
+        if attr.mutability == "writeOnly" and attr.returned == "never":
+            # Passwords are accepted and never stored: the connector does not
+            # authenticate anyone, so it keeps no secret it does not need.
+            continue
+        coerced = coerce_value(attr, value, f"{where}{attr.name}")
+        if coerced is not None:
+            out[attr.name] = coerced
+
+
+def normalise_resource(kind: ResourceKind, body: Any) -> dict:
+    """Turn a client's resource body into the stored representation.
+
+    :returns: a dict with canonical attribute names, extension data under the full
+        URN, ``schemas`` listing exactly the schemas present, and no ``id``/``meta``.
+    :raises ScimError: when the body is not an object or a value has the wrong type.
+    """
+    if not isinstance(body, dict):
+        raise InvalidSyntax("the request body must be a JSON object")
+    core: dict = {}
+    out: dict = {}
+    extensions: dict = {}
+    for key, value in body.items():
+        lower = key.lower()
+        if lower in ("schemas", "id", "meta"):
+            continue
+        if lower == "externalid":
+            if value is not None:
+                out["externalId"] = coerce_simple(Attr("externalId"), value, "externalId")
+            continue
+        if ":" in key:
+            ext = kind.extension(key)
+            if ext is None:
+                continue  # unknown or malformed extension URN: ignored, not fatal
+            if value is None:
+                continue
+            if not isinstance(value, dict):
+                raise InvalidValue(f"'{key}' must be an object of extension attributes")
+            section: dict = {}
+            _normalise_object(ext, value, section, f"{ext.id}:")
+            if section:
+                extensions[ext.id] = section
+            continue
+        core[key] = value
+    _normalise_object(kind.core, core, out, "")
+    out.update(extensions)
+    return finish(kind, out)
+
+
+def finish(kind: ResourceKind, data: dict) -> dict:
+    """Recompute ``schemas`` from the extensions present and check required attributes."""
+    for attr in kind.core.attributes:
+        if attr.required and data.get(attr.name) in (None, ""):
+            raise InvalidValue(f"'{attr.name}' is required")
+    for ext in kind.extensions:
+        if ext.id in data and not data[ext.id]:
+            del data[ext.id]
+    data["schemas"] = [kind.core.id] + [e.id for e in kind.extensions if e.id in data]
+    return data

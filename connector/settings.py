@@ -1,0 +1,65 @@
+"""Typed settings, loaded once from the environment (prefix ``WALKIN_``).
+
+Nested sections use ``__`` as the delimiter, e.g. ``WALKIN_SCIM__MAX_PAGE_SIZE``.
+The settings object is built once by the caller (``create_app`` or the CLI) and
+passed down; nothing else reads ``os.environ``.
+"""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from typing import Annotated
+
+
+class ScimSettings(BaseModel):
+    """How the SCIM endpoints behave."""
+
+    max_page_size: int = Field(default=1000, ge=1, le=10000)
+    """The largest ``count`` a list or search returns; larger requests are capped
+    (RFC 7644 §3.4.2.4 lets the provider choose)."""
+
+    default_page_size: int = Field(default=100, ge=1, le=10000)
+    """Page size when the client sends no ``count``."""
+
+    max_operations: int = Field(default=1000, ge=1)
+    """Most operations accepted in one PATCH request."""
+
+    max_filter_length: int = Field(default=4096, ge=64)
+    """Longest filter expression accepted (longer ones are 400 invalidFilter)."""
+
+
+class Settings(BaseSettings):
+    """Everything the connector can be configured with."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="WALKIN_",
+        env_nested_delimiter="__",
+        extra="ignore",
+    )
+
+    database_url: str = "sqlite:///walkin.db"
+    """SQLAlchemy URL of the store. The default is an SQLite file in the working
+    directory; use ``postgresql+psycopg://…`` when several server processes or
+    workers share the store."""
+
+    scim_token: Annotated[list[SecretStr], NoDecode] = Field(default_factory=list)
+    """Bearer tokens accepted on ``/scim/v2``. Several may be given, separated by
+    commas, so a token can be rotated without downtime. With none configured every
+    SCIM request is refused (401): the service never runs open."""
+
+    max_request_bytes: int = Field(default=1_048_576, ge=1024)
+    """Largest request body accepted; larger ones are answered 413."""
+
+    base_url: str | None = None
+    """Public base URL used in ``meta.location`` (e.g. ``https://walkin.example.org``).
+    When unset, the URL the request arrived on is used."""
+
+    scim: ScimSettings = Field(default_factory=ScimSettings)
+
+    @field_validator("scim_token", mode="before")
+    @classmethod
+    def _split_tokens(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value

@@ -1,0 +1,1 @@
+"""The durable store: SQLAlchemy models, migrations, repositories and the change journal."""

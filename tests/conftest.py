@@ -1,0 +1,113 @@
+"""Fixture chain: settings → store → app → client.
+
+The ``store`` fixture runs every test twice when ``WALKIN_TEST_POSTGRES_URL`` is
+set: once on a throw-away SQLite file and once on PostgreSQL (a database created
+for this test session and dropped after it).
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+
+import pytest
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+from connector import create_app
+from connector.settings import Settings
+from connector.store.database import Store
+from connector.store.models import Base
+
+TOKEN = "test-token-0123456789"
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+POSTGRES_URL = os.environ.get("WALKIN_TEST_POSTGRES_URL")
+REQUIRE_POSTGRES = os.environ.get("WALKIN_TEST_REQUIRE_POSTGRES") == "1"
+
+BACKENDS = ["sqlite"] + (["postgresql"] if POSTGRES_URL or REQUIRE_POSTGRES else [])
+
+
+@pytest.fixture(scope="session")
+def postgres_url():
+    """A fresh PostgreSQL database for this test session (dropped afterwards)."""
+    if not POSTGRES_URL:
+        pytest.fail("WALKIN_TEST_REQUIRE_POSTGRES=1 but WALKIN_TEST_POSTGRES_URL is not set")
+    admin_url = make_url(POSTGRES_URL)
+    name = f"walkin_test_{uuid.uuid4().hex[:10]}"
+    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    url = admin_url.set(database=name).render_as_string(hide_password=False)
+    yield url
+    with admin.connect() as conn:
+        conn.execute(text(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :n AND pid <> pg_backend_pid()"
+        ), {"n": name})
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
+    admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def _postgres_store(request):
+    url = request.getfixturevalue("postgres_url")
+    store = Store(url)
+    yield store
+    store.dispose()
+
+
+def _truncate(store: Store) -> None:
+    tables = ", ".join(t.name for t in reversed(Base.metadata.sorted_tables))
+    with store.engine.begin() as conn:
+        conn.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+
+
+@pytest.fixture(params=BACKENDS)
+def database_url(request, tmp_path):
+    """The URL of an empty, migrated database on each backend."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'walkin.db'}"
+    store = request.getfixturevalue("_postgres_store")
+    _truncate(store)
+    return store.engine.url.render_as_string(hide_password=False)
+
+
+@pytest.fixture
+def settings(database_url) -> Settings:
+    return Settings(database_url=database_url, scim_token=[TOKEN], max_request_bytes=256 * 1024)
+
+
+@pytest.fixture
+def store(settings):
+    store = Store(settings.database_url)
+    yield store
+    store.dispose()
+
+
+@pytest.fixture
+def app(settings, store):
+    return create_app(settings, store=store)
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+# ------------------------------------------------------------- skip guard
+
+_skipped: list[str] = []
+
+
+def pytest_runtest_logreport(report):
+    if report.skipped:
+        _skipped.append(report.nodeid)
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """With WALKIN_TEST_FAIL_ON_SKIP=1 (CI), a skipped test fails the run: the
+    PostgreSQL and slapd integration tests are required there."""
+    if os.environ.get("WALKIN_TEST_FAIL_ON_SKIP") == "1" and _skipped:
+        print(f"\n{len(_skipped)} test(s) skipped but WALKIN_TEST_FAIL_ON_SKIP=1:")
+        for nodeid in _skipped[:20]:
+            print(f"  {nodeid}")
+        session.exitstatus = 1
