@@ -6,7 +6,7 @@ service → blueprints.
 
 from __future__ import annotations
 
-from flask import Flask
+from flask import Blueprint, Flask
 
 from connector.settings import Settings
 
@@ -23,10 +23,11 @@ def create_app(settings: Settings | None = None, store=None) -> Flask:
     app.config["MAX_CONTENT_LENGTH"] = settings.max_request_bytes
     app.extensions["walkin.store"] = store
     app.extensions["walkin.provisioning"] = Provisioning(store, settings)
-    http.install(resources.bp)
-    http.install(discovery.bp)
-    app.register_blueprint(resources.bp, url_prefix="/scim/v2")
-    app.register_blueprint(discovery.bp, url_prefix="/scim/v2")
+    scim = Blueprint("scim", __name__, url_prefix="/scim/v2")
+    http.install(scim)  # bearer-token check on everything under /scim/v2
+    scim.register_blueprint(resources.bp)
+    scim.register_blueprint(discovery.bp)
+    app.register_blueprint(scim)
     app.register_blueprint(health.bp)
     http.install_app_errors(app)
     return app

@@ -22,7 +22,7 @@ from .errors import BadRequest, InvalidPath, InvalidSyntax, InvalidValue, NoTarg
 from .filters import Compare, Logical, Node, Not, ValuePath
 from .paths import EXTERNAL_ID, ExtensionPath, Path, parse_path
 from .schema import Attr, ResourceKind, Type, Urn
-from .values import coerce_complex, coerce_simple, coerce_value, finish
+from .values import coerce_complex, coerce_simple, coerce_value, finish, unwrap_single
 
 
 class Op(StrEnum):
@@ -183,6 +183,7 @@ def _set_single(container: dict, path: Path, op: Op, value: Any) -> None:
         _store(container, attr.name, current or None)
         return
     if attr.type is Type.COMPLEX:
+        value = unwrap_single(value, where)
         coerced = coerce_complex(attr, value, where) if value is not None else None
         merged = dict(container.get(attr.name) or {})
         merged.update(coerced or {})

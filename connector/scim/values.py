@@ -106,6 +106,16 @@ def coerce_complex(attr: Attr, value: Any, where: str) -> dict | None:
     return out or None
 
 
+def unwrap_single(value: Any, where: str) -> Any:
+    """A single-valued attribute given as a list of at most one value (Entra
+    sends the manager as ``[{"value": …}]``)."""
+    if not isinstance(value, list):
+        return value
+    if len(value) > 1:
+        raise InvalidValue(f"'{where}' is single-valued, got a list of {len(value)}")
+    return value[0] if value else None
+
+
 def coerce_value(attr: Attr, value: Any, where: str) -> Any:
     """Coerce the whole value of ``attr``; ``None`` means the attribute is absent."""
     if value is None:
@@ -123,8 +133,9 @@ def coerce_value(attr: Attr, value: Any, where: str) -> Any:
         if attr.type is Type.COMPLEX and sum(1 for i in out if i.get("primary") is True) > 1:
             raise InvalidValue(f"'{where}' has more than one value with primary true (RFC 7643 §2.4)")
         return out or None
-    if isinstance(value, list):
-        raise InvalidValue(f"'{where}' is single-valued, got a list")
+    value = unwrap_single(value, where)
+    if value is None:
+        return None
     if attr.type is Type.COMPLEX:
         return coerce_complex(attr, value, where)
     return coerce_simple(attr, value, where)

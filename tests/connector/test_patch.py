@@ -1,0 +1,131 @@
+"""PATCH semantics (RFC 7644 §3.5.2) on the pure engine, plus Entra's forms."""
+
+from __future__ import annotations
+
+import pytest
+
+from connector.scim.errors import InvalidPath, InvalidValue, Mutability, NoTarget, ScimError
+from connector.scim.patch import MemberAction, MemberOp, Op, apply_patch, parse_operations
+from connector.scim.schema import GROUP, USER
+
+ENT = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"
+WALKIN = "urn:ietf:params:scim:schemas:extension:walkin:2.0:User"
+BASE = {
+    "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
+    "userName": "a@d.org",
+    "name": {"givenName": "Ann", "familyName": "Lee"},
+    "emails": [{"type": "work", "value": "a@d.org", "primary": True}, {"type": "home", "value": "a@h.net"}],
+    "roles": [{"value": "r1"}, {"value": "r2"}],
+}
+
+
+def run(*ops, data=None, kind=USER):
+    parsed = parse_operations({"Operations": list(ops)}, 100)
+    return apply_patch(kind, data or BASE, parsed)
+
+
+CASES = [
+    ("add simple", {"op": "add", "path": "title", "value": "T"}, lambda d: d["title"] == "T"),
+    ("replace simple", {"op": "replace", "path": "userName", "value": "b@d.org"}, lambda d: d["userName"] == "b@d.org"),
+    ("capitalised op and name", {"op": "Replace", "path": "UserName", "value": "c@d.org"},
+     lambda d: d["userName"] == "c@d.org"),
+    ("string boolean", {"op": "Replace", "path": "active", "value": "False"}, lambda d: d["active"] is False),
+    ("sub-attribute", {"op": "replace", "path": "name.familyName", "value": "Kim"},
+     lambda d: d["name"] == {"givenName": "Ann", "familyName": "Kim"}),
+    ("complex merge", {"op": "add", "path": "name", "value": {"middleName": "Q"}},
+     lambda d: d["name"] == {"givenName": "Ann", "familyName": "Lee", "middleName": "Q"}),
+    ("multi add appends", {"op": "add", "path": "roles", "value": [{"value": "r3"}]},
+     lambda d: [r["value"] for r in d["roles"]] == ["r1", "r2", "r3"]),
+    ("multi add is idempotent", {"op": "add", "path": "roles", "value": [{"value": "r1"}]},
+     lambda d: [r["value"] for r in d["roles"]] == ["r1", "r2"]),
+    ("multi replace", {"op": "replace", "path": "roles", "value": [{"value": "r9"}]},
+     lambda d: d["roles"] == [{"value": "r9"}]),
+    ("filtered sub replace", {"op": "replace", "path": 'emails[type eq "work"].value', "value": "n@d.org"},
+     lambda d: d["emails"][0] == {"type": "work", "value": "n@d.org", "primary": True}),
+    ("filtered create on absent (add)", {"op": "add", "path": 'emails[type eq "other"].value', "value": "o@x"},
+     lambda d: d["emails"][-1] == {"type": "other", "value": "o@x"}),
+    ("filtered create on absent (replace)", {"op": "Replace", "path": 'emails[type eq "other"].value', "value": "o@x"},
+     lambda d: d["emails"][-1] == {"type": "other", "value": "o@x"}),
+    ("filtered merge", {"op": "replace", "path": 'emails[type eq "home"]', "value": {"display": "Home"}},
+     lambda d: d["emails"][1] == {"type": "home", "value": "a@h.net", "display": "Home"}),
+    ("new primary clears the old", {"op": "replace", "path": 'emails[type eq "home"].primary', "value": True},
+     lambda d: [e.get("primary") for e in d["emails"]] == [False, True]),
+    ("remove simple", {"op": "remove", "path": "name.givenName"}, lambda d: d["name"] == {"familyName": "Lee"}),
+    ("remove filtered", {"op": "remove", "path": 'emails[type eq "home"]'},
+     lambda d: [e["type"] for e in d["emails"]] == ["work"]),
+    ("remove filtered sub", {"op": "remove", "path": 'emails[type eq "home"].value'},
+     lambda d: d["emails"][1] == {"type": "home"}),
+    ("remove listed values only", {"op": "Remove", "path": "roles", "value": [{"value": "r2"}]},
+     lambda d: d["roles"] == [{"value": "r1"}]),
+    ("remove whole multi", {"op": "remove", "path": "roles"}, lambda d: "roles" not in d),
+    ("no-path dotted and URN keys", {"op": "replace", "value": {
+        "displayName": "D", "name.givenName": "G", f"{ENT}:employeeNumber": "7", "urn:unknown:x": 1}},
+     lambda d: d["displayName"] == "D" and d["name"]["givenName"] == "G" and d[ENT] == {"employeeNumber": "7"}),
+    ("no-path add with extension object", {"op": "add", "value": {WALKIN: {"jobCode": "OP01"}}},
+     lambda d: d[WALKIN] == {"jobCode": "OP01"} and WALKIN in d["schemas"]),
+    ("extension attribute path", {"op": "add", "path": f"{WALKIN}:certifications", "value": [
+        {"course": "C", "kind": "full", "completedOn": "2025-09-15"}]},
+     lambda d: d[WALKIN]["certifications"] == [{"course": "C", "kind": "full", "completedOn": "2025-09-15"}]),
+    ("manager as a list", {"op": "Add", "path": f"{ENT}:manager", "value": [{"$ref": None, "value": "m"}]},
+     lambda d: d[ENT]["manager"] == {"value": "m"}),
+    ("manager as a bare string", {"op": "add", "path": f"{ENT}:manager", "value": "m2"},
+     lambda d: d[ENT]["manager"] == {"value": "m2"}),
+    ("replace with null removes", {"op": "replace", "path": "userName", "value": "x"},
+     lambda d: d["userName"] == "x"),
+    ("remove whole extension", {"op": "remove", "path": ENT}, lambda d: ENT not in d),
+]
+
+
+@pytest.mark.parametrize(("name", "operation", "check"), CASES, ids=[c[0] for c in CASES])
+def test_patch_operation(name, operation, check):
+    """Each operation form changes exactly what it names."""
+    result = run(operation)
+    assert check(result.data), result.data
+    assert BASE["emails"][0]["value"] == "a@d.org"  # the input is never mutated
+
+
+@pytest.mark.parametrize(("operation", "error"), [
+    ({"op": "remove"}, NoTarget),
+    ({"op": "add", "path": "id", "value": "x"}, Mutability),
+    ({"op": "add", "path": "groups", "value": [{"value": "g"}]}, Mutability),
+    ({"op": "add", "path": "nope", "value": 1}, InvalidPath),
+    ({"op": "add", "path": "name.nope", "value": 1}, InvalidPath),
+    ({"op": "add", "path": "title[x eq 1]", "value": 1}, InvalidPath),
+    ({"op": "add", "path": 'emails[type eq "w"', "value": 1}, InvalidPath),
+    ({"op": "add", "path": "active", "value": "maybe"}, InvalidValue),
+    ({"op": "replace", "path": 'emails[type co "zz"].value', "value": "x@y"}, NoTarget),
+    ({"op": "remove", "path": "userName"}, InvalidValue),
+    ({"op": "add", "path": "urn:unknown:1.0:User:x", "value": 1}, InvalidPath),
+], ids=lambda v: v.__name__ if isinstance(v, type) else None)
+def test_bad_operations_raise_scim_errors(operation, error):
+    """Bad paths, read-only targets, wrong types and missing targets are 4xx errors."""
+    with pytest.raises(error):
+        run(operation)
+
+
+def test_group_member_operations_are_extracted_not_applied():
+    """members changes leave the data and come out as ordered member operations."""
+    group = {"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"], "displayName": "G"}
+    result = run(
+        {"op": "Add", "path": "members", "value": [{"$ref": None, "value": "u1"}, "u2"]},
+        {"op": "Remove", "path": "members", "value": [{"value": "u1"}]},
+        {"op": "remove", "path": 'members[value eq "u3"]'},
+        {"op": "replace", "path": "members", "value": [{"value": "u4"}]},
+        {"op": "replace", "value": {"displayName": "H"}},
+        data=group, kind=GROUP,
+    )
+    assert result.data == {"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"], "displayName": "H"}
+    assert [m.action for m in result.members] == [
+        MemberAction.ADD, MemberAction.REMOVE, MemberAction.REMOVE_WHERE, MemberAction.REMOVE_ALL, MemberAction.ADD]
+    assert result.members[0] == MemberOp(MemberAction.ADD, ids=("u1", "u2"))
+    assert result.members[1] == MemberOp(MemberAction.REMOVE, ids=("u1",))
+
+
+def test_operations_parse_every_op_spelling():
+    """'Add', 'REPLACE', 'remove' all parse; unknown ops are invalidSyntax."""
+    ops = parse_operations({"Operations": [{"op": "Add", "path": "a", "value": 1}, {"op": "REPLACE", "path": "a", "value": 2},
+                                           {"op": "remove", "path": "a"}]}, 10)
+    assert [o for o, _, _ in ops] == [Op.ADD, Op.REPLACE, Op.REMOVE]
+    with pytest.raises(ScimError) as exc:
+        parse_operations({"Operations": [{"op": "move", "path": "a"}]}, 10)
+    assert exc.value.scim_type == "invalidSyntax"
