@@ -35,20 +35,54 @@ def migrate() -> None:
     click.echo(f"schema is up to date on {_safe_url(settings.database_url)}")
 
 
+@main.group("import")
+def import_() -> None:
+    """Import data exported by other district systems."""
+
+
+@import_.command("certifications")
+@click.argument("csv_file", type=click.Path(exists=True, dir_okay=False))
+def import_certifications(csv_file: str) -> None:
+    """Import the training system's completion export (CSV with a header:
+    userName or employeeNumber, course, kind, completed_on).
+
+    Idempotent; bad rows are reported with their line number and skipped; the
+    good rows are written all at once. Exit status 1 when any row was bad.
+    """
+    from connector.certifications import import_certifications as run_import
+    from connector.store.database import Store
+
+    settings = Settings()
+    try:
+        with open(csv_file, encoding="utf-8-sig", newline="") as handle:
+            text = handle.read()
+    except UnicodeDecodeError:
+        raise click.ClickException(f"{csv_file} is not UTF-8 text") from None
+    try:
+        report = run_import(Store(settings.database_url), text)
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from None
+    for error in report.errors:
+        click.echo(error, err=True)
+    click.echo(f"{report.rows} rows: {report.added} completions added to {report.users_changed} users, "
+               f"{report.unchanged} already known, {len(report.errors)} rejected")
+    if report.errors:
+        raise SystemExit(1)
+
+
 def _safe_url(url: str) -> str:
     from sqlalchemy.engine import make_url
 
     return make_url(url).render_as_string(hide_password=True)
 
 
-def _register_optional() -> None:
-    """Commands of the other parts of the system, when they are installed."""
-    try:
-        from mappings.cli import commands
-    except ImportError:
-        return
-    for command in commands():
+def _register() -> None:
+    """Commands of the other parts of the system."""
+    from mappings.cli import commands as mapping_commands
+    from sync.cli import commands as sync_commands
+
+    for command in [*mapping_commands(), *sync_commands()]:
         main.add_command(command)
 
 
-_register_optional()
+_register()

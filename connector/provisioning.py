@@ -28,6 +28,9 @@ from connector.store.fields import GROUP_FIELDS, GROUP_SORT, USER_FIELDS, USER_S
 from connector.store.models import GroupRow, UserRow
 
 
+MAX_START = 2**31  # startIndex beyond this is past every result: an empty page
+
+
 def now() -> datetime:
     return datetime.now(timezone.utc)
 
@@ -87,7 +90,7 @@ class Provisioning:
 
     def get_user(self, user_id: str, base: str, proj: Projection) -> Written:
         with self.store.read() as session:
-            row = user_rows.get_user(session, user_id)
+            row = user_rows.get_user(session, user_id) if _plausible(user_id) else None
             if row is None:
                 raise NotFound(f"User {user_id} not found")
             return self._user_out(session, row, base, proj)
@@ -113,7 +116,7 @@ class Provisioning:
             user_rows.delete_user(session, row, now())
 
     def _locked_user(self, session, user_id: str, if_match: str | None) -> UserRow:
-        row = user_rows.get_user(session, user_id, lock=True)
+        row = user_rows.get_user(session, user_id, lock=True) if _plausible(user_id) else None
         if row is None:
             raise NotFound(f"User {user_id} not found")
         check_version(render.etag(row.version), if_match)
@@ -138,7 +141,7 @@ class Provisioning:
 
     def get_group(self, group_id: str, base: str, proj: Projection) -> Written:
         with self.store.read() as session:
-            row = group_rows.get_group(session, group_id)
+            row = group_rows.get_group(session, group_id) if _plausible(group_id) else None
             if row is None:
                 raise NotFound(f"Group {group_id} not found")
             return self._group_out(session, row, base, proj)
@@ -170,7 +173,7 @@ class Provisioning:
             group_rows.delete_group(session, row, now())
 
     def _locked_group(self, session, group_id: str, if_match: str | None) -> GroupRow:
-        row = group_rows.get_group(session, group_id, lock=True)
+        row = group_rows.get_group(session, group_id, lock=True) if _plausible(group_id) else None
         if row is None:
             raise NotFound(f"Group {group_id} not found")
         check_version(render.etag(row.version), if_match)
@@ -191,7 +194,7 @@ class Provisioning:
         scim = self.settings.scim
         node = parse(query.filter, scim.max_filter_length) if query.filter is not None else None
         count = scim.default_page_size if query.count is None else max(0, min(query.count, scim.max_page_size))
-        start = max(1, query.start_index)
+        start = min(max(1, query.start_index), MAX_START)
         plans = []
         errors = []
         for kind in kinds:
@@ -256,6 +259,12 @@ class Provisioning:
 
 
 _TABLES = {"User": (UserRow, USER_FIELDS, USER_SORT), "Group": (GroupRow, GROUP_FIELDS, GROUP_SORT)}
+
+
+def _plausible(resource_id: str) -> bool:
+    """Ids are ours (UUIDs): anything longer or with control characters cannot
+    exist, and must not reach the database (PostgreSQL refuses NUL in text)."""
+    return 0 < len(resource_id) <= 64 and resource_id.isprintable()
 
 
 def _extra(name: str, value: list) -> dict | None:

@@ -7,9 +7,14 @@ passed down; nothing else reads ``os.environ``.
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Annotated
+
 from pydantic import BaseModel, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
-from typing import Annotated
+
+from sync.settings import SyncSettings
+from sync.targets.ldap_settings import LdapSettings
 
 
 class ScimSettings(BaseModel):
@@ -56,6 +61,16 @@ class Settings(BaseSettings):
     When unset, the URL the request arrived on is used."""
 
     scim: ScimSettings = Field(default_factory=ScimSettings)
+
+    mapping_path: Path | None = None
+    """The mapping file (attribute mapping and access policy settings). Unset: the
+    shipped ``mappings/walkin.yaml``."""
+
+    sync: SyncSettings = Field(default_factory=SyncSettings)
+
+    ldap: LdapSettings | None = None
+    """The LDAP / Active Directory target (``WALKIN_LDAP__URLS='["ldaps://dc1"]'``,
+    ``WALKIN_LDAP__PEOPLE_BASE=…``); required when ``sync.target`` is ``ldap``."""
 
     @field_validator("scim_token", mode="before")
     @classmethod

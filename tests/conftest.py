@@ -8,6 +8,7 @@ for this test session and dropped after it).
 from __future__ import annotations
 
 import os
+import shutil
 import uuid
 
 import pytest
@@ -61,11 +62,21 @@ def _truncate(store: Store) -> None:
         conn.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
 
 
+@pytest.fixture(scope="session")
+def _sqlite_template(tmp_path_factory):
+    """A migrated SQLite database, copied for each test (migrating costs more)."""
+    path = tmp_path_factory.mktemp("template") / "walkin.db"
+    Store(f"sqlite:///{path}").dispose()
+    return path
+
+
 @pytest.fixture(params=BACKENDS)
 def database_url(request, tmp_path):
     """The URL of an empty, migrated database on each backend."""
     if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'walkin.db'}"
+        path = tmp_path / "walkin.db"
+        shutil.copyfile(request.getfixturevalue("_sqlite_template"), path)
+        return f"sqlite:///{path}"
     store = request.getfixturevalue("_postgres_store")
     _truncate(store)
     return store.engine.url.render_as_string(hide_password=False)
@@ -77,8 +88,11 @@ def settings(database_url) -> Settings:
 
 
 @pytest.fixture
-def store(settings):
-    store = Store(settings.database_url)
+def store(request, settings):
+    if settings.database_url.startswith("postgresql"):
+        yield request.getfixturevalue("_postgres_store")  # shared; emptied by database_url
+        return
+    store = Store(settings.database_url, auto_migrate=False)
     yield store
     store.dispose()
 

@@ -22,8 +22,12 @@ SCIM_JSON = "application/scim+json"
 
 
 def scim_response(body: Any, status: int = 200, etag: str | None = None, location: str | None = None) -> Response:
-    response = Response(json.dumps(body, separators=(",", ":"), ensure_ascii=False), status=status,
-                        mimetype=SCIM_JSON)
+    text = json.dumps(body, separators=(",", ":"), ensure_ascii=False)
+    try:
+        data = text.encode("utf-8")
+    except UnicodeEncodeError:  # an unpaired surrogate quoted back in an error detail
+        data = json.dumps(body, separators=(",", ":")).encode("ascii")
+    response = Response(data, status=status, mimetype=SCIM_JSON)
     if etag:
         response.headers["ETag"] = etag
     if location:
@@ -46,12 +50,18 @@ def error_response(error: ScimError) -> Response:
 
 
 def _reject_constant(name: str) -> Any:
-    raise InvalidValue(f"'{name}' is not a valid JSON number")
+    raise InvalidSyntax(f"'{name}' is not JSON (RFC 8259 §6)")
 
 
 def json_body() -> Any:
     """The request body as JSON. :raises InvalidSyntax: when it is not JSON."""
     raw = request.get_data(cache=False)
+    limit = current_app.config.get("MAX_CONTENT_LENGTH")
+    if request.content_length is None and limit is not None and len(raw) >= limit:
+        # A chunked body is cut at the limit by Werkzeug, silently: anything left
+        # in the raw input means the body was larger than allowed.
+        if request.environ["wsgi.input"].read(1):
+            raise PayloadTooLarge("the request body is too large")
     if not raw.strip():
         raise InvalidSyntax("the request has no body")
     try:

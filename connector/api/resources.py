@@ -23,10 +23,10 @@ def service() -> Provisioning:
 def _int(value: Any, name: str) -> int | None:
     if value is None or value == "":
         return None
-    if isinstance(value, bool):
-        raise InvalidValue(f"'{name}' must be an integer")
+    if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
+        raise InvalidValue(f"'{name}' must be an integer, got {value!r}")
     try:
-        return int(value)
+        return max(-(2**31), min(int(value), 2**31))
     except (TypeError, ValueError):
         raise InvalidValue(f"'{name}' must be an integer, got {value!r}") from None
 

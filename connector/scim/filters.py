@@ -43,9 +43,13 @@ class _Lexer(SCIMLexer):
     @_(r'"(?:[^"\\]|\\.)*"')  # noqa: F821 - sly injects ``_``
     def COMP_VALUE(self, t):
         try:
-            t.value = _Str(json.loads(t.value))
-        except ValueError:
-            raise InvalidFilter(f"invalid string literal {t.value}") from None
+            text = json.loads(t.value)
+            text.encode("utf-8")
+        except (ValueError, UnicodeEncodeError):
+            raise InvalidFilter(f"invalid string literal {t.value[:40]}") from None
+        if "\x00" in text:
+            raise InvalidFilter("a filter value cannot contain a NUL character")
+        t.value = _Str(text)
         return t
 
     def error(self, t):
@@ -202,6 +206,29 @@ def _reassociate(node: ast.LogExpr, namespace: str | None) -> Node:
     return result
 
 
+MAX_DEPTH = 16  # nested parentheses/brackets
+MAX_TERMS = 100  # comparisons in one filter
+_COMPARISONS = {"EQ", "NE", "CO", "SW", "EW", "GT", "GE", "LT", "LE", "PR"}
+
+
+def _bounded(tokens):
+    """Pass tokens through, refusing filters nested or long enough to strain the
+    parser, the SQL compiler or the database's own expression-depth limit."""
+    depth = terms = 0
+    for token in tokens:
+        if token.type in ("LPAREN", "LBRACKET"):
+            depth += 1
+            if depth > MAX_DEPTH:
+                raise InvalidFilter(f"the filter nests more than {MAX_DEPTH} levels deep")
+        elif token.type in ("RPAREN", "RBRACKET"):
+            depth -= 1
+        elif token.type in _COMPARISONS:
+            terms += 1
+            if terms > MAX_TERMS:
+                raise InvalidFilter(f"the filter has more than {MAX_TERMS} comparisons")
+        yield token
+
+
 def parse(text: str, max_length: int = 4096) -> Node:
     """Parse a filter into a tree of :class:`Compare`, :class:`Logical`, :class:`Not`
     and :class:`ValuePath`. :raises InvalidFilter: on any syntax error."""
@@ -210,7 +237,7 @@ def parse(text: str, max_length: int = 4096) -> Node:
     if len(text) > max_length:
         raise InvalidFilter(f"the filter is longer than {max_length} characters")
     try:
-        tree = SCIMParser().parse(_Lexer().tokenize(text))
+        tree = SCIMParser().parse(_bounded(_Lexer().tokenize(text)))
     except InvalidFilter:
         raise
     except (SCIMParserError, LexError, ValueError, TypeError, AttributeError, RecursionError) as exc:
@@ -345,8 +372,8 @@ def compile_filter(node: Node, fields: FieldMap) -> ColumnElement:
     Each leaf is true or false, never NULL, so ``not`` keeps two-valued logic.
     """
     if isinstance(node, Logical):
-        left, right = compile_filter(node.left, fields), compile_filter(node.right, fields)
-        return and_(left, right) if node.op == "and" else or_(left, right)
+        parts = [compile_filter(n, fields) for n in _flatten(node)]
+        return and_(*parts) if node.op == "and" else or_(*parts)
     if isinstance(node, Not):
         return not_(compile_filter(node.inner, fields))
     if isinstance(node, ValuePath):
@@ -358,6 +385,20 @@ def compile_filter(node: Node, fields: FieldMap) -> ColumnElement:
     if child is None:
         return _leaf(column, node)
     return exists(select(true()).where(child.link(), _leaf(column, node)))
+
+
+def _flatten(node: Logical) -> list[Node]:
+    """The operands of a chain of one operator (``a and b and c``), so SQL gets
+    one flat AND/OR instead of a deep tree."""
+    out: list[Node] = []
+    stack: list[Node] = [node]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, Logical) and item.op == node.op:
+            stack.extend((item.right, item.left))
+        else:
+            out.append(item)
+    return out
 
 
 def _compile_within(node: Node, child: Child, base: str) -> ColumnElement:

@@ -18,9 +18,9 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-from .errors import BadRequest, InvalidPath, InvalidSyntax, InvalidValue, NoTarget, TooMany
+from .errors import InvalidFilter, InvalidPath, InvalidSyntax, InvalidValue, Mutability, NoTarget, TooMany
 from .filters import Compare, Logical, Node, Not, ValuePath
-from .paths import EXTERNAL_ID, ExtensionPath, Path, parse_path
+from .paths import ExtensionPath, Path, parse_path
 from .schema import Attr, ResourceKind, Type, Urn
 from .values import coerce_complex, coerce_simple, coerce_value, finish, unwrap_single
 
@@ -76,7 +76,9 @@ def parse_operations(body: Any, max_operations: int) -> list[tuple[Op, Any, Any]
         op = Op(name.lower())
         if "path" in lowered and lowered["path"] is not None and not isinstance(lowered["path"], str):
             raise InvalidPath(f"Operations[{index}].path must be a string")
-        path = lowered.get("path") or None
+        path = lowered.get("path")
+        if isinstance(path, str) and not path.strip():
+            raise InvalidPath(f"Operations[{index}].path is empty")
         if op is not Op.REMOVE and "value" not in lowered:
             raise InvalidValue(f"Operations[{index}] ({op}) needs a 'value'")
         out.append((op, path, lowered.get("value")))
@@ -150,8 +152,6 @@ def _apply_path(kind: ResourceKind, result: PatchResult, op: Op, path: Path | Ex
         return
     attr = path.attr
     if attr.mutability == "readOnly" or (path.sub is not None and path.sub.mutability == "readOnly"):
-        from .errors import Mutability
-
         raise Mutability(f"'{path.text}' is read-only")
     if kind.name == "Group" and attr.name == "members":
         _member_op(result, op, path, value)
@@ -183,7 +183,7 @@ def _set_single(container: dict, path: Path, op: Op, value: Any) -> None:
         _store(container, attr.name, current or None)
         return
     if attr.type is Type.COMPLEX:
-        value = unwrap_single(value, where)
+        value = unwrap_single(attr, value, where)
         coerced = coerce_complex(attr, value, where) if value is not None else None
         merged = dict(container.get(attr.name) or {})
         merged.update(coerced or {})
@@ -372,8 +372,8 @@ def _compare(actual: Any, op: str, expected: Any, case_exact: bool) -> bool:
         if op == "le":
             return actual <= expected
     except TypeError:
-        raise BadRequest(f"cannot compare {actual!r} with {expected!r}") from None
+        raise InvalidFilter(f"cannot compare {actual!r} with {expected!r}") from None
     raise InvalidPath(f"unknown operator '{op}'")
 
 
-__all__ = ["EXTERNAL_ID", "MemberAction", "MemberOp", "Op", "PatchResult", "apply_patch", "matches", "parse_operations"]
+__all__ = ["MemberAction", "MemberOp", "Op", "PatchResult", "apply_patch", "matches", "parse_operations"]

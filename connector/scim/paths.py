@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .errors import InvalidPath, InvalidFilter
+from .errors import InvalidFilter, InvalidPath, Mutability
 from .filters import Node, parse
-from .schema import Attr, ResourceKind, Schema, Type, Urn
+from .schema import Attr, ResourceKind, Schema, Type
 
 EXTERNAL_ID = Attr("externalId", case_exact=True)
 _READ_ONLY = {"id", "meta", "schemas"}
@@ -79,8 +79,6 @@ def parse_path(kind: ResourceKind, text: object) -> Path | ExtensionPath:
     if not name:
         raise InvalidPath(f"'{text}' names no attribute")
     if not is_ext and name.lower() in _READ_ONLY:
-        from .errors import Mutability
-
         raise Mutability(f"'{name}' is read-only")
     attr = EXTERNAL_ID if (not is_ext and name.lower() == "externalid") else schema.attr(name)
     if attr is None:
@@ -97,8 +95,4 @@ def parse_path(kind: ResourceKind, text: object) -> Path | ExtensionPath:
     return Path(schema, attr, filter_node, sub, is_ext)
 
 
-def core_urn(kind: ResourceKind) -> str:
-    return kind.core.id
-
-
-__all__ = ["EXTERNAL_ID", "ExtensionPath", "Path", "Urn", "parse_path"]
+__all__ = ["EXTERNAL_ID", "ExtensionPath", "Path", "parse_path"]

@@ -20,6 +20,7 @@ from .schema import Attr, ResourceKind, Schema, Type
 
 _TRUE = {"true": True, "false": False}
 MAX_STRING = 65536
+_BY_ID = {"manager", "members"}  # complex attributes that are references by id
 
 
 def coerce_boolean(value: Any, where: str) -> bool:
@@ -65,13 +66,18 @@ def coerce_simple(attr: Attr, value: Any, where: str) -> Any:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise InvalidValue(f"'{where}' must be a number, got {_show(value)}")
         return value
-    if isinstance(value, bool) or not isinstance(value, (str, int, float)):
-        raise InvalidValue(f"'{where}' must be a {kind.value}, got {_show(value)}")
-    text = value if isinstance(value, str) else str(value)
+    if not isinstance(value, str):
+        raise InvalidValue(f"'{where}' must be a {kind.value} (a JSON string), got {_show(value)}")
+    text = value
     if len(text) > MAX_STRING:
         raise InvalidValue(f"'{where}' is longer than {MAX_STRING} characters")
     if "\x00" in text:
         raise InvalidValue(f"'{where}' contains a NUL character")
+    if not text.isascii():
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            raise InvalidValue(f"'{where}' contains an unpaired UTF-16 surrogate") from None
     if kind is Type.DATETIME:
         try:
             return parse_datetime(text).isoformat().replace("+00:00", "Z")
@@ -88,10 +94,11 @@ def coerce_simple(attr: Attr, value: Any, where: str) -> Any:
 def coerce_complex(attr: Attr, value: Any, where: str) -> dict | None:
     """A complex value: a JSON object whose keys are sub-attributes.
 
-    A bare string is taken as the ``value`` sub-attribute (some clients send a
-    manager or a group member as a plain id).
+    A bare string is taken as the ``value`` sub-attribute of a manager or a group
+    member (some clients send those as a plain id); both need a ``value``.
     """
-    if isinstance(value, (str, int)) and not isinstance(value, bool) and attr.child("value"):
+    by_id = attr.name in _BY_ID
+    if by_id and isinstance(value, str):
         value = {"value": value}
     if not isinstance(value, dict):
         raise InvalidValue(f"'{where}' must be a complex value (a JSON object), got {_show(value)}")
@@ -103,14 +110,18 @@ def coerce_complex(attr: Attr, value: Any, where: str) -> dict | None:
         if item is None or sub.mutability == "readOnly":
             continue
         out[sub.name] = coerce_simple(sub, item, f"{where}.{sub.name}")
+    if by_id and not out.get("value"):
+        raise InvalidValue(f"'{where}' needs a 'value' (the id it refers to)")
     return out or None
 
 
-def unwrap_single(value: Any, where: str) -> Any:
-    """A single-valued attribute given as a list of at most one value (Entra
-    sends the manager as ``[{"value": …}]``)."""
+def unwrap_single(attr: Attr, value: Any, where: str) -> Any:
+    """Entra sends the single-valued manager as ``[{"value": …}]``: a list of at
+    most one value is taken as the value for it, and only for it."""
     if not isinstance(value, list):
         return value
+    if attr.name not in _BY_ID:
+        raise InvalidValue(f"'{where}' is single-valued, got a list")
     if len(value) > 1:
         raise InvalidValue(f"'{where}' is single-valued, got a list of {len(value)}")
     return value[0] if value else None
@@ -133,7 +144,7 @@ def coerce_value(attr: Attr, value: Any, where: str) -> Any:
         if attr.type is Type.COMPLEX and sum(1 for i in out if i.get("primary") is True) > 1:
             raise InvalidValue(f"'{where}' has more than one value with primary true (RFC 7643 §2.4)")
         return out or None
-    value = unwrap_single(value, where)
+    value = unwrap_single(attr, value, where)
     if value is None:
         return None
     if attr.type is Type.COMPLEX:

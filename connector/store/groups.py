@@ -30,7 +30,10 @@ def _chunks(ids: list[str]) -> Iterable[list[str]]:
 
 
 def columns(data: dict) -> dict:
-    return {"display_name": data["displayName"].lower(), "external_id": data.get("externalId")}
+    from .users import check_lengths
+
+    return check_lengths({"display_name": data["displayName"].lower(), "external_id": data.get("externalId")},
+                         "the Group's")
 
 
 def _flush_unique(session: Session) -> None:

@@ -13,7 +13,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from sqlalchemy import (
-    JSON, BigInteger, Boolean, DateTime, ForeignKey, Index, Integer, String, Text,
+    JSON, BigInteger, Boolean, DateTime, ForeignKey, Index, Integer, String, Text, text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -122,3 +122,124 @@ class JournalRow(Base):
     detail: Mapped[dict] = mapped_column(JSON, nullable=False)
     source: Mapped[str] = mapped_column(String(32), nullable=False, default="scim")
     note: Mapped[str | None] = mapped_column(Text)
+
+
+# ----------------------------------------------------------------- sync state
+
+
+class SyncRunRow(Base):
+    """One reconcile of one entitlement into one target."""
+
+    __tablename__ = "sync_run"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    kind: Mapped[str] = mapped_column(String(16), nullable=False)  # full | daily | event | manual | release
+    entitlement: Mapped[str] = mapped_column(String(64), nullable=False)
+    target: Mapped[str] = mapped_column(String(32), nullable=False)
+    dry_run: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
+    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    status: Mapped[str] = mapped_column(String(16), nullable=False, index=True)
+    counts: Mapped[dict] = mapped_column(JSON, nullable=False, default=dict)
+    held: Mapped[list] = mapped_column(JSON, nullable=False, default=list)  # removals held by the guard
+    released_by: Mapped[int | None] = mapped_column(Integer)
+    detail: Mapped[str | None] = mapped_column(Text)
+
+
+class AuditRow(Base):
+    """Append-only audit trail (UPDATE and DELETE are refused by triggers)."""
+
+    __tablename__ = "audit_log"
+
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    )
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False, index=True)
+    run_id: Mapped[int | None] = mapped_column(Integer, index=True)
+    journal_seq: Mapped[int | None] = mapped_column(BigInteger)
+    person_id: Mapped[str | None] = mapped_column(_ID, index=True)
+    user_name: Mapped[str | None] = mapped_column(_TEXT)
+    entitlement: Mapped[str] = mapped_column(String(64), nullable=False)
+    target: Mapped[str] = mapped_column(String(32), nullable=False)
+    member: Mapped[str | None] = mapped_column(Text)
+    action: Mapped[str] = mapped_column(String(16), nullable=False)
+    reasons: Mapped[list] = mapped_column(JSON, nullable=False, default=list)
+    evidence: Mapped[str | None] = mapped_column(String(64))
+    result: Mapped[str] = mapped_column(String(16), nullable=False)
+    detail: Mapped[str | None] = mapped_column(Text)
+
+
+class AccessLossRow(Base):
+    """The date of a person's most recent revoke of an entitlement (policy §4's
+    ``lost_access_on``)."""
+
+    __tablename__ = "access_loss"
+
+    person_id: Mapped[str] = mapped_column(_ID, primary_key=True)
+    entitlement: Mapped[str] = mapped_column(String(64), primary_key=True)
+    lost_on: Mapped[str] = mapped_column(String(10), nullable=False)  # YYYY-MM-DD
+    run_id: Mapped[int | None] = mapped_column(Integer)
+
+
+class OverrideRow(Base):
+    """An administrator's audited exception (policy §2 ``overrides``)."""
+
+    __tablename__ = "access_override"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    person_id: Mapped[str] = mapped_column(_ID, nullable=False, index=True)
+    entitlement: Mapped[str] = mapped_column(String(64), nullable=False)
+    effect: Mapped[str] = mapped_column(String(8), nullable=False)  # grant | deny
+    until: Mapped[str] = mapped_column(String(10), nullable=False)  # YYYY-MM-DD
+    reason: Mapped[str] = mapped_column(Text, nullable=False)
+    by: Mapped[str] = mapped_column(String(256), nullable=False)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+
+
+class DirectoryEntryRow(Base):
+    """Where a person was found in a target (cached resolve), so a reconcile does
+    not search the directory for everyone every time."""
+
+    __tablename__ = "directory_entry"
+
+    target: Mapped[str] = mapped_column(String(32), primary_key=True)
+    person_id: Mapped[str] = mapped_column(_ID, primary_key=True)
+    key: Mapped[str] = mapped_column(_TEXT, nullable=False)
+    member: Mapped[str] = mapped_column(Text, nullable=False)
+    resolved_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+
+
+class SyncCursorRow(Base):
+    """How far the journal has been turned into jobs."""
+
+    __tablename__ = "sync_cursor"
+
+    name: Mapped[str] = mapped_column(String(32), primary_key=True)
+    seq: Mapped[int] = mapped_column(BigInteger, nullable=False, default=0)
+
+
+class SyncJobRow(Base):
+    """Work for the workers: re-decide one person (or everyone), claimed with a lease."""
+
+    __tablename__ = "sync_job"
+
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    )
+    person_id: Mapped[str | None] = mapped_column(_ID)  # None: a full reconcile
+    status: Mapped[str] = mapped_column(String(16), nullable=False)  # pending | running | done | failed
+    first_seq: Mapped[int | None] = mapped_column(BigInteger)
+    last_seq: Mapped[int | None] = mapped_column(BigInteger)
+    claimed_by: Mapped[str | None] = mapped_column(String(128))
+    lease_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    attempts: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+    done_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    detail: Mapped[str | None] = mapped_column(Text)
+
+    __table_args__ = (
+        Index("ix_sync_job_status", "status", "id"),
+        # At most one pending job per person: new events fold into it.
+        Index("ux_sync_job_pending_person", "person_id", unique=True,
+              sqlite_where=text("status = 'pending'"), postgresql_where=text("status = 'pending'")),
+    )

@@ -6,11 +6,11 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, func, insert, select
+from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from connector.scim.errors import Uniqueness
+from connector.scim.errors import InvalidValue, Uniqueness
 from connector.scim.schema import Urn
 
 from . import journal
@@ -20,8 +20,19 @@ from .models import CertificationRow, GroupRow, MemberRow, UserEmailRow, UserRow
 _ENT, _WALKIN = Urn.ENTERPRISE.value, Urn.WALKIN.value
 
 
+INDEXED_MAX = 512  # characters in a filterable/unique column (PostgreSQL btree entries are bounded)
+
+
 def _low(value: Any) -> str | None:
     return value.lower() if isinstance(value, str) else None
+
+
+def check_lengths(values: dict[str, Any], what: str) -> dict[str, Any]:
+    """Refuse values too long for their indexed column (400, naming the column)."""
+    for column, value in values.items():
+        if isinstance(value, str) and len(value) > INDEXED_MAX:
+            raise InvalidValue(f"{what} {column.replace('_', ' ')} is longer than {INDEXED_MAX} characters")
+    return values
 
 
 def columns(data: dict) -> dict[str, Any]:
@@ -30,7 +41,7 @@ def columns(data: dict) -> dict[str, Any]:
     ent = data.get(_ENT) or {}
     ext = data.get(_WALKIN) or {}
     manager = ent.get("manager") or {}
-    return {
+    return check_lengths({
         "user_name": data["userName"].lower(),
         "external_id": data.get("externalId"),
         "display_name": _low(data.get("displayName")),
@@ -50,7 +61,7 @@ def columns(data: dict) -> dict[str, Any]:
         "job_code": _low(ext.get("jobCode")),
         "location_code": _low(ext.get("locationCode")),
         "assignment_start": ext.get("assignmentStartDate"),
-    }
+    }, "the User's")
 
 
 def _children(user_id: str, data: dict) -> tuple[list[dict], list[dict]]:
@@ -68,6 +79,11 @@ def _children(user_id: str, data: dict) -> tuple[list[dict], list[dict]]:
 
 def _write_children(session: Session, user_id: str, data: dict, old: dict | None) -> None:
     emails, certs = _children(user_id, data)
+    for row in emails:
+        check_lengths({"email": row["value"], "email_type": row["type"]}, "an")
+    for row in certs:
+        check_lengths({"certification_course": row["course"], "certification_kind": row["kind"],
+                       "completion_date": row["completed_on"]}, "a")
     if old is not None:
         old_emails, old_certs = _children(user_id, old)
         if old_emails != emails:
@@ -106,9 +122,10 @@ def insert_user(session: Session, data: dict, now: datetime) -> UserRow:
     return row
 
 
-def replace_user(session: Session, row: UserRow, data: dict, now: datetime) -> bool:
+def replace_user(session: Session, row: UserRow, data: dict, now: datetime, source: str = "scim") -> bool:
     """Store ``data`` as the user's new representation.
 
+    :param source: who changed it, for the journal (``scim``, ``import``).
     :returns: False when nothing changed (no new version, no journal entry).
     """
     old = row.data
@@ -123,7 +140,7 @@ def replace_user(session: Session, row: UserRow, data: dict, now: datetime) -> b
     _write_children(session, row.id, data, old)
     changes = journal.view_changes(journal.policy_view(old), journal.policy_view(data))
     if changes:
-        journal.append(session, now, [(Event.USER_UPDATED, row.id, None, changes)])
+        journal.append(session, now, [(Event.USER_UPDATED, row.id, None, changes)], source=source)
     return True
 
 
@@ -133,8 +150,6 @@ def delete_user(session: Session, row: UserRow, now: datetime) -> None:
     entries = [(Event.MEMBER_REMOVED, row.id, gid, {"reason": "user deleted"}) for gid in group_ids]
     if group_ids:
         session.execute(delete(MemberRow).where(MemberRow.member_id == row.id))
-        from sqlalchemy import update
-
         session.execute(
             update(GroupRow).where(GroupRow.id.in_(group_ids))
             .values(version=GroupRow.version + 1, last_modified=now)

@@ -152,3 +152,31 @@ def test_tokens_rotate(settings, store):
         assert client.get("/scim/v2/Users", headers={"Authorization": f"Bearer {token}"}).status_code == 200
     r = client.get("/scim/v2/Users", headers={"Authorization": "Bearer other"})
     assert r.status_code == 401 and r.headers["WWW-Authenticate"].startswith("Bearer")
+
+
+def test_unexpected_errors_are_a_bare_500_with_a_request_id(app, client, caplog, monkeypatch):
+    """A bug answers 500 with no traceback in the body; the log has the request id, not the token."""
+    from tests.conftest import TOKEN
+
+    def boom(*args, **kwargs):
+        raise RuntimeError("secret internals")
+
+    monkeypatch.setattr(app.extensions["walkin.provisioning"], "search", boom)
+    r = client.get("/scim/v2/Users", headers={**AUTH, "X-Request-Id": "req-42"})
+    assert r.status_code == 500
+    body = r.get_json()
+    assert body["status"] == "500" and "req-42" in body["detail"]
+    assert "secret internals" not in r.get_data(as_text=True) and "Traceback" not in r.get_data(as_text=True)
+    assert "req-42" in caplog.text and TOKEN not in caplog.text
+
+
+def test_migrations_match_the_models(store):
+    """Alembic's head revision creates exactly the tables and indexes the models declare."""
+    from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
+
+    from connector.store.models import Base
+
+    with store.engine.connect() as conn:
+        diff = compare_metadata(MigrationContext.configure(conn), Base.metadata)
+    assert diff == []

@@ -1,0 +1,66 @@
+"""Field types shared by the mapping file and the person facts."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Annotated
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, ValidationError
+from pydantic_core import ErrorDetails
+
+
+class FrozenModel(BaseModel):
+    """Immutable, and a typo in a key is an error rather than silently ignored."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+def parse_iso_date(value: object) -> date:
+    """Read a calendar date written exactly ``YYYY-MM-DD``.
+
+    ``date.fromisoformat`` alone would also take ``20250915`` and ``2025-W38-1``;
+    the facts format promises one spelling, so anything else is refused. A ``date``
+    passes through (YAML reads unquoted ``2025-12-25`` as one), a ``datetime`` does not.
+
+    :raises ValueError: naming the offending value.
+    """
+    if type(value) is date:
+        return value
+    if isinstance(value, str) and len(value) == 10 and value[4] == "-" and value[7] == "-":
+        digits = value[:4] + value[5:7] + value[8:]
+        if digits.isascii() and digits.isdigit():
+            try:
+                return date.fromisoformat(value)
+            except ValueError:
+                pass
+    raise ValueError(f"invalid date {value!r}, expected YYYY-MM-DD")
+
+
+#: A date given as ``YYYY-MM-DD`` (or as a ``date``).
+IsoDate = Annotated[date, BeforeValidator(parse_iso_date)]
+
+
+def describe_errors(exc: ValidationError) -> list[str]:
+    """Each pydantic error as ``key.path[0]: problem``, the way people read keys."""
+    return [_describe(error) for error in exc.errors()]
+
+
+def _describe(error: ErrorDetails) -> str:
+    parts: list[str] = []
+    for item in error["loc"]:
+        if item == "[key]":
+            return f"{''.join(parts)}: key must be a string (in YAML, quote codes such as '0123')"
+        parts.append(f"[{item}]" if isinstance(item, int) else f"{'.' if parts else ''}{item}")
+    kind = error["type"]
+    if kind == "extra_forbidden":
+        problem = "unknown field"
+    elif kind == "missing":
+        problem = "missing field"
+    elif kind == "value_error":
+        problem = str(error.get("ctx", {}).get("error", error["msg"]))
+    elif kind in {"json_invalid", "model_type", "dict_type"}:
+        problem = error["msg"]
+    else:
+        shown = repr(error["input"])
+        problem = f"{error['msg']}, got {shown if len(shown) <= 60 else shown[:57] + '...'}"
+    return f"{''.join(parts)}: {problem}" if parts else problem

@@ -1,0 +1,37 @@
+"""Building a :class:`SyncContext` from settings: store, mapping, target."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from connector.settings import Settings
+from connector.store.database import Store
+from mappings.model import DEFAULT_MAPPING_PATH, load_mapping
+
+from .reconcile import SyncContext
+from .targets.base import Target, TargetError
+
+
+def make_target(settings: Settings) -> tuple[Target, str]:
+    """The configured target and its name (the name keys the audit and the entry cache)."""
+    kind = settings.sync.target
+    if kind == "ldap":
+        if settings.ldap is None:
+            raise TargetError("sync.target is 'ldap' but no LDAP settings are given (WALKIN_LDAP__URLS, …)")
+        from .targets.ldap import LdapTarget
+
+        return LdapTarget(settings.ldap), "ldap"
+    if kind == "entra":
+        raise TargetError("the Entra ID target is not available in this version")
+    from .targets.memory import MemoryTarget
+
+    return MemoryTarget(), "memory"
+
+
+def build_context(settings: Settings, *, store: Store | None = None, target: Target | None = None,
+                  target_name: str | None = None, progress: Callable[[str], None] | None = None) -> SyncContext:
+    mapping = load_mapping(settings.mapping_path or DEFAULT_MAPPING_PATH)
+    if target is None:
+        target, target_name = make_target(settings)
+    return SyncContext(store or Store(settings.database_url), settings, mapping, target,
+                       target_name or target.name, progress=progress)

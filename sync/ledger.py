@@ -1,0 +1,159 @@
+"""What the sync writes to the store: runs, the audit trail, loss dates and
+the cache of resolved directory entries."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from enum import StrEnum
+
+from sqlalchemy import delete, func, insert, select
+from sqlalchemy.orm import Session
+
+from connector.store.models import AccessLossRow, AuditRow, DirectoryEntryRow, SyncRunRow
+from mappings.policy import Decision
+
+from .people import Person
+
+
+class RunStatus(StrEnum):
+    RUNNING = "running"
+    OK = "ok"
+    HELD = "held"  # adds applied, removals held by the deletion guard
+    PARTIAL = "partial"  # some writes failed or the directory went away mid-run
+    FAILED = "failed"  # nothing (more) could be done: directory unreadable, auth failure
+    REFUSED = "refused"  # a safety rail stopped the run before any write
+
+
+class AuditAction(StrEnum):
+    GRANT = "grant"
+    REVOKE = "revoke"
+    DRIFT = "drift"  # a member nobody maps to, removed
+    HOLD = "hold"  # a removal held by the deletion guard
+    RELEASE = "release"  # an administrator released held removals
+    FAILED = "failed"  # a write the directory refused or that could not be made
+    UNRESOLVED = "unresolved"  # an entitled person with no directory entry
+    REFUSED = "refused"  # the run refused to act (empty store, unreadable group)
+
+
+class AuditResult(StrEnum):
+    OK = "ok"
+    FAILED = "failed"
+    HELD = "held"
+    SKIPPED = "skipped"
+
+
+def evidence_digest(person: Person | None, decision: Decision | None) -> str | None:
+    """A digest of the facts and decision a change rested on, so an auditor can
+    tell whether two entries were decided on the same evidence."""
+    if person is None or decision is None:
+        return None
+    blob = json.dumps([person.facts.to_json_dict(), decision.to_json_dict()], sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:32]
+
+
+@dataclass
+class AuditEntry:
+    action: AuditAction
+    result: AuditResult
+    person_id: str | None = None
+    user_name: str | None = None
+    member: str | None = None
+    reasons: list[str] = field(default_factory=list)
+    evidence: str | None = None
+    detail: str | None = None
+    journal_seq: int | None = None
+
+
+def start_run(session: Session, *, kind: str, entitlement: str, target: str, dry_run: bool, now: datetime) -> int:
+    row = SyncRunRow(kind=kind, entitlement=entitlement, target=target, dry_run=dry_run, started_at=now,
+                     status=RunStatus.RUNNING.value, counts={}, held=[])
+    session.add(row)
+    session.flush()
+    return row.id
+
+
+def finish_run(session: Session, run_id: int, *, status: RunStatus, counts: dict, held: list, detail: str | None,
+               now: datetime) -> None:
+    row = session.get(SyncRunRow, run_id)
+    row.status, row.counts, row.held, row.detail, row.finished_at = status.value, counts, held, detail, now
+
+
+def write_audit(session: Session, entries: list[AuditEntry], *, run_id: int | None, entitlement: str, target: str,
+                now: datetime) -> None:
+    if not entries:
+        return
+    session.execute(insert(AuditRow), [
+        {"at": now, "run_id": run_id, "journal_seq": e.journal_seq, "person_id": e.person_id,
+         "user_name": e.user_name, "entitlement": entitlement, "target": target, "member": e.member,
+         "action": e.action.value, "reasons": e.reasons, "evidence": e.evidence, "result": e.result.value,
+         "detail": e.detail}
+        for e in entries
+    ])
+
+
+def record_losses(session: Session, person_ids: list[str], entitlement: str, on: date, run_id: int) -> None:
+    """Remember the revoke date (policy §4 ``lost_access_on``) for each person."""
+    if not person_ids:
+        return
+    session.execute(delete(AccessLossRow).where(
+        AccessLossRow.entitlement == entitlement, AccessLossRow.person_id.in_(person_ids)))
+    session.execute(insert(AccessLossRow), [
+        {"person_id": p, "entitlement": entitlement, "lost_on": on.isoformat(), "run_id": run_id} for p in person_ids
+    ])
+
+
+def recent_removals(session: Session, entitlement: str, target: str, since: datetime) -> int:
+    """Removals applied since ``since`` (the deletion guard counts a trickle too)."""
+    return session.scalar(
+        select(func.count()).select_from(AuditRow).where(
+            AuditRow.entitlement == entitlement, AuditRow.target == target, AuditRow.at >= since,
+            AuditRow.action.in_([AuditAction.REVOKE.value, AuditAction.DRIFT.value]),
+            AuditRow.result == AuditResult.OK.value,
+        )
+    ) or 0
+
+
+# ------------------------------------------------------ resolved directory entries
+
+
+def cached_entries(session: Session, target: str, person_ids: list[str] | None) -> dict[str, DirectoryEntryRow]:
+    stmt = select(DirectoryEntryRow).where(DirectoryEntryRow.target == target)
+    if person_ids is None:
+        return {r.person_id: r for r in session.scalars(stmt)}
+    out = {}
+    for i in range(0, len(person_ids), 500):
+        out.update({r.person_id: r for r in session.scalars(
+            stmt.where(DirectoryEntryRow.person_id.in_(person_ids[i:i + 500])))})
+    return out
+
+
+def known_members(session: Session, target: str) -> dict[str, str]:
+    """member → person id for every cached entry of ``target``."""
+    return {m: p for p, m in session.execute(
+        select(DirectoryEntryRow.person_id, DirectoryEntryRow.member).where(DirectoryEntryRow.target == target))}
+
+
+def store_entries(session: Session, target: str, found: dict[str, tuple[str, str]], now: datetime) -> None:
+    """Cache ``person id → (key, member)``, replacing older entries."""
+    if not found:
+        return
+    ids = list(found)
+    for i in range(0, len(ids), 500):
+        session.execute(delete(DirectoryEntryRow).where(
+            DirectoryEntryRow.target == target, DirectoryEntryRow.person_id.in_(ids[i:i + 500])))
+    session.execute(insert(DirectoryEntryRow), [
+        {"target": target, "person_id": p, "key": k, "member": m, "resolved_at": now} for p, (k, m) in found.items()
+    ])
+
+
+def forget_entries(session: Session, target: str, person_ids: list[str]) -> None:
+    for i in range(0, len(person_ids), 500):
+        session.execute(delete(DirectoryEntryRow).where(
+            DirectoryEntryRow.target == target, DirectoryEntryRow.person_id.in_(person_ids[i:i + 500])))
+
+
+def stale_before(now: datetime, ttl_hours: int) -> datetime:
+    return now - timedelta(hours=ttl_hours)

@@ -1,0 +1,127 @@
+"""People as the policy sees them, read from the store in bulk.
+
+One query each for users, memberships (with their groups), losses and
+overrides — never one query per person — then the pure converter
+:func:`mappings.facts.user_to_facts` turns each stored User into facts.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import date
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from connector.store.models import AccessLossRow, GroupRow, MemberRow, OverrideRow, UserRow
+from mappings.facts import Override, PersonFacts, user_to_facts
+from mappings.model import Mapping
+from mappings.scim import parse_path
+
+_CHUNK = 500
+
+
+@dataclass(frozen=True)
+class Person:
+    person_id: str
+    user_name: str | None
+    key: str | None
+    """The value matched against the directory (the ``sync.person_key`` attribute)."""
+    facts: PersonFacts
+    problems: tuple[str, ...]
+
+
+def _chunks(ids: list[str]) -> Iterable[list[str]]:
+    for i in range(0, len(ids), _CHUNK):
+        yield ids[i:i + _CHUNK]
+
+
+def load_people(session: Session, mapping: Mapping, person_key: str, person_ids: Iterable[str] | None = None) -> list[Person]:
+    """Every person (or the given ones) with facts ready for :func:`decide`.
+
+    Approval-group memberships are only read for groups some approval rule
+    matches, so a large unrelated group costs nothing.
+    """
+    ids = None if person_ids is None else sorted(set(person_ids))
+    users = _users(session, ids)
+    if not users:
+        return []
+    approval_groups = _approval_groups(session, mapping)
+    memberships = _memberships(session, approval_groups, None if ids is None else list(users))
+    losses = _losses(session, ids)
+    overrides = _overrides(session, ids)
+    key_path = parse_path(person_key)
+    people = []
+    for user_id, data in users.items():
+        user = {**data, "id": user_id}
+        facts, problems = user_to_facts(
+            user,
+            [(approval_groups[g], since) for g, since in memberships.get(user_id, ())],
+            mapping,
+            losses.get(user_id),
+            overrides.get(user_id, ()),
+        )
+        key = key_path.read(user)
+        people.append(Person(user_id, data.get("userName"), key if isinstance(key, str) and key else None,
+                             facts, tuple(problems)))
+    return people
+
+
+def _users(session: Session, ids: list[str] | None) -> dict[str, dict]:
+    if ids is None:
+        return dict(session.execute(select(UserRow.id, UserRow.data).order_by(UserRow.id)).all())
+    out: dict[str, dict] = {}
+    for chunk in _chunks(ids):
+        out.update(session.execute(select(UserRow.id, UserRow.data).where(UserRow.id.in_(chunk))).all())
+    return out
+
+
+def _approval_groups(session: Session, mapping: Mapping) -> dict[str, dict]:
+    """Groups that some entitlement's approval rule recognises, by id."""
+    rules = [rule for e in mapping.entitlements.values() for rule in e.approval_groups]
+    found = {}
+    for group_id, data in session.execute(select(GroupRow.id, GroupRow.data)):
+        group = {**data, "id": group_id}
+        if any(rule.location_of(group) is not None for rule in rules):
+            found[group_id] = group
+    return found
+
+
+def _memberships(session: Session, groups: dict[str, dict], user_ids: list[str] | None) -> dict[str, list]:
+    out: dict[str, list] = defaultdict(list)
+    group_ids = list(groups)
+    for chunk in _chunks(group_ids):
+        stmt = select(MemberRow.member_id, MemberRow.group_id, MemberRow.since).where(MemberRow.group_id.in_(chunk))
+        if user_ids is not None:
+            for users in _chunks(user_ids):
+                for member, group, since in session.execute(stmt.where(MemberRow.member_id.in_(users))):
+                    out[member].append((group, since))
+        else:
+            for member, group, since in session.execute(stmt):
+                out[member].append((group, since))
+    return out
+
+
+def _losses(session: Session, ids: list[str] | None) -> dict[str, dict[str, date]]:
+    out: dict[str, dict[str, date]] = defaultdict(dict)
+    stmt = select(AccessLossRow)
+    rows = session.scalars(stmt).all() if ids is None else [
+        r for chunk in _chunks(ids) for r in session.scalars(stmt.where(AccessLossRow.person_id.in_(chunk)))
+    ]
+    for row in rows:
+        out[row.person_id][row.entitlement] = date.fromisoformat(row.lost_on)
+    return out
+
+
+def _overrides(session: Session, ids: list[str] | None) -> dict[str, list[Override]]:
+    out: dict[str, list[Override]] = defaultdict(list)
+    stmt = select(OverrideRow)
+    rows = session.scalars(stmt).all() if ids is None else [
+        r for chunk in _chunks(ids) for r in session.scalars(stmt.where(OverrideRow.person_id.in_(chunk)))
+    ]
+    for row in rows:
+        out[row.person_id].append(Override(entitlement=row.entitlement, effect=row.effect,
+                                           until=date.fromisoformat(row.until), reason=row.reason, by=row.by))
+    return out

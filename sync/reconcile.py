@@ -1,0 +1,358 @@
+"""One reconcile: decide, plan, guard, apply, audit.
+
+A run covers one entitlement and one target, for everyone (a full run, which
+also removes drift) or for a few people (a run caused by journal events).
+Nothing is recorded as done that the directory did not confirm; a run that
+cannot read the group or finds no people in the store refuses to act.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta, timezone
+
+from connector.settings import Settings
+from connector.store.database import Store
+from mappings.calendar import local_date
+from mappings.model import Mapping
+from mappings.policy import Decision, decide_all
+from mappings.vocabulary import ReasonCode
+
+from . import ledger
+from .ledger import AuditAction, AuditEntry, AuditResult, RunStatus
+from .people import Person, load_people
+from .planner import Action, Change, Plan, deletion_guard, plan
+from .targets.base import (
+    GroupNotFound, Outcome, PersonKey, Target, TargetAuthError, TargetError, partial_result,
+)
+
+log = logging.getLogger("walkin.sync")
+
+GUARD_WINDOW = timedelta(hours=1)
+WRITE_CHUNK = 1000  # members handed to the target per call (it batches further)
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+@dataclass
+class SyncContext:
+    """Everything a run needs, built once by the CLI or the worker."""
+
+    store: Store
+    settings: Settings
+    mapping: Mapping
+    target: Target
+    target_name: str
+    clock: Callable[[], datetime] = utcnow
+    progress: Callable[[str], None] | None = None
+
+    def today(self) -> date:
+        return local_date(self.clock(), self.mapping.policy.zone)
+
+    def group_of(self, entitlement: str) -> str:
+        groups = self.mapping.entitlements[entitlement].directory_group
+        group = None
+        if groups is not None:
+            group = groups.entra_group_id if self.settings.sync.target == "entra" else groups.ldap_group_dn
+        if group is None:
+            raise TargetError(f"the mapping names no {self.settings.sync.target} group for '{entitlement}'")
+        return group
+
+    def say(self, message: str) -> None:
+        log.info(message)
+        if self.progress:
+            self.progress(message)
+
+
+@dataclass
+class RunResult:
+    entitlement: str
+    status: RunStatus
+    plan: Plan
+    run_id: int | None = None
+    counts: dict = field(default_factory=dict)
+    held: list = field(default_factory=list)
+    detail: str | None = None
+
+    @property
+    def exit_code(self) -> int:
+        """0 done, 3 removals held for an administrator, 1 anything else."""
+        return {RunStatus.OK: 0, RunStatus.HELD: 3}.get(self.status, 1)
+
+
+def _departed(person_id: str, entitlement: str, today: date) -> Decision:
+    """The decision for a person deleted from the store: they have left."""
+    return Decision(person_id, entitlement, today, False, False, (ReasonCode.NOT_ACTIVE,), None, None)
+
+
+def reconcile(ctx: SyncContext, entitlement: str, *, kind: str = "manual", person_ids: list[str] | None = None,
+              dry_run: bool = False, journal_seqs: dict[str, int] | None = None,
+              release: int | None = None) -> RunResult:
+    """Make the entitlement's group match today's decisions (see module doc).
+
+    :param person_ids: only these people (a run caused by journal events); ``None``
+        for everyone.
+    :param journal_seqs: person id → the journal event that caused this run, for the audit.
+    :param release: the id of a held run whose removals an administrator allowed.
+    """
+    if entitlement not in ctx.mapping.entitlements:
+        raise ValueError(f"unknown entitlement '{entitlement}'")
+    settings, target, name = ctx.settings.sync, ctx.target, ctx.target_name
+    today, full = ctx.today(), person_ids is None
+    empty = Plan()
+
+    with ctx.store.read() as session:
+        people = load_people(session, ctx.mapping, settings.person_key, person_ids)
+        cache = ledger.cached_entries(session, name, None if full else sorted(set(person_ids)))
+        known = ledger.known_members(session, name) if full else {}
+        held_before = _held_members(session, release) if release else set()
+    ctx.say(f"{entitlement}: {len(people)} people read from the store")
+
+    by_id = {p.person_id: p for p in people}
+    decisions = {p.person_id: decide_all(p.facts, today, ctx.mapping, (entitlement,))[entitlement] for p in people}
+    if not full:
+        for gone in set(person_ids) - set(by_id):
+            decisions[gone] = _departed(gone, entitlement, today)
+
+    run = _Run(ctx, entitlement, kind, dry_run, journal_seqs or {}, by_id)
+    if full and not people:
+        return run.refuse(empty, "the store holds no people: refusing to act (a reconcile would empty the group)")
+
+    try:
+        group = ctx.group_of(entitlement)
+        members = _resolve(ctx, people, cache, dry_run, run)
+        if full:
+            actual = {target.normalise(m) for m in target.read_members(group)}
+        else:
+            scope = [members[p] for p in decisions if p in members] + [
+                cache[p].member for p in decisions if p not in members and p in cache]
+            for p in decisions:
+                if p not in members and p in cache:
+                    members[p] = cache[p].member
+            actual = {target.normalise(m) for m in target.has_members(group, scope)} if scope else set()
+    except TargetAuthError as exc:
+        return run.refuse(empty, f"the directory refused our credentials: {exc}", status=RunStatus.FAILED)
+    except GroupNotFound as exc:
+        return run.refuse(empty, f"the group cannot be read ({exc}): no changes made", status=RunStatus.FAILED)
+    except TargetError as exc:
+        return run.refuse(empty, f"the directory could not be read ({exc}): no changes made", status=RunStatus.FAILED)
+
+    allowlist = {target.normalise(m) for m in settings.allowlist}
+    the_plan = plan(decisions.values(), members, actual, known, allowlist=allowlist, full=full)
+    ctx.say(f"{entitlement}: plan {len(the_plan.adds)} adds, {len(the_plan.removes)} removes, "
+            f"{len(the_plan.unresolved)} unresolved, {the_plan.kept} kept")
+    if dry_run:
+        return RunResult(entitlement, RunStatus.OK, the_plan, detail="dry run: nothing written")
+
+    removes, held = _guard(ctx, entitlement, the_plan, held_before, full)
+    return run.apply(the_plan, group, removes, held, release)
+
+
+def _held_members(session, run_id: int) -> set[str]:
+    from connector.store.models import SyncRunRow
+
+    row = session.get(SyncRunRow, run_id)
+    if row is None or row.status != RunStatus.HELD.value:
+        raise ValueError(f"run {run_id} is not a held run")
+    return {h["member"] for h in row.held}
+
+
+def _resolve(ctx: SyncContext, people: list[Person], cache: dict, dry_run: bool, run: _Run) -> dict[str, str]:
+    """person id → member, from the cache where it is fresh, else from the directory."""
+    fresh_after = ctx.clock() - timedelta(hours=ctx.settings.sync.resolve_ttl_hours)
+    members: dict[str, str] = {}
+    lookup: list[PersonKey] = []
+    for person in people:
+        entry = cache.get(person.person_id)
+        if person.key is None:
+            continue
+        if entry is not None and entry.key == person.key and _aware(entry.resolved_at) >= fresh_after:
+            members[person.person_id] = ctx.target.normalise(entry.member)
+        else:
+            lookup.append(PersonKey(person.person_id, person.key))
+    if lookup:
+        ctx.say(f"resolving {len(lookup)} people in the directory")
+        found = ctx.target.resolve(lookup)
+        keys = {k.person_id: k.key for k in lookup}
+        members.update({p: ctx.target.normalise(m) for p, m in found.items()})
+        if not dry_run:
+            run.cache_update = {p: (keys[p], m) for p, m in found.items()}
+            run.cache_forget = [k.person_id for k in lookup if k.person_id not in found and k.person_id in cache]
+    return members
+
+
+def _aware(value: datetime) -> datetime:
+    return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+
+
+def _guard(ctx: SyncContext, entitlement: str, the_plan: Plan, released: set[str], full: bool
+           ) -> tuple[list[Change], list[Change]]:
+    """Split removals into those to apply and those the deletion guard holds."""
+    s = ctx.settings.sync
+    allowed = [c for c in the_plan.removes if c.member in released]
+    rest = [c for c in the_plan.removes if c.member not in released]
+    with ctx.store.read() as session:
+        recent = ledger.recent_removals(session, entitlement, ctx.target_name, ctx.clock() - GUARD_WINDOW)
+        size = the_plan.actual_size if full else _last_group_size(session, entitlement, ctx.target_name)
+    verdict = deletion_guard(len(rest) + recent, size, max_removals=s.max_removals,
+                             max_percent=s.max_removals_percent, floor=s.guard_floor)
+    if verdict.hold and rest:
+        ctx.say(f"deletion guard: holding {len(rest)} removals ({verdict.why})")
+        the_plan.guard_reason = verdict.why
+        return allowed, rest
+    return allowed + rest, []
+
+
+def _last_group_size(session, entitlement: str, target: str) -> int:
+    from sqlalchemy import select
+
+    from connector.store.models import SyncRunRow
+
+    counts = session.scalar(
+        select(SyncRunRow.counts).where(
+            SyncRunRow.entitlement == entitlement, SyncRunRow.target == target,
+            SyncRunRow.kind.in_(["full", "daily", "manual"]), SyncRunRow.status.in_(["ok", "held", "partial"]))
+        .order_by(SyncRunRow.id.desc()).limit(1)
+    )
+    return int((counts or {}).get("actual", 0))
+
+
+class _Run:
+    """Records one run: the run row, audit entries, loss dates, the entry cache."""
+
+    def __init__(self, ctx: SyncContext, entitlement: str, kind: str, dry_run: bool, journal_seqs: dict[str, int],
+                 people: dict[str, Person]) -> None:
+        self.ctx, self.entitlement, self.kind, self.dry_run = ctx, entitlement, kind, dry_run
+        self.journal_seqs, self.people = journal_seqs, people
+        self.cache_update: dict[str, tuple[str, str]] = {}
+        self.cache_forget: list[str] = []
+
+    def _entry(self, change: Change, action: AuditAction, result: AuditResult, detail: str | None = None) -> AuditEntry:
+        person = self.people.get(change.person_id) if change.person_id else None
+        return AuditEntry(
+            action=action, result=result, person_id=change.person_id,
+            user_name=person.user_name if person else None, member=change.member,
+            reasons=list(change.reasons), evidence=ledger.evidence_digest(person, change.decision),
+            detail=detail, journal_seq=self.journal_seqs.get(change.person_id or ""),
+        )
+
+    def refuse(self, the_plan: Plan, why: str, status: RunStatus = RunStatus.REFUSED) -> RunResult:
+        self.ctx.say(why)
+        if self.dry_run:
+            return RunResult(self.entitlement, status, the_plan, detail=why)
+        now = self.ctx.clock()
+        with self.ctx.store.write() as session:
+            run_id = ledger.start_run(session, kind=self.kind, entitlement=self.entitlement,
+                                      target=self.ctx.target_name, dry_run=False, now=now)
+            ledger.write_audit(session, [AuditEntry(AuditAction.REFUSED, AuditResult.SKIPPED, detail=why)],
+                               run_id=run_id, entitlement=self.entitlement, target=self.ctx.target_name, now=now)
+            ledger.finish_run(session, run_id, status=status, counts={}, held=[], detail=why, now=now)
+        return RunResult(self.entitlement, status, the_plan, run_id=run_id, detail=why)
+
+    def apply(self, the_plan: Plan, group: str, removes: list[Change], held: list[Change],
+              release: int | None) -> RunResult:
+        ctx, target = self.ctx, self.ctx.target
+        now = ctx.clock()
+        with ctx.store.write() as session:
+            run_id = ledger.start_run(session, kind=self.kind, entitlement=self.entitlement,
+                                      target=ctx.target_name, dry_run=False, now=now)
+        entries: list[AuditEntry] = []
+        failures: list[str] = []
+        done_adds, stopped = self._write(group, the_plan.adds, target.add_members, entries, failures)
+        done_removes = 0
+        if stopped:  # the directory went away: removals are not attempted, the next run converges
+            self._not_attempted(removes, entries, failures)
+        else:
+            done_removes, _ = self._write(group, removes, target.remove_members, entries, failures)
+        for change in held:
+            entries.append(self._entry(change, AuditAction.HOLD, AuditResult.HELD,
+                                       the_plan.guard_reason))
+        for decision in the_plan.unresolved:
+            person = self.people.get(decision.person_id)
+            entries.append(AuditEntry(
+                AuditAction.UNRESOLVED, AuditResult.SKIPPED, person_id=decision.person_id,
+                user_name=person.user_name if person else None, reasons=[],
+                evidence=ledger.evidence_digest(person, decision),
+                detail=f"no directory entry matches {ctx.settings.sync.person_key} = {person.key if person else None!r}",
+                journal_seq=self.journal_seqs.get(decision.person_id)))
+        if held:
+            status = RunStatus.HELD
+        elif failures:
+            status = RunStatus.PARTIAL
+        else:
+            status = RunStatus.OK
+        counts = {
+            "actual": the_plan.actual_size, "planned_adds": len(the_plan.adds), "planned_removes": len(the_plan.removes),
+            "added": done_adds, "removed": done_removes, "held": len(held), "unresolved": len(the_plan.unresolved),
+            "failed": len(failures), "kept": the_plan.kept,
+        }
+        held_list = [{"member": c.member, "person_id": c.person_id, "reasons": list(c.reasons)} for c in held]
+        revoked = [c.person_id for c in removes if c.action is Action.REVOKE and c.person_id
+                   and any(e.member == c.member and e.result is AuditResult.OK for e in entries)]
+        detail = "; ".join(failures[:5]) or the_plan.guard_reason
+        end = ctx.clock()
+        with ctx.store.write() as session:
+            ledger.write_audit(session, entries, run_id=run_id, entitlement=self.entitlement,
+                               target=ctx.target_name, now=end)
+            ledger.record_losses(session, revoked, self.entitlement, ctx.today(), run_id)
+            ledger.store_entries(session, ctx.target_name, self.cache_update, end)
+            ledger.forget_entries(session, ctx.target_name, self.cache_forget)
+            gone = [c.person_id for c in removes if c.person_id and c.person_id not in self.people
+                    and any(e.member == c.member and e.result is AuditResult.OK for e in entries)]
+            ledger.forget_entries(session, ctx.target_name, gone)
+            if release is not None:
+                from connector.store.models import SyncRunRow
+
+                session.get(SyncRunRow, release).released_by = run_id
+            ledger.finish_run(session, run_id, status=status, counts=counts, held=held_list, detail=detail, now=end)
+        ctx.say(f"{self.entitlement}: run {run_id} {status.value}: +{done_adds} -{done_removes}"
+                + (f", {len(held)} removals held" if held else "") + (f", {len(failures)} failed" if failures else ""))
+        return RunResult(self.entitlement, status, the_plan, run_id, counts, held_list, detail)
+
+    def _write(self, group: str, changes: list[Change], write, entries: list[AuditEntry],
+               failures: list[str]) -> tuple[int, bool]:
+        """Apply one kind of change in chunks; record exactly what the target confirmed.
+
+        :returns: how many were done, and whether the target became unavailable.
+        """
+        done = 0
+        for start in range(0, len(changes), WRITE_CHUNK):
+            chunk = changes[start:start + WRITE_CHUNK]
+            by_member = {c.member: c for c in chunk}
+            error: TargetError | None = None
+            try:
+                result = write(group, list(by_member))
+            except TargetError as exc:
+                result, error = partial_result(exc), exc
+            outcomes = result.outcomes if result else {}
+            for member, change in by_member.items():
+                outcome = outcomes.get(member)
+                action = AuditAction(change.action.value)
+                if outcome is not None and outcome[0] is Outcome.DONE:
+                    entries.append(self._entry(change, action, AuditResult.OK))
+                    done += 1
+                    continue
+                if outcome is not None:
+                    why = outcome[1] or "refused by the directory"
+                elif error is not None:
+                    why = f"not written: {error}"
+                else:
+                    why = "not confirmed by the directory"
+                entries.append(self._entry(change, AuditAction.FAILED, AuditResult.FAILED, f"{action.value}: {why}"))
+                failures.append(f"{change.member}: {why}")
+            if len(changes) > WRITE_CHUNK:
+                self.ctx.say(f"{min(start + WRITE_CHUNK, len(changes))}/{len(changes)} changes written")
+            if error is not None:
+                self._not_attempted(changes[start + WRITE_CHUNK:], entries, failures)
+                return done, True
+        return done, False
+
+    def _not_attempted(self, changes: list[Change], entries: list[AuditEntry], failures: list[str]) -> None:
+        for change in changes:
+            entries.append(self._entry(change, AuditAction.FAILED, AuditResult.FAILED,
+                                       f"{change.action.value}: not attempted, the directory is unavailable"))
+            failures.append(f"{change.member}: not attempted")

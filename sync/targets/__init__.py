@@ -1,0 +1,1 @@
+"""Directory targets: where the connector writes group membership."""

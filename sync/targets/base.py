@@ -1,0 +1,135 @@
+"""The one interface every directory target implements.
+
+A target knows directories, not SCIM: it reads a group's members, finds the
+directory entries of people (by a matching key such as a uid or an employee
+number), and adds or removes members. Library errors (ldap3, HTTP) are
+translated into :class:`TargetError` subclasses inside the target; nothing above
+``sync/targets/`` ever sees an ldap3 or requests exception.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+
+class TargetError(Exception):
+    """Base of every error a target raises.
+
+    A write that stops part-way attaches what it did as ``partial``: members with an
+    outcome there were settled, members without one were not written.
+    """
+
+    partial: WriteResult | None = None
+
+
+class TargetUnavailable(TargetError):
+    """The directory cannot be reached or did not answer (retry later)."""
+
+
+class TargetAuthError(TargetError):
+    """The target refused our credentials: stop, nothing was written."""
+
+
+class GroupNotFound(TargetError):
+    """The configured group does not exist in the directory."""
+
+
+class WriteRefused(TargetError):
+    """The directory refused a write for a reason retrying will not fix."""
+
+
+def partial_result(error: TargetError) -> "WriteResult | None":
+    """The members written before ``error`` interrupted a batch write, if known."""
+    return getattr(error, "partial", None)
+
+
+@dataclass(frozen=True)
+class PersonKey:
+    """How a person is looked up in a directory: ``person_id`` is the SCIM id,
+    ``key`` the value of the matching attribute (e.g. userName → uid)."""
+
+    person_id: str
+    key: str
+
+
+class Outcome(StrEnum):
+    DONE = "done"  # the change is in the directory (also when it already was)
+    FAILED = "failed"  # the directory refused this member; see the detail
+
+
+@dataclass
+class WriteResult:
+    """Per-member outcome of a batch write: member → (outcome, detail)."""
+
+    outcomes: dict[str, tuple[Outcome, str]] = field(default_factory=dict)
+    requests: int = 0
+
+    def done(self) -> list[str]:
+        return [m for m, (o, _) in self.outcomes.items() if o is Outcome.DONE]
+
+    def failed(self) -> dict[str, str]:
+        return {m: d for m, (o, d) in self.outcomes.items() if o is Outcome.FAILED}
+
+
+class Target(ABC):
+    """A directory holding one group per entitlement.
+
+    Member identifiers are opaque strings chosen by the target (a DN for LDAP, an
+    object id for Entra), compared exactly after :meth:`normalise`.
+    """
+
+    name: str = "target"
+
+    @abstractmethod
+    def read_members(self, group: str) -> set[str]:
+        """Every member of ``group``, complete (all pages, all ranges).
+
+        :returns: normalised member identifiers.
+        :raises GroupNotFound: the group does not exist.
+        :raises TargetUnavailable: the directory could not be read; callers must
+            then not remove anyone.
+        """
+
+    @abstractmethod
+    def resolve(self, people: list[PersonKey]) -> dict[str, str]:
+        """Find the directory entries of ``people`` in bulk.
+
+        :returns: ``person_id → member identifier`` for those found; people absent
+            from the result have no directory entry (callers report them).
+        :raises TargetUnavailable: the directory could not be searched.
+        """
+
+    @abstractmethod
+    def add_members(self, group: str, members: list[str]) -> WriteResult:
+        """Add members, writing only what is missing; a member already present counts as done.
+
+        :raises TargetUnavailable: the directory went away; members without an
+            outcome in a partial result were not written.
+        :raises GroupNotFound: the group does not exist.
+        """
+
+    @abstractmethod
+    def remove_members(self, group: str, members: list[str]) -> WriteResult:
+        """Remove members; a member already absent counts as done.
+
+        :raises TargetUnavailable: as for :meth:`add_members`.
+        :raises GroupNotFound: the group does not exist.
+        """
+
+    def has_members(self, group: str, members: list[str]) -> set[str]:
+        """Which of ``members`` are in ``group`` (for runs about a few people).
+
+        The default reads the whole group; targets override it with a cheaper check.
+
+        :raises GroupNotFound, TargetUnavailable: as :meth:`read_members`.
+        """
+        return self.read_members(group) & set(members)
+
+    def normalise(self, member: str) -> str:
+        """The comparable form of a member identifier (DNs compare case-insensitively)."""
+        return member
+
+    def close(self) -> None:
+        """Release connections."""

@@ -1,0 +1,122 @@
+"""The long-running worker: journal events → person runs within seconds; a
+full reconcile on a schedule and at the start of each district day."""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import socket
+import threading
+from datetime import datetime, timedelta
+
+from mappings.calendar import local_date
+
+from . import jobs
+from .reconcile import SyncContext, reconcile
+from .targets.base import TargetError
+
+log = logging.getLogger("walkin.worker")
+
+
+def entitlements_with_groups(ctx: SyncContext) -> list[str]:
+    """Entitlements the mapping names a group for in the configured target, in
+    prerequisite order."""
+    out = []
+    for name in ctx.mapping.evaluation_order:
+        try:
+            ctx.group_of(name)
+        except TargetError:
+            continue
+        out.append(name)
+    return out
+
+
+def full_due(ctx: SyncContext, last: datetime | None, now: datetime) -> bool:
+    """A full reconcile is due after the interval, and once a day after ``day_start``
+    (district time) so expiries take effect on the first day after ``valid_through``."""
+    if last is None:
+        return True
+    if last.tzinfo is None:
+        from datetime import timezone
+
+        last = last.replace(tzinfo=timezone.utc)
+    if now - last >= timedelta(seconds=ctx.settings.sync.full_interval_seconds):
+        return True
+    zone = ctx.mapping.policy.zone
+    local_now = now.astimezone(zone)
+    hour, minute = (int(x) for x in ctx.settings.sync.day_start.split(":"))
+    day_start = local_now.replace(hour=hour, minute=minute, second=0, microsecond=0)
+    return local_now >= day_start and last.astimezone(zone) < day_start
+
+
+class Worker:
+    def __init__(self, ctx: SyncContext, name: str | None = None) -> None:
+        self.ctx = ctx
+        self.name = name or f"{socket.gethostname()}:{os.getpid()}:{threading.get_ident()}"
+        self.stopping = threading.Event()
+        self.entitlements = entitlements_with_groups(ctx)
+
+    def stop(self, *_: object) -> None:
+        self.stopping.set()
+
+    def install_signals(self) -> None:
+        signal.signal(signal.SIGTERM, self.stop)
+        signal.signal(signal.SIGINT, self.stop)
+
+    def step(self) -> int:
+        """One round: ingest, schedule, claim, run. :returns: jobs processed."""
+        ctx, settings = self.ctx, self.ctx.settings.sync
+        now = ctx.clock()
+        jobs.ingest(ctx.store, now)
+        if full_due(ctx, jobs.last_full_start(ctx.store), now):
+            jobs.enqueue_full(ctx.store, now)
+        claimed = jobs.claim(ctx.store, self.name, now, timedelta(seconds=settings.lease_seconds), settings.job_batch)
+        if not claimed:
+            return 0
+        self.run_jobs(claimed)
+        return len(claimed)
+
+    def run_jobs(self, claimed: list[jobs.Job]) -> None:
+        ctx = self.ctx
+        full = claimed[0].full
+        kind = "daily" if full and self._first_today() else ("full" if full else "event")
+        persons = None if full else sorted({j.person_id for j in claimed})
+        seqs = {j.person_id: j.last_seq for j in claimed if j.person_id}
+        failed = []
+        for entitlement in self.entitlements:
+            try:
+                result = reconcile(ctx, entitlement, kind=kind, person_ids=persons, journal_seqs=seqs)
+            except TargetError as exc:  # configuration problems surface as failed jobs
+                failed.append(f"{entitlement}: {exc}")
+                continue
+            if result.status.value in ("failed", "partial"):
+                failed.append(f"{entitlement}: {result.detail}")
+        now = ctx.clock()
+        if failed:
+            log.warning("jobs %s will be retried: %s", [j.id for j in claimed], "; ".join(failed))
+            delay = timedelta(seconds=min(300, 5 * 2 ** max(j.attempts for j in claimed)))
+            jobs.retry_later(ctx.store, claimed, self.name, now, delay,
+                             "; ".join(failed)[:2000])
+        else:
+            jobs.finish(ctx.store, claimed, self.name, now)
+
+    def _first_today(self) -> bool:
+        last = jobs.last_full_start(self.ctx.store)
+        if last is None:
+            return True
+        zone = self.ctx.mapping.policy.zone
+        return local_date(last, zone) < local_date(self.ctx.clock(), zone)
+
+    def run_forever(self) -> None:
+        log.info("worker %s started for %s", self.name, ", ".join(self.entitlements) or "no entitlement")
+        while not self.stopping.is_set():
+            try:
+                processed = self.step()
+            except Exception:  # noqa: BLE001 - the worker must outlive one bad round; it is logged in full
+                log.exception("worker round failed; retrying")
+                processed = 0
+            if not processed:
+                self.stopping.wait(self.ctx.settings.sync.poll_seconds)
+        log.info("worker %s stopped", self.name)
+
