@@ -58,10 +58,13 @@ def import_certifications(csv_file: str) -> None:
             text = handle.read()
     except UnicodeDecodeError:
         raise click.ClickException(f"{csv_file} is not UTF-8 text") from None
+    store = Store(settings.database_url)
     try:
-        report = run_import(Store(settings.database_url), text)
+        report = run_import(store, text)
     except ValueError as exc:
         raise click.ClickException(str(exc)) from None
+    finally:
+        store.dispose()
     for error in report.errors:
         click.echo(error, err=True)
     click.echo(f"{report.rows} rows: {report.added} completions added to {report.users_changed} users, "
@@ -86,3 +89,7 @@ def _register() -> None:
 
 
 _register()
+
+
+if __name__ == "__main__":
+    main()

@@ -78,17 +78,26 @@ class Decision(NamedTuple):
 
         Equal to ``json.dumps(self.to_json_dict(), separators=(",", ":"))``.
         """
+        person_id, entitlement, at, entitled, by_override, reasons, valid_through, since = self
         # ReasonCode is a str enum: joining uses the codes' text without enum lookups.
-        reasons = '"' + '","'.join(self.reasons) + '"' if self.reasons else ""
-        valid_through = "null" if self.valid_through is None else f'"{self.valid_through.isoformat()}"'
-        since = "null" if self.entitled_since is None else f'"{self.entitled_since.isoformat()}"'
-        entitled = "true" if self.entitled else "false"
-        by_override = "true" if self.by_override else "false"
+        codes = '"' + '","'.join(reasons) + '"' if reasons else ""
         return (
-            f'{{"person_id":{_json_string(self.person_id)},"entitlement":{_json_string(self.entitlement)},'
-            f'"at":"{self.at.isoformat()}","entitled":{entitled},"by_override":{by_override},'
-            f'"reasons":[{reasons}],"valid_through":{valid_through},"entitled_since":{since}}}'
+            f'{{"person_id":{_json_string(person_id)},{_json_head(entitlement, at)},'
+            f'"entitled":{"true" if entitled else "false"},"by_override":{"true" if by_override else "false"},'
+            f'"reasons":[{codes}],"valid_through":{_json_date(valid_through)},"entitled_since":{_json_date(since)}}}'
         )
+
+
+# A run writes the same few entitlements, evaluation date and school-year ends over
+# and over: their JSON text is made once.
+@lru_cache(maxsize=64)
+def _json_head(entitlement: str, at: date) -> str:
+    return f'"entitlement":{_json_string(entitlement)},"at":"{at.isoformat()}"'
+
+
+@lru_cache(maxsize=4096)
+def _json_date(day: date | None) -> str:
+    return "null" if day is None else f'"{day.isoformat()}"'
 
 
 def _iso_or_none(day: date | None) -> str | None:

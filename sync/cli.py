@@ -29,7 +29,6 @@ def sync(dry_run: bool, entitlements: tuple[str, ...], user: str | None, release
     --allow-removals RUN_ID); 1 failed, partial or refused.
     """
     from .audit import find_person
-    from .reconcile import reconcile
     from .targets.base import TargetError
     from .worker import entitlements_with_groups
 
@@ -48,6 +47,17 @@ def sync(dry_run: bool, entitlements: tuple[str, ...], user: str | None, release
         if found is None:
             raise click.UsageError(f"no user '{user}' in the store")
         person_ids = [found]
+    try:
+        worst = _sync_all(ctx, names, person_ids, dry_run, release)
+    finally:
+        ctx.target.close()
+        ctx.store.dispose()
+    sys.exit(worst)
+
+
+def _sync_all(ctx, names: list[str], person_ids: list[str] | None, dry_run: bool, release: int | None) -> int:
+    from .reconcile import reconcile
+
     worst = 0
     for name in names:
         result = reconcile(ctx, name, kind="release" if release else "manual", person_ids=person_ids,
@@ -61,7 +71,7 @@ def sync(dry_run: bool, entitlements: tuple[str, ...], user: str | None, release
                 click.echo(f"  {len(result.held)} removals held: review, then `walkin sync --allow-removals "
                            f"{result.run_id}`")
         worst = max(worst, result.exit_code if not dry_run else 0)
-    sys.exit(worst)
+    return worst
 
 
 def _print_plan(name: str, plan) -> None:
@@ -81,13 +91,18 @@ def worker(once: bool) -> None:
     from .worker import Worker
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    w = Worker(_context(progress=False))
-    if once:
-        while w.step():
-            pass
-        return
-    w.install_signals()
-    w.run_forever()
+    ctx = _context(progress=False)
+    w = Worker(ctx)
+    try:
+        if once:
+            while w.step():
+                pass
+            return
+        w.install_signals()
+        w.run_forever()
+    finally:
+        ctx.target.close()
+        ctx.store.dispose()
 
 
 @click.command()
@@ -102,15 +117,60 @@ def audit(user: str | None, since, entitlement: str | None, run_id: int | None, 
 
     from .audit import read, render
 
-    settings = Settings()
-    store = Store(settings.database_url)
-    with store.read() as session:
-        rows = read(session, user=user, since=since.date() if since else None, entitlement=entitlement,
-                    run_id=run_id)
+    store = Store(Settings().database_url)
+    try:
+        with store.read() as session:
+            rows = read(session, user=user, since=since.date() if since else None, entitlement=entitlement,
+                        run_id=run_id)
+    finally:
+        store.dispose()
     click.echo(render(rows, fmt), nl=False)
 
 
+
+
+
+@click.command()
+@click.argument("user")
+@click.option("--at", "at", type=click.DateTime(formats=["%Y-%m-%d"]), help="Evaluation date (default: today).")
+@click.option("--entitlement", default="walkin", show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def explain(user: str, at, entitlement: str, as_json: bool) -> None:
+    """Explain a person's access: every requirement with its evidence, and what to do next.
+
+    USER is a userName, externalId or id from the store.
+    """
+    import json as json_module
+
+    from connector.store.database import Store
+    from mappings.advice import explain_decision
+    from mappings.calendar import local_date
+    from mappings.model import DEFAULT_MAPPING_PATH, load_mapping
+    from mappings.policy import explain as explain_policy
+
+    from .audit import find_person
+    from .people import load_people
+    from .reconcile import utcnow
+
+    settings = Settings()
+    mapping = load_mapping(settings.mapping_path or DEFAULT_MAPPING_PATH)
+    if entitlement not in mapping.entitlements:
+        raise click.UsageError(f"unknown entitlement '{entitlement}'")
+    store = Store(settings.database_url)
+    try:
+        with store.read() as session:
+            person_id = find_person(session, user)
+            if person_id is None:
+                raise click.UsageError(f"no user '{user}' in the store")
+            person = load_people(session, mapping, settings.sync.person_key, [person_id])[0]
+    finally:
+        store.dispose()
+    day = at.date() if at else local_date(utcnow(), mapping.policy.zone)
+    decision, evidence = explain_policy(person.facts, entitlement, day, mapping)
+    result = explain_decision(person.user_name or person_id, person.facts, decision, evidence, mapping,
+                              person.problems)
+    click.echo(json_module.dumps(result.to_json_dict(), default=str) if as_json else result.to_text(), nl=as_json)
+
+
 def commands() -> list[click.Command]:
-    return [sync, worker, audit]
-
-
+    return [sync, worker, audit, explain]

@@ -70,13 +70,18 @@ def _sqlite_template(tmp_path_factory):
     return path
 
 
+def sqlite_copy(template, tmp_path) -> str:
+    """A private copy of the migrated template database, as a URL."""
+    path = tmp_path / "walkin.db"
+    shutil.copyfile(template, path)
+    return f"sqlite:///{path}"
+
+
 @pytest.fixture(params=BACKENDS)
 def database_url(request, tmp_path):
     """The URL of an empty, migrated database on each backend."""
     if request.param == "sqlite":
-        path = tmp_path / "walkin.db"
-        shutil.copyfile(request.getfixturevalue("_sqlite_template"), path)
-        return f"sqlite:///{path}"
+        return sqlite_copy(request.getfixturevalue("_sqlite_template"), tmp_path)
     store = request.getfixturevalue("_postgres_store")
     _truncate(store)
     return store.engine.url.render_as_string(hide_password=False)

@@ -31,7 +31,7 @@ import pytest
 from sqlalchemy import func, select
 
 from connector.store.models import JournalRow
-from tests.conftest import AUTH, TOKEN
+from tests.conftest import AUTH, TOKEN, sqlite_copy
 
 ERROR = "urn:ietf:params:scim:api:messages:2.0:Error"
 LIST = "urn:ietf:params:scim:api:messages:2.0:ListResponse"
@@ -42,6 +42,15 @@ GROUP = "urn:ietf:params:scim:schemas:core:2.0:Group"
 ENT = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"
 WALKIN = "urn:ietf:params:scim:schemas:extension:walkin:2.0:User"
 SCIM_JSON = "application/scim+json"
+
+
+
+@pytest.fixture
+def database_url(tmp_path, _sqlite_template):
+    """Each case builds its own world, so the tables run on SQLite only (a copy of a
+    migrated file per case); test_hostile_barrage.py replays every request on both
+    backends, PostgreSQL included."""
+    return sqlite_copy(_sqlite_template, tmp_path)
 
 MAX_BODY = 256 * 1024  # max_request_bytes of the test settings (tests/conftest.py)
 MAX_OPERATIONS = 1000  # settings.scim.max_operations default
@@ -1020,31 +1029,6 @@ def test_case_ids_are_unique_within_each_table(table):
 def test_the_barrage_covers_at_least_150_requests():
     """The tables above hold at least 150 hostile requests."""
     assert len(ALL_TABLES) >= 150
-
-
-def test_the_whole_barrage_leaves_the_world_unchanged(client, store, world):
-    """Every hostile request in a row against one store: no 5xx, no traceback, no
-    unexpected status, and afterwards the users and groups created at the start
-    are exactly as they were (same representation, same meta.version)."""
-    server_errors, leaks, unexpected = [], [], []
-    for param in ALL_TABLES:
-        method, path, headers, body, status, _scim_type = param.values
-        response = send(client, world, method, path, headers, body)
-        text = response.get_data(as_text=True)
-        if response.status_code >= 500:
-            server_errors.append(f"{param.id}: {response.status_code}")
-        elif response.status_code not in (status if isinstance(status, tuple) else (status,)):
-            unexpected.append(f"{param.id}: {response.status_code}")
-        if any(p.search(text) for p in LEAKS):
-            leaks.append(param.id)
-    changed = []
-    for path, before in world.snapshots.items():
-        after = client.get(path, headers=AUTH)
-        if after.status_code != 200 or after.get_json() != before:
-            changed.append(f"{path} (version {before['meta']['version']} -> "
-                           f"{(after.get_json() or {}).get('meta', {}).get('version')})")
-    assert not (server_errors or leaks or unexpected or changed), (
-        f"5xx: {server_errors}\nleaks: {leaks}\nunexpected status: {unexpected}\nchanged: {changed}")
 
 
 # ------------------------------------------- odd but valid: sane answers

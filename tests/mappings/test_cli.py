@@ -13,8 +13,7 @@ from click.testing import CliRunner, Result
 
 from mappings.cli import commands, evaluate
 from mappings.model import DEFAULT_MAPPING_PATH
-from tests.mappings.people import full, person_json
-from tests.mappings.test_policy_examples import EXAMPLES
+from tests.mappings.people import EXAMPLES, full, person_json
 
 DECISION_FIELDS = {"person_id", "entitlement", "at", "entitled", "by_override", "reasons", "valid_through", "entitled_since"}
 ENTITLEMENTS = ["walkin", "elementary_scheduling", "secondary_scheduling"]

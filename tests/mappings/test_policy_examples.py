@@ -9,64 +9,7 @@ import pytest
 
 from mappings.model import Mapping
 from mappings.policy import ReasonCode, decide
-from tests.mappings.people import AT, approval, full, person, recert
-
-B_CERTS = [full("2024-09-10")]
-
-#: person → (facts changed from A, entitled, reasons, valid_through)
-EXAMPLES: dict[str, tuple[dict[str, Any], bool, list[str], str | None]] = {
-    "A": ({}, True, [], "2027-06-30"),
-    "B": ({"certifications": B_CERTS}, False, ["CERT_EXPIRED"], "2026-06-30"),
-    "C": ({"certifications": [*B_CERTS, recert("2026-05-01")]}, True, [], "2027-06-30"),
-    "D": ({"certifications": [*B_CERTS, recert("2026-08-01")]}, False, ["CERT_EXPIRED"], "2026-06-30"),
-    "E": (
-        {
-            "role": "Teacher",
-            "location": "0456",
-            "assignment_start": "2023-08-01",
-            "certifications": [full("2026-01-10")],
-            "approvals": [approval("0456", "2026-01-12")],
-        },
-        True,
-        [],
-        "2027-06-30",
-    ),
-    "F": (
-        {
-            "role": "Analyst",
-            "location": "C100",
-            "location_type": "central",
-            "assignment_start": "2023-08-01",
-            "certifications": [full("2026-01-10")],
-            "approvals": [approval("C100", "2026-01-12")],
-        },
-        False,
-        ["ROLE_NOT_ELIGIBLE"],
-        "2027-06-30",
-    ),
-    "G": ({"location": "0789", "assignment_start": "2026-10-01"}, False, ["NO_APPROVAL"], "2027-06-30"),
-    "H": ({"role": "School Counselor", "assignment_start": "2026-10-01"}, False, ["APPROVAL_STALE"], "2027-06-30"),
-    "I": ({"lost_access_on": {"walkin": "2026-10-01"}}, False, ["CERT_BEFORE_LOSS"], None),
-    "J": (
-        {"lost_access_on": {"walkin": "2026-10-01"}, "certifications": [full("2025-09-15"), recert("2026-10-05")]},
-        False,
-        ["CERT_BEFORE_LOSS"],
-        None,
-    ),
-    "K": (
-        {"lost_access_on": {"walkin": "2026-10-01"}, "certifications": [full("2025-09-15"), full("2026-10-05")]},
-        True,
-        [],
-        "2028-06-30",
-    ),
-    "L": ({"active": False}, False, ["NOT_ACTIVE"], "2027-06-30"),
-    "M": (
-        {"role": "Teacher", "assignment_start": None, "certifications": [], "approvals": []},
-        False,
-        ["NOT_CERTIFIED", "NO_APPROVAL"],
-        None,
-    ),
-}
+from tests.mappings.people import AT, EXAMPLES, person
 
 
 @pytest.mark.parametrize(
