@@ -6,13 +6,19 @@ service → blueprints.
 
 from __future__ import annotations
 
-from flask import Blueprint, Flask
+from typing import TYPE_CHECKING
 
-from connector.settings import Settings
+if TYPE_CHECKING:  # importing the package must stay cheap: mappings/ reads connector.scim.schema
+    from flask import Flask
+
+    from connector.settings import Settings
 
 
 def create_app(settings: Settings | None = None, store=None) -> Flask:
+    from flask import Blueprint, Flask
+
     from connector.api import discovery, health, http, resources
+    from connector.settings import Settings
     from connector.provisioning import Provisioning
     from connector.store.database import Store
 

@@ -11,109 +11,27 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
-from enum import StrEnum
+from dataclasses import dataclass
 from functools import lru_cache
 
-CORE_USER = "urn:ietf:params:scim:schemas:core:2.0:User"
-ENTERPRISE_USER = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"
-WALKIN_USER = "urn:ietf:params:scim:schemas:extension:walkin:2.0:User"
+from connector.scim.schema import ENTERPRISE_SCHEMA, USER_SCHEMA, WALKIN_SCHEMA, Attr, Schema, Type
+
+CORE_USER = USER_SCHEMA.id
+ENTERPRISE_USER = ENTERPRISE_SCHEMA.id
+WALKIN_USER = WALKIN_SCHEMA.id
 
 # RFC 7644 §3.10: ATTRNAME = ALPHA *(nameChar); "$ref" is the one sub-attribute
 # allowed to start with "$" (RFC 7643 §2.1).
 _NAME = re.compile(r"\$ref|[A-Za-z][A-Za-z0-9_-]*")
 
+#: The SCIM data types (RFC 7643 §2.3), as the connector's schemas define them.
+AttributeType = Type
+Attribute = Attr
 
-class AttributeType(StrEnum):
-    """The SCIM data types the catalogue uses (RFC 7643 §2.3)."""
-
-    STRING = "string"
-    BOOLEAN = "boolean"
-    REFERENCE = "reference"
-    COMPLEX = "complex"
-
-
-@dataclass(frozen=True, slots=True)
-class Attribute:
-    """One attribute of a schema, as much of its definition as checking paths needs."""
-
-    type: AttributeType
-    multi_valued: bool = False
-    sub_attributes: Mapping[str, Attribute] = field(default_factory=dict)
-
-
-_STR = Attribute(AttributeType.STRING)
-_BOOL = Attribute(AttributeType.BOOLEAN)
-_REF = Attribute(AttributeType.REFERENCE)
-
-
-def _multi(**subs: Attribute) -> Attribute:
-    return Attribute(AttributeType.COMPLEX, multi_valued=True, sub_attributes=subs)
-
-
-_TYPED_VALUE = {"value": _STR, "display": _STR, "type": _STR, "primary": _BOOL}
-
-#: The User schemas the connector serves (RFC 7643 §4.1 and §4.3, plus our extension).
-SCHEMAS: Mapping[str, Mapping[str, Attribute]] = {
-    CORE_USER: {
-        "id": _STR,
-        "externalId": _STR,
-        "userName": _STR,
-        "name": Attribute(
-            AttributeType.COMPLEX,
-            sub_attributes={
-                sub: _STR
-                for sub in (
-                    "formatted",
-                    "familyName",
-                    "givenName",
-                    "middleName",
-                    "honorificPrefix",
-                    "honorificSuffix",
-                )
-            },
-        ),
-        "displayName": _STR,
-        "nickName": _STR,
-        "profileUrl": _REF,
-        "title": _STR,
-        "userType": _STR,
-        "preferredLanguage": _STR,
-        "locale": _STR,
-        "timezone": _STR,
-        "active": _BOOL,
-        "emails": _multi(**_TYPED_VALUE),
-        "phoneNumbers": _multi(**_TYPED_VALUE),
-        "addresses": _multi(
-            **{
-                sub: _STR
-                for sub in ("formatted", "streetAddress", "locality", "region", "postalCode", "country", "type")
-            },
-            primary=_BOOL,
-        ),
-        "groups": _multi(value=_STR, display=_STR, type=_STR, **{"$ref": _REF}),
-        "roles": _multi(**_TYPED_VALUE),
-        "entitlements": _multi(**_TYPED_VALUE),
-    },
-    ENTERPRISE_USER: {
-        "employeeNumber": _STR,
-        "costCenter": _STR,
-        "organization": _STR,
-        "division": _STR,
-        "department": _STR,
-        "manager": Attribute(
-            AttributeType.COMPLEX,
-            sub_attributes={"value": _STR, "displayName": _STR, "$ref": _REF},
-        ),
-    },
-    WALKIN_USER: {
-        "jobCode": _STR,
-        "locationCode": _STR,
-        # "YYYY-MM-DD": a calendar date, not a SCIM dateTime (policy dates are local).
-        "assignmentStartDate": _STR,
-        "certifications": _multi(course=_STR, kind=_STR, completedOn=_STR),
-    },
-}
+#: The User schemas the connector serves: the connector's own definitions, so a
+#: path the mapping accepts is exactly a path the SCIM service stores.
+SCHEMAS: Mapping[str, Schema] = {s.id: s for s in (USER_SCHEMA, ENTERPRISE_SCHEMA, WALKIN_SCHEMA)}
+_CORE_EXTRA = {"id": Attr("id", case_exact=True), "externalid": Attr("externalId", case_exact=True)}
 
 _SCHEMA_BY_LOWER = {urn.lower(): urn for urn in SCHEMAS}
 
@@ -125,7 +43,7 @@ class AttributePath:
     schema: str
     attribute: str
     sub_attribute: str | None
-    definition: Attribute
+    definition: Attr
 
     def __str__(self) -> str:
         name = self.attribute if self.sub_attribute is None else f"{self.attribute}.{self.sub_attribute}"
@@ -153,11 +71,10 @@ def get_attribute(obj: Mapping[str, object], key: str) -> object:
     return None
 
 
-def _lookup(names: Mapping[str, Attribute], name: str) -> tuple[str, Attribute] | None:
-    for canonical, definition in names.items():
-        if canonical.lower() == name.lower():
-            return canonical, definition
-    return None
+def _attribute(schema: str, name: str) -> Attr | None:
+    if schema == CORE_USER and name.lower() in _CORE_EXTRA:
+        return _CORE_EXTRA[name.lower()]
+    return SCHEMAS[schema].attr(name)
 
 
 @lru_cache(maxsize=256)
@@ -179,18 +96,18 @@ def parse_path(text: str) -> AttributePath:
     names = [attribute, sub] if sub else [attribute]
     if not all(_NAME.fullmatch(name) for name in names) or (sub and "." in sub):
         raise ValueError(f"invalid attribute path {text!r}")
-    found = _lookup(SCHEMAS[schema], attribute)
-    if found is None:
+    definition = _attribute(schema, attribute)
+    if definition is None:
         raise ValueError(f"unknown attribute {attribute!r} in schema {schema}")
-    attribute, definition = found
+    attribute = definition.name
     sub_attribute = None
     if sub:
-        if definition.multi_valued:
+        if definition.multi:
             raise ValueError(f"{attribute!r} is multi-valued: {text!r} has no single value")
-        found = _lookup(definition.sub_attributes, sub)
-        if found is None:
+        child = definition.child(sub)
+        if child is None:
             raise ValueError(f"unknown sub-attribute {sub!r} of {attribute!r}")
-        sub_attribute, definition = found
+        sub_attribute, definition = child.name, child
     return AttributePath(schema, attribute, sub_attribute, definition)
 
 
@@ -204,11 +121,11 @@ def check_path(text: str, type_: AttributeType, *, sub_attributes: tuple[str, ..
     path = parse_path(text)
     definition = path.definition
     if sub_attributes:
-        missing = [sub for sub in sub_attributes if _lookup(definition.sub_attributes, sub) is None]
-        if not definition.multi_valued or definition.type is not AttributeType.COMPLEX or missing:
+        missing = [sub for sub in sub_attributes if definition.child(sub) is None]
+        if not definition.multi or definition.type is not Type.COMPLEX or missing:
             wanted = ", ".join(sub_attributes)
             raise ValueError(f"{text!r} is not a multi-valued complex attribute with {wanted}")
-    elif definition.multi_valued or definition.type is not type_:
-        shape = "multi-valued " if definition.multi_valued else ""
+    elif definition.multi or definition.type is not type_:
+        shape = "multi-valued " if definition.multi else ""
         raise ValueError(f"{text!r} is a {shape}{definition.type.value} attribute, a single {type_.value} is needed")
     return text
