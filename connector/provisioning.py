@@ -82,11 +82,14 @@ class Provisioning:
 
     # ------------------------------------------------------------------ users
 
+    # Writes render their answer after the commit, so the write lock is held only
+    # for the change itself.
+
     def create_user(self, body: Any, base: str) -> Written:
         data = normalise_resource(USER, body)
         with self.store.write() as session:
             row = user_rows.insert_user(session, data, now())
-            return self._user_out(session, row, base, render.projection(USER, None, None))
+        return Written(render.resource(USER, row, base), render.etag(row.version))  # a new user is in no group
 
     def get_user(self, user_id: str, base: str, proj: Projection) -> Written:
         with self.store.read() as session:
@@ -100,7 +103,7 @@ class Provisioning:
         with self.store.write() as session:
             row = self._locked_user(session, user_id, if_match)
             user_rows.replace_user(session, row, data, now())
-            return self._user_out(session, row, base, render.projection(USER, None, None))
+        return self._user_after_write(row, base, render.projection(USER, None, None))
 
     def patch_user(self, user_id: str, body: Any, base: str, if_match: str | None, proj: Projection) -> Written:
         ops = parse_operations(body, self.settings.scim.max_operations)
@@ -108,7 +111,7 @@ class Provisioning:
             row = self._locked_user(session, user_id, if_match)
             result = apply_patch(USER, row.data, ops)
             user_rows.replace_user(session, row, result.data, now())
-            return self._user_out(session, row, base, proj)
+        return self._user_after_write(row, base, proj)
 
     def delete_user(self, user_id: str, if_match: str | None) -> None:
         with self.store.write() as session:
@@ -121,6 +124,12 @@ class Provisioning:
             raise NotFound(f"User {user_id} not found")
         check_version(render.etag(row.version), if_match)
         return row
+
+    def _user_after_write(self, row: UserRow, base: str, proj: Projection) -> Written:
+        if not proj.wants("groups"):
+            return self._user_out(None, row, base, proj)
+        with self.store.read() as session:
+            return self._user_out(session, row, base, proj)
 
     def _user_out(self, session, row: UserRow, base: str, proj: Projection) -> Written:
         extra = None
@@ -137,6 +146,9 @@ class Provisioning:
         members = _ids(data.pop("members", None))
         with self.store.write() as session:
             row = group_rows.insert_group(session, data, members, now())
+        if not members:
+            return Written(render.resource(GROUP, row, base), render.etag(row.version))
+        with self.store.read() as session:
             return self._group_out(session, row, base, render.projection(GROUP, None, None))
 
     def get_group(self, group_id: str, base: str, proj: Projection) -> Written:
@@ -153,6 +165,7 @@ class Provisioning:
             row = self._locked_group(session, group_id, if_match)
             ops = group_rows.replace_members(session, row, members)
             group_rows.update_group(session, row, data, ops, now())
+        with self.store.read() as session:
             return self._group_out(session, row, base, render.projection(GROUP, None, None))
 
     def patch_group(self, group_id: str, body: Any, base: str, if_match: str | None,
@@ -163,8 +176,9 @@ class Provisioning:
             row = self._locked_group(session, group_id, if_match)
             result = apply_patch(GROUP, row.data, ops)
             group_rows.update_group(session, row, result.data, result.members, now())
-            if proj is None:
-                return Written({}, render.etag(row.version))
+        if proj is None:
+            return Written({}, render.etag(row.version))
+        with self.store.read() as session:
             return self._group_out(session, row, base, proj)
 
     def delete_group(self, group_id: str, if_match: str | None) -> None:
@@ -233,10 +247,11 @@ class Provisioning:
     def _rows(session, model, where, order, offset: int, limit: int) -> list:
         if not limit:
             return []
-        stmt = select(model)
+        # Plain rows, not ORM objects: a list only reads and renders them.
+        stmt = select(model.id, model.version, model.created, model.last_modified, model.data)
         if where is not None:
             stmt = stmt.where(where)
-        return list(session.scalars(stmt.order_by(*order).offset(offset).limit(limit)))
+        return list(session.execute(stmt.order_by(*order).offset(offset).limit(limit)))
 
     @staticmethod
     def _count(session, model, where) -> int:

@@ -14,6 +14,7 @@ from pydantic import BaseModel, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from sync.settings import SyncSettings
+from sync.targets.graph_settings import GraphSettings
 from sync.targets.ldap_settings import LdapSettings
 
 
@@ -71,6 +72,11 @@ class Settings(BaseSettings):
     ldap: LdapSettings | None = None
     """The LDAP / Active Directory target (``WALKIN_LDAP__URLS='["ldaps://dc1"]'``,
     ``WALKIN_LDAP__PEOPLE_BASE=…``); required when ``sync.target`` is ``ldap``."""
+
+    graph: GraphSettings | None = None
+    """The Entra ID target through Microsoft Graph (``WALKIN_GRAPH__TENANT_ID=…``,
+    ``WALKIN_GRAPH__CLIENT_ID=…``, a certificate or a client secret); required when
+    ``sync.target`` is ``entra``."""
 
     @field_validator("scim_token", mode="before")
     @classmethod

@@ -4,16 +4,29 @@ from __future__ import annotations
 
 import logging
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import click
 
 from connector.settings import Settings
 
 
-def _context(progress: bool = True):
+@contextmanager
+def _opened(progress: bool = True) -> Iterator:
+    """The sync context from the settings; its store and target are closed after use."""
     from .context import build_context
+    from .targets.base import TargetError
 
-    return build_context(Settings(), progress=(lambda m: click.echo(m, err=True)) if progress else None)
+    try:
+        ctx = build_context(Settings(), progress=(lambda m: click.echo(m, err=True)) if progress else None)
+    except TargetError as exc:
+        raise click.ClickException(str(exc)) from None
+    try:
+        yield ctx
+    finally:
+        ctx.target.close()
+        ctx.store.dispose()
 
 
 @click.command()
@@ -29,29 +42,21 @@ def sync(dry_run: bool, entitlements: tuple[str, ...], user: str | None, release
     --allow-removals RUN_ID); 1 failed, partial or refused.
     """
     from .audit import find_person
-    from .targets.base import TargetError
     from .worker import entitlements_with_groups
 
-    try:
-        ctx = _context()
-    except TargetError as exc:
-        raise click.ClickException(str(exc)) from None
-    names = list(entitlements) or entitlements_with_groups(ctx)
-    unknown = [n for n in names if n not in ctx.mapping.entitlements]
-    if unknown:
-        raise click.UsageError(f"unknown entitlement(s): {', '.join(unknown)}")
-    person_ids = None
-    if user:
-        with ctx.store.read() as session:
-            found = find_person(session, user)
-        if found is None:
-            raise click.UsageError(f"no user '{user}' in the store")
-        person_ids = [found]
-    try:
+    with _opened() as ctx:
+        names = list(entitlements) or entitlements_with_groups(ctx)
+        unknown = [n for n in names if n not in ctx.mapping.entitlements]
+        if unknown:
+            raise click.UsageError(f"unknown entitlement(s): {', '.join(unknown)}")
+        person_ids = None
+        if user:
+            with ctx.store.read() as session:
+                found = find_person(session, user)
+            if found is None:
+                raise click.UsageError(f"no user '{user}' in the store")
+            person_ids = [found]
         worst = _sync_all(ctx, names, person_ids, dry_run, release)
-    finally:
-        ctx.target.close()
-        ctx.store.dispose()
     sys.exit(worst)
 
 
@@ -91,18 +96,14 @@ def worker(once: bool) -> None:
     from .worker import Worker
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    ctx = _context(progress=False)
-    w = Worker(ctx)
-    try:
+    with _opened(progress=False) as ctx:
+        w = Worker(ctx)
         if once:
             while w.step():
                 pass
             return
         w.install_signals()
         w.run_forever()
-    finally:
-        ctx.target.close()
-        ctx.store.dispose()
 
 
 @click.command()
@@ -173,4 +174,6 @@ def explain(user: str, at, entitlement: str, as_json: bool) -> None:
 
 
 def commands() -> list[click.Command]:
-    return [sync, worker, audit, explain]
+    from .check import check_target
+
+    return [sync, worker, audit, explain, check_target]

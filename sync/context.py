@@ -22,7 +22,12 @@ def make_target(settings: Settings) -> tuple[Target, str]:
 
         return LdapTarget(settings.ldap), "ldap"
     if kind == "entra":
-        raise TargetError("the Entra ID target is not available in this version")
+        if settings.graph is None:
+            raise TargetError("sync.target is 'entra' but no Graph settings are given "
+                              "(WALKIN_GRAPH__TENANT_ID, WALKIN_GRAPH__CLIENT_ID, …)")
+        from .targets.graph import GraphTarget
+
+        return GraphTarget(settings.graph), "entra"
     from .targets.memory import MemoryTarget
 
     return MemoryTarget(), "memory"

@@ -75,9 +75,13 @@ def json_body() -> Any:
 
 
 def base_url() -> str:
-    configured = current_app.config["WALKIN_SETTINGS"].base_url
-    root = configured.rstrip("/") if configured else request.url_root.rstrip("/")
-    return f"{root}/scim/v2"
+    """The SCIM root as clients reach it, computed once per request."""
+    cached = g.get("base_url")
+    if cached is None:
+        configured = current_app.config["WALKIN_SETTINGS"].base_url
+        root = configured.rstrip("/") if configured else request.url_root.rstrip("/")
+        cached = g.base_url = f"{root}/scim/v2"
+    return cached
 
 
 def _authenticate() -> None:

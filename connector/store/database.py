@@ -2,13 +2,57 @@
 
 from __future__ import annotations
 
-from contextlib import contextmanager
+import fcntl
+import os
+import threading
+from contextlib import contextmanager, nullcontext
 from typing import Iterator
 
 from sqlalchemy import Engine, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from .engine import make_engine, migrate, writer
+
+
+class _WriterLock:
+    """Queues SQLite writers of this process (a mutex) and of other processes (an
+    ``flock`` beside the database file).
+
+    SQLite itself makes a second writer sleep and poll until the first is done,
+    which wastes most of a busy server's time; a lock that wakes its waiter at
+    once keeps writes flowing. PostgreSQL needs none of this.
+    """
+
+    def __init__(self, database: str | None) -> None:
+        self._mutex = threading.Lock()
+        self._path = os.path.abspath(database) + ".write.lock" if database and database != ":memory:" else None
+        self._fd: int | None = None
+        self._pid = 0
+
+    def _file(self) -> int | None:
+        if self._path is None:
+            return None
+        if self._fd is None or self._pid != os.getpid():  # a fork gets its own descriptor
+            self._fd, self._pid = os.open(self._path, os.O_CREAT | os.O_RDWR, 0o600), os.getpid()
+        return self._fd
+
+    @contextmanager
+    def held(self) -> Iterator[None]:
+        with self._mutex:
+            fd = self._file()
+            if fd is None:
+                yield
+                return
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(fd, fcntl.LOCK_UN)
+
+    def close(self) -> None:
+        if self._fd is not None and self._pid == os.getpid():
+            os.close(self._fd)
+        self._fd = None
 
 
 class Store:
@@ -21,6 +65,8 @@ class Store:
             migrate(self.engine)
         self._reader = sessionmaker(self.engine, expire_on_commit=False)
         self._writer = sessionmaker(writer(self.engine), expire_on_commit=False)
+        sqlite = self.engine.dialect.name == "sqlite"
+        self._lock = _WriterLock(self.engine.url.database) if sqlite else None
 
     @contextmanager
     def read(self) -> Iterator[Session]:
@@ -29,7 +75,7 @@ class Store:
 
     @contextmanager
     def write(self) -> Iterator[Session]:
-        with self._writer() as session, session.begin():
+        with self._lock.held() if self._lock else nullcontext(), self._writer() as session, session.begin():
             yield session
 
     def ping(self) -> bool:
@@ -43,3 +89,5 @@ class Store:
 
     def dispose(self) -> None:
         self.engine.dispose()
+        if self._lock:
+            self._lock.close()

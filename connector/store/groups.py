@@ -8,9 +8,12 @@ import uuid
 from datetime import datetime
 from typing import Iterable
 
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import bindparam, delete, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import set_committed_value
 
 from connector.scim.errors import InvalidValue, Uniqueness
 from connector.scim.filters import compile_filter
@@ -32,7 +35,8 @@ def _chunks(ids: list[str]) -> Iterable[list[str]]:
 def columns(data: dict) -> dict:
     from .users import check_lengths
 
-    return check_lengths({"display_name": data["displayName"].lower(), "external_id": data.get("externalId")},
+    name = data["displayName"]
+    return check_lengths({"display_name": name.lower(), "display": name, "external_id": data.get("externalId")},
                          "the Group's")
 
 
@@ -48,11 +52,25 @@ def _flush_unique(session: Session) -> None:
         raise
 
 
+# Hot statements are built once (construction and cache keys are most of
+# SQLAlchemy's cost per request); values arrive as bound parameters.
+_GET = select(GroupRow).where(GroupRow.id == bindparam("id"))
+_GET_LOCKED = _GET.with_for_update()
+_USERS_IN = select(UserRow.id).where(UserRow.id.in_(bindparam("ids", expanding=True)))
+_GROUPS_IN = select(GroupRow.id).where(GroupRow.id.in_(bindparam("ids", expanding=True)))
+_BUMP = (
+    update(GroupRow).where(GroupRow.id == bindparam("gid"))
+    .values(version=GroupRow.version + 1, last_modified=bindparam("now"))
+    .returning(GroupRow.version)
+)
+_ADD = {
+    dialect: insert_(MemberRow).on_conflict_do_nothing().returning(MemberRow.member_id)
+    for dialect, insert_ in (("postgresql", pg_insert), ("sqlite", sqlite_insert))
+}
+
+
 def get_group(session: Session, group_id: str, *, lock: bool = False) -> GroupRow | None:
-    stmt = select(GroupRow).where(GroupRow.id == group_id)
-    if lock:
-        stmt = stmt.with_for_update()
-    return session.scalars(stmt).first()
+    return session.scalars(_GET_LOCKED if lock else _GET, {"id": group_id}).first()
 
 
 def insert_group(session: Session, data: dict, member_ids: tuple[str, ...], now: datetime) -> GroupRow:
@@ -101,12 +119,10 @@ def update_group(session: Session, row: GroupRow, data: dict, ops: list[MemberOp
     if changed:
         # A plain UPDATE, not an ORM read-modify-write, so concurrent member
         # changes to one group never lose a version bump.
-        session.execute(
-            update(GroupRow).where(GroupRow.id == row.id)
-            .values(version=GroupRow.version + 1, last_modified=now)
-            .execution_options(synchronize_session=False)
-        )
-        session.refresh(row)
+        version = session.execute(_BUMP, {"gid": row.id, "now": now},
+                                  execution_options={"synchronize_session": False}).scalar_one()
+        set_committed_value(row, "version", version)
+        set_committed_value(row, "last_modified", now)
     return changed
 
 
@@ -127,10 +143,10 @@ def replace_members(session: Session, row: GroupRow, member_ids: tuple[str, ...]
 def _member_types(session: Session, ids: list[str], group_id: str) -> dict[str, str]:
     found: dict[str, str] = {}
     for chunk in _chunks(ids):
-        found.update({i: "User" for i in session.scalars(select(UserRow.id).where(UserRow.id.in_(chunk)))})
+        found.update({i: "User" for i in session.scalars(_USERS_IN, {"ids": chunk})})
         rest = [i for i in chunk if i not in found]
         if rest:
-            found.update({i: "Group" for i in session.scalars(select(GroupRow.id).where(GroupRow.id.in_(rest)))})
+            found.update({i: "Group" for i in session.scalars(_GROUPS_IN, {"ids": rest})})
     if group_id in found:
         raise InvalidValue("a group cannot be a member of itself")
     missing = [i for i in ids if i not in found]
@@ -142,17 +158,12 @@ def _member_types(session: Session, ids: list[str], group_id: str) -> dict[str, 
 
 def _add(session: Session, group_id: str, ids: list[str], now: datetime) -> bool:
     types = _member_types(session, ids, group_id)
-    present: set[str] = set()
-    for chunk in _chunks(ids):
-        present.update(session.scalars(
-            select(MemberRow.member_id).where(MemberRow.group_id == group_id, MemberRow.member_id.in_(chunk))
-        ))
-    new = [i for i in ids if i not in present]
+    # One statement inserts the members not there yet and says which they were;
+    # an existing membership keeps its start date.
+    rows = [{"group_id": group_id, "member_id": i, "member_type": types[i], "since": now} for i in ids]
+    new = list(session.scalars(_ADD[session.bind.dialect.name], rows))
     if not new:
         return False
-    session.execute(insert(MemberRow), [
-        {"group_id": group_id, "member_id": i, "member_type": types[i], "since": now} for i in new
-    ])
     journal.append(session, now, [
         (Event.MEMBER_ADDED, i if types[i] == "User" else None, group_id, {"member": i, "type": types[i]})
         for i in new

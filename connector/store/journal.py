@@ -64,4 +64,7 @@ def append(session: Session, now: datetime, rows: Iterable[tuple[Event, str | No
         for e, u, g, d in rows
     ]
     if values:
-        session.execute(insert(JournalRow), values)
+        session.execute(_APPEND, values)
+
+
+_APPEND = insert(JournalRow)

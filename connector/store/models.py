@@ -86,6 +86,7 @@ class GroupRow(Base):
     data: Mapped[dict] = mapped_column(JSON, nullable=False)
 
     display_name: Mapped[str] = mapped_column(_TEXT, nullable=False, unique=True)  # lower-cased
+    display: Mapped[str] = mapped_column(_TEXT, nullable=False)  # as sent, for users' ``groups.display``
     external_id: Mapped[str | None] = mapped_column(_TEXT, unique=True)
 
 

@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy import bindparam, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -161,10 +161,7 @@ def delete_user(session: Session, row: UserRow, now: datetime) -> None:
 
 
 def get_user(session: Session, user_id: str, *, lock: bool = False) -> UserRow | None:
-    stmt = select(UserRow).where(UserRow.id == user_id)
-    if lock:
-        stmt = stmt.with_for_update()
-    return session.scalars(stmt).first()
+    return session.scalars(_GET_LOCKED if lock else _GET, {"id": user_id}).first()
 
 
 def groups_of(session: Session, user_ids: list[str]) -> dict[str, list[tuple[str, str]]]:
@@ -172,15 +169,20 @@ def groups_of(session: Session, user_ids: list[str]) -> dict[str, list[tuple[str
     out: dict[str, list[tuple[str, str]]] = {uid: [] for uid in user_ids}
     if not user_ids:
         return out
-    stmt = (
-        select(MemberRow.member_id, GroupRow.id, GroupRow.data)
-        .join(GroupRow, GroupRow.id == MemberRow.group_id)
-        .where(MemberRow.member_id.in_(user_ids))
-        .order_by(GroupRow.id)
-    )
-    for member_id, group_id, data in session.execute(stmt):
-        out[member_id].append((group_id, data.get("displayName")))
+    for member_id, group_id, display in session.execute(_GROUPS_OF, {"ids": user_ids}):
+        out[member_id].append((group_id, display))
     return out
+
+
+# Hot statements are built once; executing them then costs no construction.
+_GROUPS_OF = (
+    select(MemberRow.member_id, GroupRow.id, GroupRow.display)
+    .join(GroupRow, GroupRow.id == MemberRow.group_id)
+    .where(MemberRow.member_id.in_(bindparam("ids", expanding=True)))
+    .order_by(GroupRow.id)
+)
+_GET = select(UserRow).where(UserRow.id == bindparam("id"))
+_GET_LOCKED = _GET.with_for_update()
 
 
 def count_users(session: Session) -> int:

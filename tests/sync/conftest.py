@@ -7,7 +7,9 @@
   with the base DIT restored: ou=people empty, ``cn=walkin,ou=groups`` holding only
   the placeholder. Call ``slapd.stop()`` / ``slapd.start()`` to simulate an outage.
 - ``ldap_settings`` / ``ldap_target``: settings and a target bound as the rootdn.
-- ``target``: a :class:`Directory` over the memory target and over slapd.
+- ``target``: a :class:`Directory` over the memory target, over slapd, and over the
+  Entra target talking to a stateful fake of Microsoft Graph (``graph_fake.py``)
+  served through ``responses``.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 import pytest
+import responses
 
 from sync.targets import ldap3_import  # noqa: F401  (imports ldap3 without pyasn1's deprecation warnings)
 from sync.targets.base import Target
@@ -24,6 +27,7 @@ from sync.targets.ldap_filters import child_dn, normalise_dn
 from sync.targets.ldap_settings import LdapSettings
 from sync.targets.memory import MemoryTarget
 
+from .graph_fake import FakeGraph, graph_target
 from .slapd import GROUP_DN, PEOPLE_DN, Slapd, free_port, missing_tools
 
 
@@ -103,11 +107,14 @@ class Directory:
     kind: str
     slapd: Slapd | None = None
     memory_people: dict[str, str] = field(default_factory=dict)
+    graph: FakeGraph | None = None
 
     def person(self, key: str) -> str:
         """Create a person whose matching key is ``key``; return their member identifier."""
         if self.slapd is not None:
             return normalise_dn(self.slapd.add_person(key))
+        if self.graph is not None:
+            return self.graph.add_user(key)
         member = normalise_dn(child_dn("uid", key, PEOPLE_DN))
         assert isinstance(self.target, MemoryTarget)
         self.target.directory[key] = member
@@ -118,6 +125,8 @@ class Directory:
         if self.slapd is not None:
             values = {normalise_dn(v) for v in self.slapd.member_values(self.group)}
             return values - {normalise_dn(self.slapd.placeholder_dn)}
+        if self.graph is not None:
+            return set(self.graph.groups[self.group])
         assert isinstance(self.target, MemoryTarget)
         return set(self.target.groups[self.group])
 
@@ -125,6 +134,8 @@ class Directory:
         """Make ``members`` the group's members directly."""
         if self.slapd is not None:
             self.slapd.set_members([self.slapd.placeholder_dn, *members], self.group)
+        elif self.graph is not None:
+            self.graph.groups[self.group] = set(members)
         else:
             assert isinstance(self.target, MemoryTarget)
             self.target.groups[self.group] = set(members)
@@ -134,17 +145,29 @@ class Directory:
         if self.slapd is not None:
             return LdapTarget(slapd_settings(self.slapd, urls=[f"ldap://127.0.0.1:{free_port()}"],
                                              retry_attempts=2), sleep=no_sleep)
+        if self.graph is not None:  # neither sign-in nor Graph answers (responses refuses the hosts)
+            return graph_target(authority_host="https://login.unreachable.test",
+                                graph_url="https://graph.unreachable.test/v1.0", retry_attempts=2)
         down = MemoryTarget({self.group: set()})
         down.available = False
         return down
 
 
-@pytest.fixture(params=["memory", "slapd"])
+@pytest.fixture(params=["memory", "slapd", "entra"])
 def target(request: pytest.FixtureRequest) -> Iterator[Directory]:
-    """Each contract test runs on the memory target and on a real slapd."""
+    """Each contract test runs on the memory target, on a real slapd and on the Entra
+    target against a stateful Graph fake."""
     missing = f"cn=nonexistent,ou=groups,{PEOPLE_DN.split(',', 1)[1]}"
     if request.param == "memory":
         yield Directory(MemoryTarget({GROUP_DN: set()}), GROUP_DN, missing, "memory")
+        return
+    if request.param == "entra":
+        with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
+            fake = FakeGraph(page_size=2)  # small pages: every read follows @odata.nextLink
+            fake.register(rsps)
+            entra = graph_target()
+            yield Directory(entra, fake.add_group(), "0d7c9a4e-1b2f-4e8d-9a6c-3f5b7e1d2c4a", "entra", graph=fake)
+            entra.close()
         return
     server: Slapd = request.getfixturevalue("slapd")
     ldap = LdapTarget(slapd_settings(server), sleep=no_sleep)

@@ -35,6 +35,7 @@ def upgrade() -> None:
     sa.Column('last_modified', sa.DateTime(timezone=True), nullable=False),
     sa.Column('data', sa.JSON(), nullable=False),
     sa.Column('display_name', sa.String(length=512), nullable=False),
+    sa.Column('display', sa.String(length=512), nullable=False),
     sa.Column('external_id', sa.String(length=512), nullable=True),
     sa.PrimaryKeyConstraint('id'),
     sa.UniqueConstraint('display_name'),
