@@ -38,18 +38,20 @@ def _chunks(ids: list[str]) -> Iterable[list[str]]:
         yield ids[i:i + _CHUNK]
 
 
-def load_people(session: Session, mapping: Mapping, person_key: str, person_ids: Iterable[str] | None = None) -> list[Person]:
+def load_people(session: Session, mapping: Mapping, person_key: str, person_ids: Iterable[str] | None = None,
+                *, approvals: dict[str, dict] | None = None) -> list[Person]:
     """Every person (or the given ones) with facts ready for :func:`decide`.
 
     Approval-group memberships are only read for groups some approval rule
-    matches, so a large unrelated group costs nothing.
+    matches, so a large unrelated group costs nothing. ``approvals`` (from
+    :func:`approval_groups`) saves reading the groups again for each chunk.
     """
     ids = None if person_ids is None else sorted(set(person_ids))
     users = _users(session, ids)
     if not users:
         return []
-    approval_groups = _approval_groups(session, mapping)
-    memberships = _memberships(session, approval_groups, None if ids is None else list(users))
+    groups = approvals if approvals is not None else approval_groups(session, mapping)
+    memberships = _memberships(session, groups, None if ids is None else list(users))
     losses = _losses(session, ids)
     overrides = _overrides(session, ids)
     key_path = parse_path(person_key)
@@ -58,7 +60,7 @@ def load_people(session: Session, mapping: Mapping, person_key: str, person_ids:
         user = {**data, "id": user_id}
         facts, problems = user_to_facts(
             user,
-            [(approval_groups[g], since) for g, since in memberships.get(user_id, ())],
+            [(groups[g], since) for g, since in memberships.get(user_id, ())],
             mapping,
             losses.get(user_id),
             overrides.get(user_id, ()),
@@ -78,7 +80,7 @@ def _users(session: Session, ids: list[str] | None) -> dict[str, dict]:
     return out
 
 
-def _approval_groups(session: Session, mapping: Mapping) -> dict[str, dict]:
+def approval_groups(session: Session, mapping: Mapping) -> dict[str, dict]:
     """Groups that some entitlement's approval rule recognises, by id."""
     rules = [rule for e in mapping.entitlements.values() for rule in e.approval_groups]
     found = {}

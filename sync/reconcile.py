@@ -14,7 +14,10 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
 
 from connector.settings import Settings
+from sqlalchemy import select
+
 from connector.store.database import Store
+from connector.store.models import UserRow
 from mappings.calendar import local_date
 from mappings.model import Mapping
 from mappings.policy import Decision, decide_all
@@ -22,7 +25,7 @@ from mappings.vocabulary import ReasonCode
 
 from . import ledger
 from .ledger import AuditAction, AuditEntry, AuditResult, RunStatus
-from .people import Person, load_people
+from .people import Person, approval_groups, load_people
 from .planner import Action, Change, Plan, deletion_guard, plan
 from .targets.base import (
     GroupNotFound, Outcome, PersonKey, Target, TargetAuthError, TargetError, partial_result,
@@ -31,6 +34,7 @@ from .targets.base import (
 log = logging.getLogger("walkin.sync")
 
 GUARD_WINDOW = timedelta(hours=1)
+PEOPLE_CHUNK = 2000  # people read and decided at a time in a full run
 WRITE_CHUNK = 1000  # members handed to the target per call (it batches further)
 
 
@@ -106,33 +110,42 @@ def reconcile(ctx: SyncContext, entitlement: str, *, kind: str = "manual", perso
     empty = Plan()
 
     with ctx.store.read() as session:
-        people = load_people(session, ctx.mapping, settings.person_key, person_ids)
-        cache = ledger.cached_entries(session, name, None if full else sorted(set(person_ids)))
+        ids = sorted(set(person_ids)) if not full else list(session.scalars(select(UserRow.id).order_by(UserRow.id)))
+        cache = ledger.cached_entries(session, name, None if full else ids)
         known = ledger.known_members(session, name) if full else {}
         held_before = _held_members(session, release) if release else set()
-    ctx.say(f"{entitlement}: {len(people)} people read from the store")
+        approvals = approval_groups(session, ctx.mapping)
 
-    by_id = {p.person_id: p for p in people}
-    decisions = {p.person_id: decide_all(p.facts, today, ctx.mapping, (entitlement,))[entitlement] for p in people}
-    if not full:
-        for gone in set(person_ids) - set(by_id):
-            decisions[gone] = _departed(gone, entitlement, today)
-
-    run = _Run(ctx, entitlement, kind, dry_run, journal_seqs or {}, by_id)
-    if full and not people:
+    run = _Run(ctx, entitlement, kind, dry_run, journal_seqs or {})
+    if full and not ids:
         return run.refuse(empty, "the store holds no people: refusing to act (a reconcile would empty the group)")
 
+    decisions: dict[str, Decision] = {}
+    members: dict[str, str] = {}
     try:
         group = ctx.group_of(entitlement)
-        members = _resolve(ctx, people, cache, dry_run, run)
-        if full:
-            actual = {target.normalise(m) for m in target.read_members(group)}
-        else:
-            scope = [members[p] for p in decisions if p in members] + [
-                cache[p].member for p in decisions if p not in members and p in cache]
+        # A full run reads the group first, so people can be read, decided and
+        # dropped a chunk at a time: only the decisions (small) are kept, and the
+        # facts of a person only when their membership is about to change.
+        actual = {target.normalise(m) for m in target.read_members(group)} if full else set()
+        for start in range(0, len(ids), PEOPLE_CHUNK):
+            chunk = ids[start:start + PEOPLE_CHUNK]
+            with ctx.store.read() as session:
+                people = load_people(session, ctx.mapping, settings.person_key, chunk, approvals=approvals)
+            members.update(_resolve(ctx, people, cache, dry_run, run))
+            for person in people:
+                decision = decide_all(person.facts, today, ctx.mapping, (entitlement,))[entitlement]
+                decisions[person.person_id] = decision
+                run.note(person, decision, members.get(person.person_id), actual if full else None)
+            if full and len(ids) > PEOPLE_CHUNK:
+                ctx.say(f"{entitlement}: {min(start + PEOPLE_CHUNK, len(ids))}/{len(ids)} people decided")
+        if not full:
+            for gone in set(ids) - set(decisions):
+                decisions[gone] = _departed(gone, entitlement, today)
             for p in decisions:
                 if p not in members and p in cache:
-                    members[p] = cache[p].member
+                    members[p] = target.normalise(cache[p].member)
+            scope = [members[p] for p in decisions if p in members]
             actual = {target.normalise(m) for m in target.has_members(group, scope)} if scope else set()
     except TargetAuthError as exc:
         return run.refuse(empty, f"the directory refused our credentials: {exc}", status=RunStatus.FAILED)
@@ -140,6 +153,7 @@ def reconcile(ctx: SyncContext, entitlement: str, *, kind: str = "manual", perso
         return run.refuse(empty, f"the group cannot be read ({exc}): no changes made", status=RunStatus.FAILED)
     except TargetError as exc:
         return run.refuse(empty, f"the directory could not be read ({exc}): no changes made", status=RunStatus.FAILED)
+    ctx.say(f"{entitlement}: {len(decisions)} people decided")
 
     allowlist = {target.normalise(m) for m in settings.allowlist}
     the_plan = plan(decisions.values(), members, actual, known, allowlist=allowlist, full=full)
@@ -180,8 +194,8 @@ def _resolve(ctx: SyncContext, people: list[Person], cache: dict, dry_run: bool,
         keys = {k.person_id: k.key for k in lookup}
         members.update({p: ctx.target.normalise(m) for p, m in found.items()})
         if not dry_run:
-            run.cache_update = {p: (keys[p], m) for p, m in found.items()}
-            run.cache_forget = [k.person_id for k in lookup if k.person_id not in found and k.person_id in cache]
+            run.cache_update.update({p: (keys[p], m) for p, m in found.items()})
+            run.cache_forget.extend(k.person_id for k in lookup if k.person_id not in found and k.person_id in cache)
     return members
 
 
@@ -224,20 +238,29 @@ def _last_group_size(session, entitlement: str, target: str) -> int:
 class _Run:
     """Records one run: the run row, audit entries, loss dates, the entry cache."""
 
-    def __init__(self, ctx: SyncContext, entitlement: str, kind: str, dry_run: bool, journal_seqs: dict[str, int],
-                 people: dict[str, Person]) -> None:
+    def __init__(self, ctx: SyncContext, entitlement: str, kind: str, dry_run: bool,
+                 journal_seqs: dict[str, int]) -> None:
         self.ctx, self.entitlement, self.kind, self.dry_run = ctx, entitlement, kind, dry_run
-        self.journal_seqs, self.people = journal_seqs, people
+        self.journal_seqs = journal_seqs
+        self.who: dict[str, tuple[str | None, str | None]] = {}  # person → (userName, directory key)
+        self.digests: dict[str, str | None] = {}  # evidence digests of people whose membership may change
         self.cache_update: dict[str, tuple[str, str]] = {}
         self.cache_forget: list[str] = []
 
+    def note(self, person: Person, decision: Decision, member: str | None, actual: set[str] | None) -> None:
+        """Remember who a person is and, when their membership may change (or
+        ``actual`` is not known yet), the digest of the evidence for the audit."""
+        self.who[person.person_id] = (person.user_name, person.key)
+        if actual is None or member is None or decision.entitled != (member in actual):
+            self.digests[person.person_id] = ledger.evidence_digest(person, decision)
+
     def _entry(self, change: Change, action: AuditAction, result: AuditResult, detail: str | None = None) -> AuditEntry:
-        person = self.people.get(change.person_id) if change.person_id else None
+        pid = change.person_id or ""
         return AuditEntry(
             action=action, result=result, person_id=change.person_id,
-            user_name=person.user_name if person else None, member=change.member,
-            reasons=list(change.reasons), evidence=ledger.evidence_digest(person, change.decision),
-            detail=detail, journal_seq=self.journal_seqs.get(change.person_id or ""),
+            user_name=self.who.get(pid, (None, None))[0], member=change.member,
+            reasons=list(change.reasons), evidence=self.digests.get(pid) if change.decision else None,
+            detail=detail, journal_seq=self.journal_seqs.get(pid),
         )
 
     def refuse(self, the_plan: Plan, why: str, status: RunStatus = RunStatus.REFUSED) -> RunResult:
@@ -272,12 +295,11 @@ class _Run:
             entries.append(self._entry(change, AuditAction.HOLD, AuditResult.HELD,
                                        the_plan.guard_reason))
         for decision in the_plan.unresolved:
-            person = self.people.get(decision.person_id)
+            user_name, key = self.who.get(decision.person_id, (None, None))
             entries.append(AuditEntry(
                 AuditAction.UNRESOLVED, AuditResult.SKIPPED, person_id=decision.person_id,
-                user_name=person.user_name if person else None, reasons=[],
-                evidence=ledger.evidence_digest(person, decision),
-                detail=f"no directory entry matches {ctx.settings.sync.person_key} = {person.key if person else None!r}",
+                user_name=user_name, reasons=[], evidence=self.digests.get(decision.person_id),
+                detail=f"no directory entry matches {ctx.settings.sync.person_key} = {key!r}",
                 journal_seq=self.journal_seqs.get(decision.person_id)))
         if held:
             status = RunStatus.HELD
@@ -301,7 +323,7 @@ class _Run:
             ledger.record_losses(session, revoked, self.entitlement, ctx.today(), run_id)
             ledger.store_entries(session, ctx.target_name, self.cache_update, end)
             ledger.forget_entries(session, ctx.target_name, self.cache_forget)
-            gone = [c.person_id for c in removes if c.person_id and c.person_id not in self.people
+            gone = [c.person_id for c in removes if c.person_id and c.person_id not in self.who
                     and any(e.member == c.member and e.result is AuditResult.OK for e in entries)]
             ledger.forget_entries(session, ctx.target_name, gone)
             if release is not None:
