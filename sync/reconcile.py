@@ -35,7 +35,7 @@ log = logging.getLogger("walkin.sync")
 
 GUARD_WINDOW = timedelta(hours=1)
 PEOPLE_CHUNK = 2000  # people read and decided at a time in a full run
-WRITE_CHUNK = 1000  # members handed to the target per call (it batches further)
+WRITE_CHUNK = 5000  # members handed to the target per call (it batches further; an LDAP call reads the group once)
 
 
 def utcnow() -> datetime:
@@ -312,9 +312,10 @@ class _Run:
             "added": done_adds, "removed": done_removes, "held": len(held), "unresolved": len(the_plan.unresolved),
             "failed": len(failures), "kept": the_plan.kept,
         }
+        confirmed = {e.member for e in entries if e.result is AuditResult.OK}
         held_list = [{"member": c.member, "person_id": c.person_id, "reasons": list(c.reasons)} for c in held]
         revoked = [c.person_id for c in removes if c.action is Action.REVOKE and c.person_id
-                   and any(e.member == c.member and e.result is AuditResult.OK for e in entries)]
+                   and c.member in confirmed]
         detail = "; ".join(failures[:5]) or the_plan.guard_reason
         end = ctx.clock()
         with ctx.store.write() as session:
@@ -324,7 +325,7 @@ class _Run:
             ledger.store_entries(session, ctx.target_name, self.cache_update, end)
             ledger.forget_entries(session, ctx.target_name, self.cache_forget)
             gone = [c.person_id for c in removes if c.person_id and c.person_id not in self.who
-                    and any(e.member == c.member and e.result is AuditResult.OK for e in entries)]
+                    and c.member in confirmed]
             ledger.forget_entries(session, ctx.target_name, gone)
             if release is not None:
                 from connector.store.models import SyncRunRow

@@ -226,7 +226,7 @@ def _parse_value(dn: str, i: int) -> tuple[str, bool, int]:
         raise ValueError(f"DN value is not UTF-8: {dn!r}") from exc
 
 
-@functools.lru_cache(maxsize=65_536)  # the same members are normalised at every read
+@functools.lru_cache(maxsize=1 << 18)  # the same members are normalised at every read
 def normalise_dn(dn: str) -> str:
     """The comparable form of ``dn`` (see the module docstring for the rule).
 
