@@ -149,7 +149,10 @@ def user_to_facts(
     problems: list[str] = []
     attributes = mapping.attributes
     location, location_type = _location(user, mapping, problems)
-    facts = PersonFacts(
+    # Every field below was checked by the readers above (a bad value became null
+    # and a problem), so the model is built without validating it a second time:
+    # a full reconcile converts every user in the store.
+    facts = PersonFacts.model_construct(
         id=person_id,
         active=_active(user, attributes.active, problems),
         role=_role(user, mapping, problems),
@@ -252,7 +255,7 @@ def _certification(item: object) -> Certification:
         day = parse_iso_date(completed_on)
     except ValueError as exc:
         raise ValueError(f"completedOn: {exc}") from None
-    return Certification(course=course, kind=CertKind(kind), completed_on=day)
+    return Certification.model_construct(course=course, kind=CertKind(kind), completed_on=day)  # checked above
 
 
 def _approvals(memberships: Iterable[Membership], mapping: Mapping) -> tuple[Approval, ...]:

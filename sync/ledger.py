@@ -8,6 +8,7 @@ import json
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from enum import StrEnum
+from typing import NamedTuple
 
 from sqlalchemy import delete, func, insert, select
 from sqlalchemy.orm import Session
@@ -119,21 +120,24 @@ def recent_removals(session: Session, entitlement: str, target: str, since: date
 # ------------------------------------------------------ resolved directory entries
 
 
-def cached_entries(session: Session, target: str, person_ids: list[str] | None) -> dict[str, DirectoryEntryRow]:
-    stmt = select(DirectoryEntryRow).where(DirectoryEntryRow.target == target)
+class Entry(NamedTuple):
+    """A cached directory entry of a person (plain tuples: a full run holds one per person)."""
+
+    key: str
+    member: str
+    resolved_at: datetime
+
+
+def cached_entries(session: Session, target: str, person_ids: list[str] | None) -> dict[str, Entry]:
+    stmt = select(DirectoryEntryRow.person_id, DirectoryEntryRow.key, DirectoryEntryRow.member,
+                  DirectoryEntryRow.resolved_at).where(DirectoryEntryRow.target == target)
     if person_ids is None:
-        return {r.person_id: r for r in session.scalars(stmt)}
+        return {p: Entry(k, m, r) for p, k, m, r in session.execute(stmt)}
     out = {}
     for i in range(0, len(person_ids), 500):
-        out.update({r.person_id: r for r in session.scalars(
+        out.update({p: Entry(k, m, r) for p, k, m, r in session.execute(
             stmt.where(DirectoryEntryRow.person_id.in_(person_ids[i:i + 500])))})
     return out
-
-
-def known_members(session: Session, target: str) -> dict[str, str]:
-    """member → person id for every cached entry of ``target``."""
-    return {m: p for p, m in session.execute(
-        select(DirectoryEntryRow.person_id, DirectoryEntryRow.member).where(DirectoryEntryRow.target == target))}
 
 
 def store_entries(session: Session, target: str, found: dict[str, tuple[str, str]], now: datetime) -> None:

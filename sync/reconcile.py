@@ -8,6 +8,7 @@ cannot read the group or finds no people in the store refuses to act.
 
 from __future__ import annotations
 
+import gc
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -112,7 +113,7 @@ def reconcile(ctx: SyncContext, entitlement: str, *, kind: str = "manual", perso
     with ctx.store.read() as session:
         ids = sorted(set(person_ids)) if not full else list(session.scalars(select(UserRow.id).order_by(UserRow.id)))
         cache = ledger.cached_entries(session, name, None if full else ids)
-        known = ledger.known_members(session, name) if full else {}
+        known = {target.normalise(e.member): p for p, e in cache.items()} if full else {}
         held_before = _held_members(session, release) if release else set()
         approvals = approval_groups(session, ctx.mapping)
 
@@ -128,6 +129,7 @@ def reconcile(ctx: SyncContext, entitlement: str, *, kind: str = "manual", perso
         # dropped a chunk at a time: only the decisions (small) are kept, and the
         # facts of a person only when their membership is about to change.
         actual = {target.normalise(m) for m in target.read_members(group)} if full else set()
+        gc.disable()  # the chunks hold no cycles: collecting while building them is pure cost
         for start in range(0, len(ids), PEOPLE_CHUNK):
             chunk = ids[start:start + PEOPLE_CHUNK]
             with ctx.store.read() as session:
@@ -153,6 +155,8 @@ def reconcile(ctx: SyncContext, entitlement: str, *, kind: str = "manual", perso
         return run.refuse(empty, f"the group cannot be read ({exc}): no changes made", status=RunStatus.FAILED)
     except TargetError as exc:
         return run.refuse(empty, f"the directory could not be read ({exc}): no changes made", status=RunStatus.FAILED)
+    finally:
+        gc.enable()
     ctx.say(f"{entitlement}: {len(decisions)} people decided")
 
     allowlist = {target.normalise(m) for m in settings.allowlist}
