@@ -15,7 +15,7 @@ from sqlalchemy import asc, desc, func, select
 
 from connector.scim import render
 from connector.scim.errors import InvalidFilter, InvalidValue, NotFound, PreconditionFailed
-from connector.scim.filters import compile_filter, parse
+from connector.scim.filters import compile_filter, parse, strip_core_urn
 from connector.scim.patch import apply_patch, parse_operations
 from connector.scim.render import Projection
 from connector.scim.schema import GROUP, USER, ResourceKind
@@ -291,8 +291,6 @@ def _order(query: Query, sorts: dict, model) -> list:
     if query.sort_order and query.sort_order.lower() not in ("ascending", "descending"):
         raise InvalidValue("sortOrder must be 'ascending' or 'descending'")
     if query.sort_by:
-        from connector.scim.filters import strip_core_urn
-
         column = sorts.get(strip_core_urn(query.sort_by).lower())
         if column is None:
             raise InvalidValue(f"sorting by '{query.sort_by}' is not supported")

@@ -6,7 +6,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 from enum import StrEnum
 from typing import NamedTuple
 
@@ -158,6 +158,3 @@ def forget_entries(session: Session, target: str, person_ids: list[str]) -> None
         session.execute(delete(DirectoryEntryRow).where(
             DirectoryEntryRow.target == target, DirectoryEntryRow.person_id.in_(person_ids[i:i + 500])))
 
-
-def stale_before(now: datetime, ttl_hours: int) -> datetime:
-    return now - timedelta(hours=ttl_hours)

@@ -18,7 +18,7 @@ from connector.settings import Settings
 from sqlalchemy import select
 
 from connector.store.database import Store
-from connector.store.models import UserRow
+from connector.store.models import SyncRunRow, UserRow
 from mappings.calendar import local_date
 from mappings.model import Mapping
 from mappings.policy import Decision, decide_all
@@ -171,8 +171,6 @@ def reconcile(ctx: SyncContext, entitlement: str, *, kind: str = "manual", perso
 
 
 def _held_members(session, run_id: int) -> set[str]:
-    from connector.store.models import SyncRunRow
-
     row = session.get(SyncRunRow, run_id)
     if row is None or row.status != RunStatus.HELD.value:
         raise ValueError(f"run {run_id} is not a held run")
@@ -226,10 +224,6 @@ def _guard(ctx: SyncContext, entitlement: str, the_plan: Plan, released: set[str
 
 
 def _last_group_size(session, entitlement: str, target: str) -> int:
-    from sqlalchemy import select
-
-    from connector.store.models import SyncRunRow
-
     counts = session.scalar(
         select(SyncRunRow.counts).where(
             SyncRunRow.entitlement == entitlement, SyncRunRow.target == target,
@@ -332,8 +326,6 @@ class _Run:
                     and c.member in confirmed]
             ledger.forget_entries(session, ctx.target_name, gone)
             if release is not None:
-                from connector.store.models import SyncRunRow
-
                 session.get(SyncRunRow, release).released_by = run_id
             ledger.finish_run(session, run_id, status=status, counts=counts, held=held_list, detail=detail, now=end)
         ctx.say(f"{self.entitlement}: run {run_id} {status.value}: +{done_adds} -{done_removes}"

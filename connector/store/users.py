@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, delete, func, insert, select, update
+from sqlalchemy import bindparam, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -184,6 +184,3 @@ _GROUPS_OF = (
 _GET = select(UserRow).where(UserRow.id == bindparam("id"))
 _GET_LOCKED = _GET.with_for_update()
 
-
-def count_users(session: Session) -> int:
-    return session.scalar(select(func.count()).select_from(UserRow)) or 0

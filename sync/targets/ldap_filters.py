@@ -93,10 +93,13 @@ def escape_dn_value(value: str) -> str:
     """An attribute value escaped for use in a DN (RFC 4514 §2.4).
 
     ``escape_rdn`` writes NUL as a backslash followed by a raw NUL, which RFC 4514
-    does not allow (NUL must be the hex pair ``\\00``), so that one is rewritten.
+    does not allow (NUL must be the hex pair ``\\00``), so that one is rewritten; and it
+    escapes a value of one space twice, so that one is written here.
     """
     if not _NEEDS_ESCAPE.search(value):  # the common case, and escape_rdn's result too
         return value
+    if value == " ":  # escape_rdn escapes a lone space twice (leading, then trailing): "\\\\ "
+        return "\\ "
     return escape_rdn(value).replace("\\\x00", "\\00")
 
 

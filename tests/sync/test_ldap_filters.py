@@ -266,3 +266,11 @@ def test_settings_refuse_mistakes(overrides):
 def test_settings_fields_are_documented():
     """Every field carries its attribute docstring (shown by the CLI and docs)."""
     assert all(f.description for f in LdapSettings.model_fields.values())
+
+
+def test_a_value_of_one_space_round_trips():
+    """ldap3's escape_rdn escapes a lone space twice; ours writes it once (found by hypothesis)."""
+    from sync.targets.ldap_filters import parse_dn, rdn
+
+    assert rdn("cn", " ") == "cn=\\ "
+    assert parse_dn(rdn("cn", " ")) == [[("cn", " ", False)]]
