@@ -456,7 +456,8 @@ def summary_ms(values: list[float]) -> dict:
 
 
 def measure_latency(server: Slapd, store: StoreFiles, mapping: Path, tmp: Path, n: int, ids: list[str], gid: str,
-                    events: int, poll_ms: float, worker_poll: float, event_timeout: float, keep_logs: str) -> dict:
+                    events: int, poll_ms: float, worker_poll: float, event_timeout: float, keep_logs: str,
+                    keep_all_logs: bool = False) -> dict:
     from connector.store.database import Store
     from connector.store.models import SyncRunRow
 
@@ -552,7 +553,7 @@ def measure_latency(server: Slapd, store: StoreFiles, mapping: Path, tmp: Path, 
         conn.unbind()
         _stop_proc("walkin worker", worker)
         _stop_proc("walkin serve", serve)
-        if errors or timeouts or sys.exc_info()[0] is not None:
+        if keep_all_logs or errors or timeouts or sys.exc_info()[0] is not None:
             for src in (serve_log, worker_log):  # keep the evidence
                 shutil.copyfile(src, RESULTS / f"reconcile-{keep_logs}-{src.name}")
     both = results["revoke"] + results["grant"]
@@ -704,6 +705,7 @@ def main() -> int:
     parser.add_argument("--no-profile", action="store_true", help="never run the cProfile pass")
     parser.add_argument("--memory", action="store_true", help="always run the tracemalloc pass")
     parser.add_argument("--no-latency", action="store_true")
+    parser.add_argument("--keep-logs", action="store_true", help="copy the serve and worker logs to bench/results/")
     parser.add_argument("--skip-reconcile", action="store_true",
                         help="only the cold run, then the latency test (no change, floor or timed runs)")
     parser.add_argument("--sortvals", action="store_true",
@@ -783,7 +785,7 @@ def main() -> int:
         if not args.no_latency:
             log(f"latency: {args.events} PATCH events through walkin serve + walkin worker")
             report["latency"] = measure_latency(server, store, mapping, tmp, n, ids, gid, args.events, args.poll_ms,
-                                                args.worker_poll, args.event_timeout, stamp)
+                                                args.worker_poll, args.event_timeout, stamp, args.keep_logs)
             save()
             print(json.dumps(report["latency"], indent=2))
         return 0
@@ -861,7 +863,7 @@ def main() -> int:
     if not args.no_latency:
         log(f"latency: {args.events} PATCH events through walkin serve + walkin worker")
         report["latency"] = measure_latency(server, store, mapping, tmp, n, ids, gid, args.events, args.poll_ms,
-                                            args.worker_poll, args.event_timeout, stamp)
+                                            args.worker_poll, args.event_timeout, stamp, args.keep_logs)
 
     report["finished"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
     path.write_text(json.dumps(report, indent=2))
