@@ -31,19 +31,16 @@ class MemoryTarget(Target):
         return {p.person_id: self.directory[p.key] for p in people if p.key in self.directory}
 
     def add_members(self, group: str, members: list[str]) -> WriteResult:
-        current = self._group(group)
-        result = WriteResult(requests=1 if members else 0)
-        for member in members:
-            current.add(member)
-            result.outcomes[member] = (Outcome.DONE, "")
-        self.writes += len(members)
-        return result
+        return self._write(group, members, set.add)
 
     def remove_members(self, group: str, members: list[str]) -> WriteResult:
+        return self._write(group, members, set.discard)
+
+    def _write(self, group: str, members: list[str], change) -> WriteResult:
         current = self._group(group)
         result = WriteResult(requests=1 if members else 0)
         for member in members:
-            current.discard(member)
+            change(current, member)
             result.outcomes[member] = (Outcome.DONE, "")
         self.writes += len(members)
         return result
