@@ -10,7 +10,11 @@ functions ``sync.reconcile`` calls (module attributes and the target's methods, 
 here — nothing under sync/ is edited):
 
     load_people      sync.people.load_people (store read + user_to_facts for everyone)
-    cache_read       ledger.cached_entries + ledger.known_members
+    cache_read       ledger.cached_entries (and the approval groups)
+    stored_decisions sync.decisions.fingerprint/bases + sync.reconcile._survey (one
+                     query over users, stored decisions and the entry cache: which
+                     stored decisions hold); stored_decisions.extras is the part
+                     reading memberships, loss dates and overrides
     decide           mappings.policy.decide_all, summed over people
     resolve          sync.reconcile._resolve (cache check; directory searches when cold)
     read_group       target.read_members (the one complete read of the group)
@@ -19,7 +23,7 @@ here — nothing under sync/ is edited):
     apply            target.add_members + target.remove_members, the audit entries built
                      between chunks included (see the apply.* sub-timers)
     ledger_write     ledger.start_run/write_audit/record_losses/store_entries/
-                     forget_entries/finish_run
+                     forget_entries/finish_run, decisions.save/forget
     commit           SQLAlchemy transaction commits
     other            the rest of reconcile()'s wall time
 
@@ -172,7 +176,14 @@ def main() -> None:
         wrap(rec, "approval_groups", "cache_read")
         wrap(rec, "load_people", "load_people")
         wrap(ledger, "cached_entries", "cache_read")
-        wrap(ledger, "known_members", "cache_read")
+        import sync.decisions as decisions_mod
+
+        for fn in ("fingerprint", "bases"):
+            wrap(decisions_mod, fn, "stored_decisions")
+        wrap(rec, "_survey", "stored_decisions")
+        wrap(decisions_mod, "_extras", "stored_decisions.extras", sample_rss=False)
+        wrap(decisions_mod, "save", "ledger_write")
+        wrap(decisions_mod, "forget", "ledger_write")
         wrap(rec, "decide_all", "decide", sample_rss=False)
         wrap(rec, "_resolve", "resolve")
         wrap(target, "read_members", "read_group")
@@ -260,8 +271,8 @@ def main() -> None:
     target.close()
     ctx.store.dispose()
 
-    top = ["load_people", "cache_read", "decide", "resolve", "read_group", "plan", "guard", "apply",
-           "ledger_write", "commit"]
+    top = ["load_people", "cache_read", "stored_decisions", "decide", "resolve", "read_group", "plan", "guard",
+           "apply", "ledger_write", "commit"]
     phases = {k: round(times[k], 4) for k in top if k in times}
     if phases:
         phases["other"] = round(wall - sum(phases.values()), 4)

@@ -22,7 +22,9 @@ from mappings.facts import Approval, Certification, Override, PersonFacts
 from mappings.model import CertificationRule, Entitlement, Mapping, Policy
 from mappings.vocabulary import CertKind, Effect, LocationType, ReasonCode
 
-__all__ = ["Decision", "Evidence", "ReasonCode", "decide", "decide_all", "explain", "recert_due", "validity_end"]
+__all__ = [
+    "Decision", "Evidence", "ReasonCode", "decide", "decide_all", "explain", "next_change", "recert_due", "validity_end",
+]
 
 # Module-level names: looking a member up on an enum class costs a call each time.
 _FULL = CertKind.FULL
@@ -335,6 +337,40 @@ def decide_all(
     for name in order:
         decided[name] = _decide(facts, name, definitions[name], at, policy, decided)[0]
     return decided if order == names else {name: decided[name] for name in names}
+
+
+def next_change(facts: PersonFacts, at: date, decided: Iterable[Decision]) -> date | None:
+    """The first day after ``at`` on which deciding ``facts`` again could answer
+    differently; ``None`` when no later day can.
+
+    ``decided`` are the decisions at ``at`` of the entitlements asked for and their
+    prerequisites. A decision depends on the evaluation day only through these
+    comparisons (§4–§5): a completion or an approval dated after it does not count
+    yet, a certification expires the day after ``valid_through``, an override ends
+    the day after ``until``. Until the earliest such day the same facts give the same
+    decision (except its ``at``), so a sync may keep it and re-decide then. The answer
+    is conservative: on that day the decision may well stay the same.
+    """
+    first: date | None = None
+
+    def consider(day: date) -> None:
+        nonlocal first
+        if day > at and (first is None or day < first):
+            first = day
+
+    for cert in facts.certifications:
+        consider(cert.completed_on)
+    for approval in facts.approvals:
+        consider(approval.approved_on)
+    for override in facts.overrides:
+        consider(override.until + _ONE_DAY)
+    for decision in decided:
+        if decision.valid_through is not None:
+            consider(decision.valid_through + _ONE_DAY)
+    return first
+
+
+_ONE_DAY = timedelta(days=1)
 
 
 def recert_due(decision: Decision, window_days: int) -> bool:

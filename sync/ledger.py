@@ -11,9 +11,11 @@ from enum import StrEnum
 from typing import NamedTuple
 
 from sqlalchemy import delete, func, insert, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
-from connector.store.models import AccessLossRow, AuditRow, DirectoryEntryRow, SyncRunRow
+from connector.store.models import AccessLossRow, AuditRow, DirectoryEntryRow, SyncRunRow, UserRow
 from mappings.policy import Decision
 
 from .people import Person
@@ -86,7 +88,9 @@ def write_audit(session: Session, entries: list[AuditEntry], *, run_id: int | No
                 now: datetime) -> None:
     if not entries:
         return
-    session.execute(insert(AuditRow), [
+    # Core, not the ORM's bulk insert: one executemany instead of rows grouped and
+    # copied by the unit of work.
+    session.connection().execute(insert(AuditRow.__table__), [
         {"at": now, "run_id": run_id, "journal_seq": e.journal_seq, "person_id": e.person_id,
          "user_name": e.user_name, "entitlement": entitlement, "target": target, "member": e.member,
          "action": e.action.value, "reasons": e.reasons, "evidence": e.evidence, "result": e.result.value,
@@ -101,7 +105,7 @@ def record_losses(session: Session, person_ids: list[str], entitlement: str, on:
         return
     session.execute(delete(AccessLossRow).where(
         AccessLossRow.entitlement == entitlement, AccessLossRow.person_id.in_(person_ids)))
-    session.execute(insert(AccessLossRow), [
+    session.connection().execute(insert(AccessLossRow.__table__), [
         {"person_id": p, "entitlement": entitlement, "lost_on": on.isoformat(), "run_id": run_id} for p in person_ids
     ])
 
@@ -140,15 +144,29 @@ def cached_entries(session: Session, target: str, person_ids: list[str] | None) 
     return out
 
 
+def entries_of_departed(session: Session, target: str) -> dict[str, Entry]:
+    """Cached entries of people no longer in the store (a full run tells their
+    removal, a revoke, from drift by them)."""
+    stmt = select(DirectoryEntryRow.person_id, DirectoryEntryRow.key, DirectoryEntryRow.member,
+                  DirectoryEntryRow.resolved_at).where(
+        DirectoryEntryRow.target == target, DirectoryEntryRow.person_id.not_in(select(UserRow.id)))
+    return {p: Entry(k, m, r) for p, k, m, r in session.execute(stmt)}
+
+
 def store_entries(session: Session, target: str, found: dict[str, tuple[str, str]], now: datetime) -> None:
-    """Cache ``person id → (key, member)``, replacing older entries."""
+    """Cache ``person id → (key, member)``, replacing older entries.
+
+    An upsert: two workers caching the same person at once must not fail each
+    other's run record on the primary key."""
     if not found:
         return
-    ids = list(found)
-    for i in range(0, len(ids), 500):
-        session.execute(delete(DirectoryEntryRow).where(
-            DirectoryEntryRow.target == target, DirectoryEntryRow.person_id.in_(ids[i:i + 500])))
-    session.execute(insert(DirectoryEntryRow), [
+    upsert = pg_insert if session.bind.dialect.name == "postgresql" else sqlite_insert
+    stmt = upsert(DirectoryEntryRow.__table__)
+    stmt = stmt.on_conflict_do_update(
+        index_elements=[DirectoryEntryRow.target, DirectoryEntryRow.person_id],
+        set_={"key": stmt.excluded.key, "member": stmt.excluded.member, "resolved_at": stmt.excluded.resolved_at},
+    )
+    session.connection().execute(stmt, [
         {"target": target, "person_id": p, "key": k, "member": m, "resolved_at": now} for p, (k, m) in found.items()
     ])
 

@@ -21,11 +21,12 @@ from connector.store.database import Store
 from connector.store.models import SyncRunRow, UserRow
 from mappings.calendar import local_date
 from mappings.model import Mapping
-from mappings.policy import Decision, decide_all
+from mappings.policy import Decision, decide_all, next_change
 from mappings.vocabulary import ReasonCode
 
 from . import ledger
 from .ledger import AuditAction, AuditEntry, AuditResult, RunStatus
+from . import decisions as stored_decisions
 from .people import Person, approval_groups, load_people
 from .planner import Action, Change, Plan, deletion_guard, plan
 from .targets.base import (
@@ -104,46 +105,84 @@ def reconcile(ctx: SyncContext, entitlement: str, *, kind: str = "manual", perso
     :param journal_seqs: person id → the journal event that caused this run, for the audit.
     :param release: the id of a held run whose removals an administrator allowed.
     """
+    # A full run builds a few hundred thousand small objects that hold no reference
+    # cycles (rows, tuples, strings): the cyclic collector would walk them again and
+    # again for nothing. It is switched back on (and catches up) when the run ends.
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        return _reconcile(ctx, entitlement, kind=kind, person_ids=person_ids, dry_run=dry_run,
+                          journal_seqs=journal_seqs, release=release)
+    finally:
+        if collecting:
+            gc.enable()
+
+
+def _reconcile(ctx: SyncContext, entitlement: str, *, kind: str, person_ids: list[str] | None, dry_run: bool,
+               journal_seqs: dict[str, int] | None, release: int | None) -> RunResult:
     if entitlement not in ctx.mapping.entitlements:
         raise ValueError(f"unknown entitlement '{entitlement}'")
     settings, target, name = ctx.settings.sync, ctx.target, ctx.target_name
     today, full = ctx.today(), person_ids is None
     empty = Plan()
 
+    names = ctx.mapping.closure((entitlement,))  # the entitlement and its prerequisites
+    fingerprint = stored_decisions.fingerprint(ctx.mapping)
     with ctx.store.read() as session:
-        ids = sorted(set(person_ids)) if not full else list(session.scalars(select(UserRow.id).order_by(UserRow.id)))
-        cache = ledger.cached_entries(session, name, None if full else ids)
-        known = {target.normalise(e.member): p for p, e in cache.items()} if full else {}
         held_before = _held_members(session, release) if release else set()
         approvals = approval_groups(session, ctx.mapping)
+        if full:
+            nobody = session.scalar(select(UserRow.id).limit(1)) is None
+        else:
+            # Bases first, then the people: a change racing with this run can only
+            # make a stored basis stale (decided again next time), never fresh.
+            ids = sorted(set(person_ids))
+            bases = stored_decisions.bases(session, fingerprint, approvals, ids)
+            cache = ledger.cached_entries(session, name, ids)
 
-    run = _Run(ctx, entitlement, kind, dry_run, journal_seqs or {})
-    if full and not ids:
+    run = _Run(ctx, entitlement, kind, dry_run, journal_seqs or {}, full)
+    if full and nobody:
         return run.refuse(empty, "the store holds no people: refusing to act (a reconcile would empty the group)")
 
     decisions: dict[str, Decision] = {}
     members: dict[str, str] = {}
     try:
         group = ctx.group_of(entitlement)
-        # A full run reads the group first, so people can be read, decided and
-        # dropped a chunk at a time: only the decisions (small) are kept, and the
-        # facts of a person only when their membership is about to change.
-        actual = {target.normalise(m) for m in target.read_members(group)} if full else set()
-        gc.disable()  # the chunks hold no cycles: collecting while building them is pure cost
-        for start in range(0, len(ids), PEOPLE_CHUNK):
-            chunk = ids[start:start + PEOPLE_CHUNK]
+        todo = ids if not full else []
+        if full:
+            # The group first; then one look at everyone's stored decision and entry:
+            # people are read, decided and dropped a chunk at a time, and only those
+            # whose decision may have changed (see sync/decisions.py).
+            actual = set(target.read_members(group))  # read_members answers normalised
+            known: dict[str, str] = {}
+            with ctx.store.read() as session:
+                bases = _survey(ctx, session, entitlement, fingerprint, approvals, today, actual, todo, decisions,
+                                members, known)
+                todo.sort()
+                cache = ledger.cached_entries(session, name, todo)
+                known.update({target.normalise(e.member): p for p, e in
+                              ledger.entries_of_departed(session, name).items()})
+            ctx.say(f"{entitlement}: {len(decisions)} stored decisions hold, {len(todo)} people to decide")
+        for start in range(0, len(todo), PEOPLE_CHUNK):
+            chunk = todo[start:start + PEOPLE_CHUNK]
             with ctx.store.read() as session:
                 people = load_people(session, ctx.mapping, settings.person_key, chunk, approvals=approvals)
             members.update(_resolve(ctx, people, cache, dry_run, run))
             for person in people:
-                decision = decide_all(person.facts, today, ctx.mapping, (entitlement,))[entitlement]
+                decided = decide_all(person.facts, today, ctx.mapping, names)
+                decision = decided[entitlement]
                 decisions[person.person_id] = decision
+                basis = bases.get(person.person_id)
+                if basis is not None:
+                    run.decided[person.person_id] = (basis, decision, next_change(person.facts, today, decided.values()))
                 run.note(person, decision, members.get(person.person_id), actual if full else None)
-            if full and len(ids) > PEOPLE_CHUNK:
-                ctx.say(f"{entitlement}: {min(start + PEOPLE_CHUNK, len(ids))}/{len(ids)} people decided")
+            if full and len(todo) > PEOPLE_CHUNK:
+                ctx.say(f"{entitlement}: {min(start + PEOPLE_CHUNK, len(todo))}/{len(todo)} people decided")
         if not full:
+            known = {}
             for gone in set(ids) - set(decisions):
                 decisions[gone] = _departed(gone, entitlement, today)
+                run.departed.append(gone)
             for p in decisions:
                 if p not in members and p in cache:
                     members[p] = target.normalise(cache[p].member)
@@ -155,8 +194,6 @@ def reconcile(ctx: SyncContext, entitlement: str, *, kind: str = "manual", perso
         return run.refuse(empty, f"the group cannot be read ({exc}): no changes made", status=RunStatus.FAILED)
     except TargetError as exc:
         return run.refuse(empty, f"the directory could not be read ({exc}): no changes made", status=RunStatus.FAILED)
-    finally:
-        gc.enable()
     ctx.say(f"{entitlement}: {len(decisions)} people decided")
 
     allowlist = {target.normalise(m) for m in settings.allowlist}
@@ -167,7 +204,35 @@ def reconcile(ctx: SyncContext, entitlement: str, *, kind: str = "manual", perso
         return RunResult(entitlement, RunStatus.OK, the_plan, detail="dry run: nothing written")
 
     removes, held = _guard(ctx, entitlement, the_plan, held_before, full)
-    return run.apply(the_plan, group, removes, held, release)
+    return run.apply(the_plan, group, removes, held, release, actual if full else None)
+
+
+def _survey(ctx: SyncContext, session, entitlement: str, fingerprint: str, approvals: dict, today: date,
+            actual: set[str], todo: list[str], decisions: dict[str, Decision], members: dict[str, str],
+            known: dict[str, str]) -> dict[str, str]:
+    """Take the stored decisions that still hold into ``decisions`` and ``members``;
+    list the people to read and decide in ``todo`` and return their bases; fill
+    ``known`` (member → person) from the entry cache.
+
+    A stored decision is only taken for a person whose directory entry is cached and
+    fresh and whose membership already agrees with it: anyone whose membership is
+    about to change is decided afresh, so every change rests on facts read now.
+    """
+    fresh_after = ctx.clock() - timedelta(hours=ctx.settings.sync.resolve_ttl_hours)
+    normalise = ctx.target.normalise
+    bases: dict[str, str] = {}
+    for person, basis, kept, member, fresh in stored_decisions.survey(
+            session, entitlement, ctx.target_name, fingerprint, approvals, today, fresh_after):
+        if member is not None:
+            member = normalise(member)
+            known[member] = person
+            if kept is not None and fresh and (member in actual) == kept.entitled:
+                decisions[person] = kept
+                members[person] = member
+                continue
+        todo.append(person)
+        bases[person] = basis
+    return bases
 
 
 def _held_members(session, run_id: int) -> set[str]:
@@ -237,13 +302,15 @@ class _Run:
     """Records one run: the run row, audit entries, loss dates, the entry cache."""
 
     def __init__(self, ctx: SyncContext, entitlement: str, kind: str, dry_run: bool,
-                 journal_seqs: dict[str, int]) -> None:
-        self.ctx, self.entitlement, self.kind, self.dry_run = ctx, entitlement, kind, dry_run
+                 journal_seqs: dict[str, int], full: bool) -> None:
+        self.ctx, self.entitlement, self.kind, self.dry_run, self.full = ctx, entitlement, kind, dry_run, full
         self.journal_seqs = journal_seqs
         self.who: dict[str, tuple[str | None, str | None]] = {}  # person → (userName, directory key)
         self.digests: dict[str, str | None] = {}  # evidence digests of people whose membership may change
         self.cache_update: dict[str, tuple[str, str]] = {}
         self.cache_forget: list[str] = []
+        self.decided: dict[str, tuple[str, Decision, date | None]] = {}  # person → (basis, decision, recheck day)
+        self.departed: list[str] = []  # people no longer in the store
 
     def note(self, person: Person, decision: Decision, member: str | None, actual: set[str] | None) -> None:
         """Remember who a person is and, when their membership may change (or
@@ -275,7 +342,9 @@ class _Run:
         return RunResult(self.entitlement, status, the_plan, run_id=run_id, detail=why)
 
     def apply(self, the_plan: Plan, group: str, removes: list[Change], held: list[Change],
-              release: int | None) -> RunResult:
+              release: int | None, current: set[str] | None) -> RunResult:
+        """Write the plan and record it. ``current``: the group as a full run read it
+        (kept up to date here as writes are confirmed, and handed to the target)."""
         ctx, target = self.ctx, self.ctx.target
         now = ctx.clock()
         with ctx.store.write() as session:
@@ -283,12 +352,13 @@ class _Run:
                                       target=ctx.target_name, dry_run=False, now=now)
         entries: list[AuditEntry] = []
         failures: list[str] = []
-        done_adds, stopped = self._write(group, the_plan.adds, target.add_members, entries, failures)
+        current = set(current) if current is not None else None
+        done_adds, stopped = self._write(group, the_plan.adds, True, entries, failures, current)
         done_removes = 0
         if stopped:  # the directory went away: removals are not attempted, the next run converges
             self._not_attempted(removes, entries, failures)
         else:
-            done_removes, _ = self._write(group, removes, target.remove_members, entries, failures)
+            done_removes, _ = self._write(group, removes, False, entries, failures, current)
         for change in held:
             entries.append(self._entry(change, AuditAction.HOLD, AuditResult.HELD,
                                        the_plan.guard_reason))
@@ -325,6 +395,10 @@ class _Run:
             gone = [c.person_id for c in removes if c.person_id and c.person_id not in self.who
                     and c.member in confirmed]
             ledger.forget_entries(session, ctx.target_name, gone)
+            stored_decisions.save(session, self.entitlement, self.decided)
+            stored_decisions.forget(session, self.entitlement, self.departed)
+            if self.full:
+                stored_decisions.forget(session, self.entitlement)  # people who left the store
             if release is not None:
                 session.get(SyncRunRow, release).released_by = run_id
             ledger.finish_run(session, run_id, status=status, counts=counts, held=held_list, detail=detail, now=end)
@@ -332,19 +406,21 @@ class _Run:
                 + (f", {len(held)} removals held" if held else "") + (f", {len(failures)} failed" if failures else ""))
         return RunResult(self.entitlement, status, the_plan, run_id, counts, held_list, detail)
 
-    def _write(self, group: str, changes: list[Change], write, entries: list[AuditEntry],
-               failures: list[str]) -> tuple[int, bool]:
+    def _write(self, group: str, changes: list[Change], adding: bool, entries: list[AuditEntry],
+               failures: list[str], current: set[str] | None) -> tuple[int, bool]:
         """Apply one kind of change in chunks; record exactly what the target confirmed.
 
         :returns: how many were done, and whether the target became unavailable.
         """
+        target = self.ctx.target
+        write = target.add_members if adding else target.remove_members
         done = 0
         for start in range(0, len(changes), WRITE_CHUNK):
             chunk = changes[start:start + WRITE_CHUNK]
             by_member = {c.member: c for c in chunk}
             error: TargetError | None = None
             try:
-                result = write(group, list(by_member))
+                result = write(group, list(by_member), current=current)
             except TargetError as exc:
                 result, error = partial_result(exc), exc
             outcomes = result.outcomes if result else {}
@@ -354,6 +430,8 @@ class _Run:
                 if outcome is not None and outcome[0] is Outcome.DONE:
                     entries.append(self._entry(change, action, AuditResult.OK))
                     done += 1
+                    if current is not None:
+                        (current.add if adding else current.discard)(member)
                     continue
                 if outcome is not None:
                     why = outcome[1] or "refused by the directory"

@@ -55,6 +55,10 @@ class UserRow(Base):
     location_code: Mapped[str | None] = mapped_column(_TEXT, index=True)
     assignment_start: Mapped[str | None] = mapped_column(_TEXT)
 
+    # Every user's version without touching the (large) rows: a full sync run reads
+    # it for everyone to tell whose stored decision still holds (sync/decisions.py).
+    __table_args__ = (Index("ix_scim_user_id_version", "id", "version"),)
+
 
 class UserEmailRow(Base):
     __tablename__ = "scim_user_email"
@@ -208,6 +212,30 @@ class DirectoryEntryRow(Base):
     key: Mapped[str] = mapped_column(_TEXT, nullable=False)
     member: Mapped[str] = mapped_column(Text, nullable=False)
     resolved_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+
+    # On SQLite the rows live in the primary-key B-tree: a full run scans them in key order.
+    __table_args__ = {"sqlite_with_rowid": False}
+
+
+class DecisionRow(Base):
+    """The sync's last decision for a person and entitlement, with what it rested on
+    (see sync/decisions.py): a full reconcile re-decides only people whose basis
+    changed or whose recheck day has come. A cache: losing it only costs time."""
+
+    __tablename__ = "sync_decision"
+
+    entitlement: Mapped[str] = mapped_column(String(64), primary_key=True)
+    person_id: Mapped[str] = mapped_column(_ID, primary_key=True)
+    basis: Mapped[str] = mapped_column(Text, nullable=False)
+    decided_on: Mapped[str] = mapped_column(String(10), nullable=False)  # YYYY-MM-DD
+    recheck_on: Mapped[str | None] = mapped_column(String(10))  # None: no later day can change it
+    entitled: Mapped[bool] = mapped_column(Boolean, nullable=False)
+    by_override: Mapped[bool] = mapped_column(Boolean, nullable=False)
+    reasons: Mapped[str] = mapped_column(Text, nullable=False)  # reason codes joined by ","
+    valid_through: Mapped[str | None] = mapped_column(String(10))
+    entitled_since: Mapped[str | None] = mapped_column(String(10))
+
+    __table_args__ = {"sqlite_with_rowid": False}  # as directory_entry
 
 
 class SyncCursorRow(Base):

@@ -10,6 +10,7 @@ translated into :class:`TargetError` subclasses inside the target; nothing above
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from enum import StrEnum
 
@@ -102,8 +103,13 @@ class Target(ABC):
         """
 
     @abstractmethod
-    def add_members(self, group: str, members: list[str]) -> WriteResult:
+    def add_members(self, group: str, members: list[str], *, current: AbstractSet[str] | None = None) -> WriteResult:
         """Add members, writing only what is missing; a member already present counts as done.
+
+        ``current``, when given, is the group's complete membership (normalised) as the
+        caller read it in this run and updated with its own confirmed writes since; a
+        target may plan with it instead of reading the group again. Without it the
+        target finds out for itself.
 
         :raises TargetUnavailable: the directory went away; members without an
             outcome in a partial result were not written.
@@ -111,8 +117,10 @@ class Target(ABC):
         """
 
     @abstractmethod
-    def remove_members(self, group: str, members: list[str]) -> WriteResult:
-        """Remove members; a member already absent counts as done.
+    def remove_members(self, group: str, members: list[str], *, current: AbstractSet[str] | None = None
+                       ) -> WriteResult:
+        """Remove members; a member already absent counts as done. ``current``: as for
+        :meth:`add_members`.
 
         :raises TargetUnavailable: as for :meth:`add_members`.
         :raises GroupNotFound: the group does not exist.

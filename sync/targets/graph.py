@@ -32,6 +32,7 @@ import random
 import re
 import time
 from collections.abc import Callable, Iterator
+from collections.abc import Set as AbstractSet
 from typing import Any
 from urllib.parse import quote
 
@@ -256,10 +257,12 @@ class GraphTarget(Target):
 
     # ------------------------------------------------------------------ writing
 
-    def add_members(self, group: str, members: list[str]) -> WriteResult:
+    # ``current`` is not needed: Graph answers "already exist" / 404 per member.
+    def add_members(self, group: str, members: list[str], *, current: AbstractSet[str] | None = None) -> WriteResult:
         return self._write(group, members, self._add_all)
 
-    def remove_members(self, group: str, members: list[str]) -> WriteResult:
+    def remove_members(self, group: str, members: list[str], *, current: AbstractSet[str] | None = None
+                       ) -> WriteResult:
         return self._write(group, members, self._remove_all)
 
     def _write(self, group: str, members: list[str], apply: Callable) -> WriteResult:

@@ -33,6 +33,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 
 from . import ldap3_import  # noqa: F401  (must precede the ldap3 imports)
@@ -306,16 +307,17 @@ class LdapTarget(Target):
 
     # ------------------------------------------------------------------ writing
 
-    def add_members(self, group: str, members: list[str]) -> WriteResult:
-        return self._write(group, members, MODIFY_ADD)
+    def add_members(self, group: str, members: list[str], *, current: AbstractSet[str] | None = None) -> WriteResult:
+        return self._write(group, members, MODIFY_ADD, current)
 
-    def remove_members(self, group: str, members: list[str]) -> WriteResult:
-        return self._write(group, members, MODIFY_DELETE)
+    def remove_members(self, group: str, members: list[str], *, current: AbstractSet[str] | None = None
+                       ) -> WriteResult:
+        return self._write(group, members, MODIFY_DELETE, current)
 
-    def _write(self, group: str, members: list[str], op: int) -> WriteResult:
+    def _write(self, group: str, members: list[str], op: int, current: AbstractSet[str] | None) -> WriteResult:
         state = _Write(group, op, WriteResult())
         try:
-            items = self._plan(state, members)
+            items = self._plan(state, members, current)
             size = self.settings.batch_size
             for start in range(0, len(items), size):
                 self._apply(state, items[start:start + size])
@@ -328,11 +330,21 @@ class LdapTarget(Target):
             raise refused from exc
         return state.result
 
-    def _plan(self, state: _Write, members: list[str]) -> list[_Item]:
-        """Settle what needs no request; return the values to send, in input order."""
+    def _plan(self, state: _Write, members: list[str], known: AbstractSet[str] | None) -> list[_Item]:
+        """Settle what needs no request; return the values to send, in input order.
+
+        ``known`` (the caller's complete view of the group) saves reading it again;
+        values are then spelled as this target last read or resolved them.
+        """
         outcomes = state.result.outcomes
         adding = state.op == MODIFY_ADD
-        current = self._read_values(state.group)
+        if known is None:
+            current = self._read_values(state.group)
+        else:
+            spelling = self._spelling
+            current = {normal: spelling.get(normal, normal) for normal in known}
+            if self._placeholder is not None:  # callers never see the placeholder; the directory may hold it
+                current.pop(self._placeholder, None)
         pending: dict[str, list[str]] = {}
         for member in members:
             try:

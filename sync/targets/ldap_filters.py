@@ -229,12 +229,27 @@ def _parse_value(dn: str, i: int) -> tuple[str, bool, int]:
         raise ValueError(f"DN value is not UTF-8: {dn!r}") from exc
 
 
+# A DN of single-valued RDNs whose values hold only letters, digits, ``_.@-`` and single
+# inner spaces (nearly every DN a directory hands out): nothing in it is escaped,
+# folded or reordered, so its normal form is its lower-case form. ASCII classes on
+# purpose: with re.IGNORECASE, [a-z] would also match the Kelvin sign.
+_PLAIN_VALUE = r"[A-Za-z0-9_.@-]+(?: [A-Za-z0-9_.@-]+)*"
+_PLAIN_DN = re.compile(rf"[A-Za-z][A-Za-z0-9-]*={_PLAIN_VALUE}(?:,[A-Za-z][A-Za-z0-9-]*={_PLAIN_VALUE})*\Z")
+
+
 @functools.lru_cache(maxsize=1 << 18)  # the same members are normalised at every read
 def normalise_dn(dn: str) -> str:
     """The comparable form of ``dn`` (see the module docstring for the rule).
 
     :raises ValueError: not a DN.
     """
+    if _PLAIN_DN.match(dn):
+        return dn.lower()
+    return _normalise_parsed(dn)
+
+
+def _normalise_parsed(dn: str) -> str:
+    """:func:`normalise_dn` the long way: parse, fold, sort, re-escape."""
     parts = []
     for avas in parse_dn(dn):
         normal = sorted(

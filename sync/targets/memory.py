@@ -3,6 +3,8 @@ and dry runs."""
 
 from __future__ import annotations
 
+from collections.abc import Set as AbstractSet
+
 from .base import GroupNotFound, Outcome, PersonKey, Target, TargetUnavailable, WriteResult
 
 
@@ -30,10 +32,11 @@ class MemoryTarget(Target):
             raise TargetUnavailable("memory target is switched off")
         return {p.person_id: self.directory[p.key] for p in people if p.key in self.directory}
 
-    def add_members(self, group: str, members: list[str]) -> WriteResult:
+    def add_members(self, group: str, members: list[str], *, current: AbstractSet[str] | None = None) -> WriteResult:
         return self._write(group, members, set.add)
 
-    def remove_members(self, group: str, members: list[str]) -> WriteResult:
+    def remove_members(self, group: str, members: list[str], *, current: AbstractSet[str] | None = None
+                       ) -> WriteResult:
         return self._write(group, members, set.discard)
 
     def _write(self, group: str, members: list[str], change) -> WriteResult:

@@ -128,8 +128,8 @@ def test_slapd_stopped_mid_plan_then_the_next_run_converges(client, store, slapd
     calls = {"n": 0}
     real_add = ctx.target.add_members
 
-    def add_then_die(group, members):
-        result = real_add(group, members)
+    def add_then_die(group, members, **hints):
+        result = real_add(group, members, **hints)
         calls["n"] += 1
         if calls["n"] == 1:
             slapd.stop()

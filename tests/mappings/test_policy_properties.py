@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from mappings.facts import PersonFacts
 from mappings.model import Mapping
-from mappings.policy import Decision, ReasonCode, decide, decide_all, explain
+from mappings.policy import Decision, ReasonCode, decide, decide_all, explain, next_change
 from mappings.vocabulary import CERTIFICATION_CODES
 from tests.mappings.documents import mapping_with
 from tests.mappings.people import ELEMENTARY, SECONDARY, WALKIN, approval, cert, override
@@ -189,3 +189,43 @@ def test_json_forms_round_trip(data: dict[str, Any], mapping: Mapping, at: date)
     for decision in decide_all(facts, at, mapping).values():
         assert isinstance(decision, Decision)
         assert json.loads(decision.to_json()) == decision.to_json_dict()
+
+
+@FAST
+@given(facts_json, mappings, days, st.floats(min_value=0, max_value=1))
+def test_nothing_changes_before_next_change(data: dict[str, Any], mapping: Mapping, at: date, where: float) -> None:
+    """Between ``at`` and :func:`next_change` every decision stays what it was at ``at``
+    (the sync keeps stored decisions until then), checked the day after ``at``, the
+    day before the change and a day in between."""
+    facts = facts_of(data)
+    decided = decide_all(facts, at, mapping)
+    change = next_change(facts, at, decided.values())
+    horizon = change if change is not None else at + timedelta(days=4000)
+    assert horizon > at
+    span = (horizon - at).days - 1
+    for later in {at + timedelta(days=1), horizon - timedelta(days=1), at + timedelta(days=1 + int(where * span))}:
+        if at < later < horizon:
+            again = decide_all(facts, later, mapping)
+            assert {n: d._replace(at=at) for n, d in again.items()} == decided, later
+
+
+def test_next_change_is_the_day_after_expiry_or_the_next_dated_fact() -> None:
+    """Concrete days: the day after valid_through, a future completion, an approval, an override's end."""
+    mapping = mapping_with({})
+    base = {"id": "p", "active": True, "role": "Office Professional", "location": "0123", "location_type": "school",
+            "assignment_start": "2024-08-01", "certifications": [cert(WALKIN, "full", "2024-09-10")],
+            "approvals": [approval("0123", "2024-09-01")], "lost_access_on": {}, "overrides": []}
+    at = date(2025, 3, 1)
+    facts = facts_of(base)
+    decided = decide_all(facts, at, mapping)
+    assert decided["walkin"].entitled
+    expiry = decided["walkin"].valid_through + timedelta(days=1)
+    assert next_change(facts, at, decided.values()) == expiry
+    assert not decide_all(facts, expiry, mapping)["walkin"].entitled  # it does change that day
+    later = facts_of(with_(base, "certifications", cert(WALKIN, "recert", "2025-05-02")))
+    assert next_change(later, at, decide_all(later, at, mapping).values()) == date(2025, 5, 2)
+    moved = facts_of(with_(base, "approvals", approval("0456", "2025-04-01")))
+    assert next_change(moved, at, decide_all(moved, at, mapping).values()) == date(2025, 4, 1)
+    ending = facts_of(with_(base, "overrides", override("deny", "2025-03-10", "walkin")))
+    assert next_change(ending, at, decide_all(ending, at, mapping).values()) == date(2025, 3, 11)
+    assert next_change(facts_of({**base, "certifications": [], "approvals": []}), at, ()) is None

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from hypothesis import given
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
@@ -274,3 +274,41 @@ def test_a_value_of_one_space_round_trips():
 
     assert rdn("cn", " ") == "cn=\\ "
     assert parse_dn(rdn("cn", " ")) == [[("cn", " ", False)]]
+
+
+_VALUE_PIECES = st.sampled_from(["a", "B", "0", "-", ".", "_", "@", " ", "  ", "#", "#0a", "=", "+", ",", ";", "\\",
+                                 "\\2C", '"', "<", "é", "\u212a", "\u0130", "\x00"])
+_DN_RDNS = st.lists(
+    st.tuples(st.sampled_from(["uid", "CN", "ou", "dc", "u id", "2.5.4.3", ""]),
+              st.lists(_VALUE_PIECES, max_size=5).map("".join)).map(lambda ava: "=".join(ava)),
+    min_size=1, max_size=4)
+
+
+@settings(max_examples=500, deadline=None, database=None)
+@given(st.tuples(_DN_RDNS, st.sampled_from([",", ";", "+", ", "])).map(lambda parts: parts[1].join(parts[0])))
+@example("uid=#a,dc=x")  # a leading '#' starts a hex value
+@example("uid= a,dc=x")  # outer spaces are dropped
+@example("uid=a+cn=b,dc=x")  # multi-valued RDNs are sorted
+@example("uid=\u212aelvin,dc=x")  # the Kelvin sign lower-cases to ASCII 'k'
+@example("uid=a\\,b,dc=x")
+def test_plain_dn_shortcut_agrees_with_the_parser(dn):
+    """Property: the lower-case shortcut for plain DNs gives exactly what parsing
+    gives, and refuses exactly what parsing refuses."""
+    from sync.targets.ldap_filters import _normalise_parsed
+
+    try:
+        expected = _normalise_parsed(dn)
+    except ValueError:
+        with pytest.raises(ValueError):
+            normalise_dn.__wrapped__(dn)
+        return
+    assert normalise_dn.__wrapped__(dn) == expected
+
+
+@pytest.mark.parametrize("dn", ["uid=Alice Smith,OU=People,dc=example,dc=org", "cn=walk-in_1@x.org,dc=corp",
+                                "uid=a,dc=x"])
+def test_plain_dns_take_the_shortcut(dn):
+    """Common DNs normalise to their lower-case form (and agree with the parser)."""
+    from sync.targets.ldap_filters import _normalise_parsed
+
+    assert normalise_dn.__wrapped__(dn) == dn.lower() == _normalise_parsed(dn)

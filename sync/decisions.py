@@ -1,0 +1,210 @@
+"""Stored decisions: what the sync last decided for each person, and what it rested on.
+
+Deciding a person means reading their whole stored User and turning it into facts;
+for a district that is most of a full reconcile's time, and on most days almost
+nobody's decision can have changed. So every run stores each decision it makes with
+its *basis* and its *recheck day*, and a full run re-decides only the people for whom
+one of these no longer holds:
+
+* the **basis** is unchanged. It digests everything the person's facts are made of
+  and everything that turns facts into a decision: the user's version (the store
+  bumps it at every write to the user, so any change to any attribute counts), each
+  approval-group membership with its start and the group's stored data, the
+  person's loss dates and overrides, the mapping, and the source of the policy code
+  (a new mapping file or a new release re-decides everyone);
+* the evaluation day is on or after the day it was decided and before its **recheck
+  day** — :func:`mappings.policy.next_change`, the first day on which the same facts
+  could give another answer (an expiry, a completion or approval dated in the
+  future, an override ending).
+
+Everyone else keeps their stored decision. The directory side is never cached
+here: each full run still reads the whole group and compares. The basis is
+computed *before* the person's data is read, so a change racing with a run leaves a
+basis that no longer matches and the person is decided again next time — never the
+other way round. The table is a cache: emptying it only makes the next run slower.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections import defaultdict
+from collections.abc import Iterable, Iterator
+from datetime import date, datetime
+from functools import lru_cache
+from pathlib import Path
+from typing import NamedTuple
+
+from sqlalchemy import String, and_, delete, or_, select, type_coerce
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.orm import Session
+
+import mappings.calendar
+import mappings.facts
+import mappings.model
+import mappings.policy
+import mappings.vocabulary
+from connector.store.models import AccessLossRow, DecisionRow, DirectoryEntryRow, MemberRow, OverrideRow, UserRow
+from mappings.model import Mapping
+from mappings.policy import Decision
+from mappings.vocabulary import ReasonCode
+
+from . import people as people_module
+
+_CHUNK = 500
+#: The code a decision is made by: a change to any of these files re-decides everyone.
+_POLICY_CODE = (mappings.policy, mappings.facts, mappings.calendar, mappings.model, mappings.vocabulary,
+                people_module)
+
+
+@lru_cache(maxsize=256)
+def _reasons(text: str) -> tuple[ReasonCode, ...]:
+    return tuple(ReasonCode(code) for code in text.split(",")) if text else ()
+
+
+@lru_cache(maxsize=4096)
+def _day(text: str | None) -> date | None:
+    return None if text is None else date.fromisoformat(text)
+
+
+def fingerprint(mapping: Mapping) -> str:
+    """A digest of the mapping and of the policy's source code."""
+    digest = hashlib.sha256(mapping.model_dump_json().encode())
+    for module in _POLICY_CODE:
+        digest.update(Path(module.__file__).read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def _chunks(ids: list[str]) -> Iterator[list[str]]:
+    for i in range(0, len(ids), _CHUNK):
+        yield ids[i:i + _CHUNK]
+
+
+def _extras(session: Session, approvals: dict[str, dict], ids: list[str] | None) -> dict[str, str]:
+    """person id → the part of their basis beyond the user's version (people with none are absent)."""
+    parts: dict[str, list[str]] = defaultdict(list)
+
+    conn = session.connection()  # Core: plain rows, no ORM loading
+
+    def rows(stmt, column) -> Iterable:
+        if ids is None:
+            return conn.execute(stmt).all()
+        return (row for chunk in _chunks(ids) for row in conn.execute(stmt.where(column.in_(chunk))))
+
+    meaning = {gid: hashlib.blake2b(json.dumps({k: v for k, v in group.items() if k != "members"},
+                                               sort_keys=True, default=str).encode(), digest_size=6).hexdigest()
+               for gid, group in approvals.items()}  # what each group says, in 12 characters
+    since = type_coerce(MemberRow.since, String)  # the stored text: nothing to parse
+    for chunk in _chunks(list(meaning)):
+        stmt = select(MemberRow.member_id, MemberRow.group_id, since).where(MemberRow.group_id.in_(chunk))
+        for member, group, began in rows(stmt, MemberRow.member_id):
+            parts[member].append(f"m{meaning[group]}@{began}")
+    for person, entitlement, lost_on in rows(
+            select(AccessLossRow.person_id, AccessLossRow.entitlement, AccessLossRow.lost_on), AccessLossRow.person_id):
+        parts[person].append(f"l{entitlement}@{lost_on}")
+    for row in rows(select(OverrideRow.person_id, OverrideRow.entitlement, OverrideRow.effect, OverrideRow.until,
+                           OverrideRow.reason, OverrideRow.by), OverrideRow.person_id):
+        parts[row[0]].append("o" + json.dumps(list(row[1:])))
+    return {person: "|".join(sorted(items)) for person, items in parts.items()}
+
+
+def bases(session: Session, mapping_fingerprint: str, approvals: dict[str, dict],
+          person_ids: list[str]) -> dict[str, str]:
+    """person id → basis of the given people who are in the store: the fingerprint,
+    the user's version, then the sorted memberships (``m<group digest>@<since>``),
+    loss dates (``l<entitlement>@<day>``) and overrides (``o[…]``), if any. Plain
+    text, not a digest: comparing it is as cheap, and it shows what changed.
+
+    :param approvals: the approval groups (:func:`sync.people.approval_groups`).
+    """
+    ids = sorted(set(person_ids))
+    extras = _extras(session, approvals, ids)
+    head = mapping_fingerprint + ":"
+    out = {}
+    for chunk in _chunks(ids):
+        for person, version in session.execute(select(UserRow.id, UserRow.version).where(UserRow.id.in_(chunk))):
+            extra = extras.get(person)
+            out[person] = f"{head}{version}|{extra}" if extra else f"{head}{version}"
+    return out
+
+
+class Surveyed(NamedTuple):
+    """One person in a full run's survey."""
+
+    person_id: str
+    basis: str
+    """Their basis now."""
+    kept: Decision | None
+    """Their stored decision (dated today), when there is one with their basis now and
+    still in date: on or after the day it was made, before its recheck day."""
+    member: str | None
+    """Their cached directory entry (as cached), if any."""
+    fresh: bool
+    """Whether that entry was resolved after ``fresh_after``."""
+
+
+def survey(session: Session, entitlement: str, target: str, mapping_fingerprint: str, approvals: dict[str, dict],
+           today: date, fresh_after: datetime) -> Iterator[Surveyed]:
+    """Every person in the store (in no particular order) with their basis, their stored decision
+    if it still holds, and their cached directory entry — one query over the users,
+    the stored decisions and the entry cache (a full run's first look at everyone)."""
+    extras = _extras(session, approvals, None)
+    day = today.isoformat()
+    d, e = DecisionRow, DirectoryEntryRow
+    in_date = and_(d.decided_on <= day, or_(d.recheck_on.is_(None), d.recheck_on > day))
+    stmt = (
+        select(UserRow.id, UserRow.version, d.basis, in_date, d.entitled, d.by_override, d.reasons, d.valid_through,
+               d.entitled_since, e.member, e.resolved_at >= fresh_after)
+        .outerjoin(d, and_(d.person_id == UserRow.id, d.entitlement == entitlement))
+        .outerjoin(e, and_(e.person_id == UserRow.id, e.target == target))
+    )  # no ORDER BY: SQLite then walks the (id, version) index and the two primary keys
+    head = mapping_fingerprint + ":"
+    for person, version, stored_basis, usable, entitled, by_override, reasons, through, since, member, fresh \
+            in session.connection().execute(stmt):
+        extra = extras.get(person)
+        basis = f"{head}{version}|{extra}" if extra else f"{head}{version}"
+        kept = None
+        if stored_basis == basis and usable:
+            kept = Decision(person, entitlement, today, bool(entitled), bool(by_override), _reasons(reasons),
+                            _day(through), _day(since))
+        yield Surveyed(person, basis, kept, member, bool(fresh))
+
+
+def save(session: Session, entitlement: str, decided: dict[str, tuple[str, Decision, date | None]]) -> None:
+    """Store ``person id → (basis, decision, recheck day)``, replacing what was there.
+
+    An upsert, so two workers storing the same person at once both succeed (the later
+    one wins; both decisions were right for their basis).
+    """
+    if not decided:
+        return
+    insert = pg_insert if session.bind.dialect.name == "postgresql" else sqlite_insert
+    values = [
+        {"entitlement": entitlement, "person_id": person, "basis": basis, "decided_on": d.at.isoformat(),
+         "recheck_on": None if recheck is None else recheck.isoformat(), "entitled": d.entitled,
+         "by_override": d.by_override, "reasons": ",".join(d.reasons),
+         "valid_through": None if d.valid_through is None else d.valid_through.isoformat(),
+         "entitled_since": None if d.entitled_since is None else d.entitled_since.isoformat()}
+        for person, (basis, d, recheck) in decided.items()
+    ]
+    stmt = insert(DecisionRow.__table__)  # Core: one executemany, not the ORM's bulk path
+    stmt = stmt.on_conflict_do_update(
+        index_elements=["entitlement", "person_id"],
+        set_={name: stmt.excluded[name] for name in _UPDATED},
+    )
+    session.connection().execute(stmt, values)
+
+
+_UPDATED = ("basis", "decided_on", "recheck_on", "entitled", "by_override", "reasons", "valid_through",
+            "entitled_since")
+
+
+def forget(session: Session, entitlement: str, person_ids: Iterable[str] | None = None) -> None:
+    """Drop stored decisions of the given people, or (``None``) of people no longer in the store."""
+    base = delete(DecisionRow).where(DecisionRow.entitlement == entitlement)
+    if person_ids is None:
+        session.execute(base.where(DecisionRow.person_id.not_in(select(UserRow.id))))
+        return
+    for chunk in _chunks(sorted(set(person_ids))):
+        session.execute(base.where(DecisionRow.person_id.in_(chunk)))
