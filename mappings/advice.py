@@ -5,7 +5,6 @@ evidence :func:`mappings.policy.explain` returned."""
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from datetime import date
 
 from mappings.calendar import grant_deadline
 from mappings.facts import PersonFacts

@@ -161,7 +161,7 @@ def user_to_facts(
         assignment_start=_date(user, attributes.assignment_start, "assignment_start", problems),
         certifications=_certifications(user, attributes.certifications, problems),
         approvals=_approvals(memberships, mapping),
-        lost_access_on=dict(lost_access_on or {}),
+        lost_access_on=dict(sorted((lost_access_on or {}).items())),  # key order: one JSON form per facts
         overrides=tuple(overrides),
     )
     return facts, problems

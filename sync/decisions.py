@@ -31,11 +31,10 @@ import json
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
 from datetime import date, datetime
-from functools import lru_cache
 from pathlib import Path
 from typing import NamedTuple
 
-from sqlalchemy import String, and_, delete, or_, select, type_coerce
+from sqlalchemy import String, and_, delete, func, or_, select, type_coerce
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -48,7 +47,6 @@ import mappings.vocabulary
 from connector.store.models import AccessLossRow, DecisionRow, DirectoryEntryRow, MemberRow, OverrideRow, UserRow
 from mappings.model import Mapping
 from mappings.policy import Decision
-from mappings.vocabulary import ReasonCode
 
 from . import people as people_module
 
@@ -56,16 +54,6 @@ _CHUNK = 500
 #: The code a decision is made by: a change to any of these files re-decides everyone.
 _POLICY_CODE = (mappings.policy, mappings.facts, mappings.calendar, mappings.model, mappings.vocabulary,
                 people_module)
-
-
-@lru_cache(maxsize=256)
-def _reasons(text: str) -> tuple[ReasonCode, ...]:
-    return tuple(ReasonCode(code) for code in text.split(",")) if text else ()
-
-
-@lru_cache(maxsize=4096)
-def _day(text: str | None) -> date | None:
-    return None if text is None else date.fromisoformat(text)
 
 
 def fingerprint(mapping: Mapping) -> str:
@@ -135,9 +123,11 @@ class Surveyed(NamedTuple):
     person_id: str
     basis: str
     """Their basis now."""
-    kept: Decision | None
-    """Their stored decision (dated today), when there is one with their basis now and
-    still in date: on or after the day it was made, before its recheck day."""
+    holds: bool | None
+    """Whether their stored decision entitles them, when it still holds (their basis
+    unchanged, on or after the day it was made, before its recheck day); else ``None``."""
+    stored: bool
+    """Whether a stored decision exists at all."""
     member: str | None
     """Their cached directory entry (as cached), if any."""
     fresh: bool
@@ -146,29 +136,30 @@ class Surveyed(NamedTuple):
 
 def survey(session: Session, entitlement: str, target: str, mapping_fingerprint: str, approvals: dict[str, dict],
            today: date, fresh_after: datetime) -> Iterator[Surveyed]:
-    """Every person in the store (in no particular order) with their basis, their stored decision
-    if it still holds, and their cached directory entry — one query over the users,
-    the stored decisions and the entry cache (a full run's first look at everyone)."""
+    """Every person in the store (in no particular order) with their basis, whether
+    their stored decision holds, and their cached directory entry — one query over
+    the users, the stored decisions and the entry cache (a full run's first look at
+    everyone)."""
     extras = _extras(session, approvals, None)
     day = today.isoformat()
     d, e = DecisionRow, DirectoryEntryRow
     in_date = and_(d.decided_on <= day, or_(d.recheck_on.is_(None), d.recheck_on > day))
     stmt = (
-        select(UserRow.id, UserRow.version, d.basis, in_date, d.entitled, d.by_override, d.reasons, d.valid_through,
-               d.entitled_since, e.member, e.resolved_at >= fresh_after)
+        select(UserRow.id, UserRow.version, d.basis, in_date, d.entitled, e.member, e.resolved_at >= fresh_after)
         .outerjoin(d, and_(d.person_id == UserRow.id, d.entitlement == entitlement))
         .outerjoin(e, and_(e.person_id == UserRow.id, e.target == target))
     )  # no ORDER BY: SQLite then walks the (id, version) index and the two primary keys
     head = mapping_fingerprint + ":"
-    for person, version, stored_basis, usable, entitled, by_override, reasons, through, since, member, fresh \
-            in session.connection().execute(stmt):
+    for person, version, stored_basis, usable, entitled, member, fresh in session.connection().execute(stmt):
         extra = extras.get(person)
         basis = f"{head}{version}|{extra}" if extra else f"{head}{version}"
-        kept = None
-        if stored_basis == basis and usable:
-            kept = Decision(person, entitlement, today, bool(entitled), bool(by_override), _reasons(reasons),
-                            _day(through), _day(since))
-        yield Surveyed(person, basis, kept, member, bool(fresh))
+        holds = bool(entitled) if stored_basis == basis and usable else None
+        yield Surveyed(person, basis, holds, stored_basis is not None, member, bool(fresh))
+
+
+def count(session: Session, entitlement: str) -> int:
+    """How many decisions of the entitlement are stored."""
+    return session.scalar(select(func.count()).select_from(DecisionRow).where(DecisionRow.entitlement == entitlement))
 
 
 def save(session: Session, entitlement: str, decided: dict[str, tuple[str, Decision, date | None]]) -> None:

@@ -4,7 +4,6 @@ the cache of resolved directory entries."""
 from __future__ import annotations
 
 import hashlib
-import json
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from enum import StrEnum
@@ -53,7 +52,9 @@ def evidence_digest(person: Person | None, decision: Decision | None) -> str | N
     tell whether two entries were decided on the same evidence."""
     if person is None or decision is None:
         return None
-    blob = json.dumps([person.facts.to_json_dict(), decision.to_json_dict()], sort_keys=True, default=str)
+    # pydantic's own JSON (field order fixed by the model; the one dict, lost_access_on,
+    # is built in key order by user_to_facts) and the decision's fixed-order JSON line.
+    blob = person.facts.model_dump_json() + "\n" + decision.to_json()
     return hashlib.sha256(blob.encode()).hexdigest()[:32]
 
 

@@ -61,6 +61,7 @@ def plan(
     *,
     allowlist: Iterable[str] = (),
     full: bool = True,
+    settled: Iterable[str] = (),
 ) -> Plan:
     """Compute the changes that make ``actual`` equal the entitled people.
 
@@ -73,10 +74,13 @@ def plan(
     :param full: whether ``decisions`` covers every person. Only a full plan
         removes drift (members nobody maps to); a plan for a few people never
         touches members outside them.
+    :param settled: members of further people whose (stored) decision entitles
+        them and who are already in ``actual``: kept as they are, never drift.
     """
     out = Plan(actual_size=len(actual))
     allowed = set(allowlist)
-    in_scope: set[str] = set()
+    in_scope: set[str] = set(settled)
+    out.kept = len(in_scope)
     for decision in decisions:
         member = members.get(decision.person_id)
         if member is None:

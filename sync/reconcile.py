@@ -146,6 +146,7 @@ def _reconcile(ctx: SyncContext, entitlement: str, *, kind: str, person_ids: lis
 
     decisions: dict[str, Decision] = {}
     members: dict[str, str] = {}
+    settled: set[str] = set()
     try:
         group = ctx.group_of(entitlement)
         todo = ids if not full else []
@@ -156,13 +157,14 @@ def _reconcile(ctx: SyncContext, entitlement: str, *, kind: str, person_ids: lis
             actual = set(target.read_members(group))  # read_members answers normalised
             known: dict[str, str] = {}
             with ctx.store.read() as session:
-                bases = _survey(ctx, session, entitlement, fingerprint, approvals, today, actual, todo, decisions,
-                                members, known)
+                bases, settled, seen = _survey(ctx, session, entitlement, fingerprint, approvals, today, actual,
+                                               todo, known)
+                run.orphans = stored_decisions.count(session, entitlement) > seen
                 todo.sort()
                 cache = ledger.cached_entries(session, name, todo)
                 known.update({target.normalise(e.member): p for p, e in
                               ledger.entries_of_departed(session, name).items()})
-            ctx.say(f"{entitlement}: {len(decisions)} stored decisions hold, {len(todo)} people to decide")
+            ctx.say(f"{entitlement}: {len(todo)} people to decide; the stored decisions of the others hold")
         for start in range(0, len(todo), PEOPLE_CHUNK):
             chunk = todo[start:start + PEOPLE_CHUNK]
             with ctx.store.read() as session:
@@ -197,7 +199,8 @@ def _reconcile(ctx: SyncContext, entitlement: str, *, kind: str, person_ids: lis
     ctx.say(f"{entitlement}: {len(decisions)} people decided")
 
     allowlist = {target.normalise(m) for m in settings.allowlist}
-    the_plan = plan(decisions.values(), members, actual, known, allowlist=allowlist, full=full)
+    the_plan = plan(decisions.values(), members, actual, known, allowlist=allowlist, full=full,
+                    settled=settled)
     ctx.say(f"{entitlement}: plan {len(the_plan.adds)} adds, {len(the_plan.removes)} removes, "
             f"{len(the_plan.unresolved)} unresolved, {the_plan.kept} kept")
     if dry_run:
@@ -208,31 +211,35 @@ def _reconcile(ctx: SyncContext, entitlement: str, *, kind: str, person_ids: lis
 
 
 def _survey(ctx: SyncContext, session, entitlement: str, fingerprint: str, approvals: dict, today: date,
-            actual: set[str], todo: list[str], decisions: dict[str, Decision], members: dict[str, str],
-            known: dict[str, str]) -> dict[str, str]:
-    """Take the stored decisions that still hold into ``decisions`` and ``members``;
-    list the people to read and decide in ``todo`` and return their bases; fill
-    ``known`` (member → person) from the entry cache.
+            actual: set[str], todo: list[str], known: dict[str, str]) -> tuple[dict[str, str], set[str], int]:
+    """Sort everyone into people whose stored decision holds and those to read and
+    decide (appended to ``todo``); fill ``known`` (member → person) from the entry cache.
 
     A stored decision is only taken for a person whose directory entry is cached and
     fresh and whose membership already agrees with it: anyone whose membership is
     about to change is decided afresh, so every change rests on facts read now.
+
+    :returns: the bases of the people to decide, the members of people whose stored
+        decision holds and keeps them in the group, and how many stored decisions were seen.
     """
     fresh_after = ctx.clock() - timedelta(hours=ctx.settings.sync.resolve_ttl_hours)
     normalise = ctx.target.normalise
     bases: dict[str, str] = {}
-    for person, basis, kept, member, fresh in stored_decisions.survey(
+    settled: set[str] = set()
+    seen = 0
+    for person, basis, holds, stored, member, fresh in stored_decisions.survey(
             session, entitlement, ctx.target_name, fingerprint, approvals, today, fresh_after):
+        seen += stored
         if member is not None:
             member = normalise(member)
             known[member] = person
-            if kept is not None and fresh and (member in actual) == kept.entitled:
-                decisions[person] = kept
-                members[person] = member
+            if holds is not None and fresh and (member in actual) == holds:
+                if holds:
+                    settled.add(member)
                 continue
         todo.append(person)
         bases[person] = basis
-    return bases
+    return bases, settled, seen
 
 
 def _held_members(session, run_id: int) -> set[str]:
@@ -311,6 +318,7 @@ class _Run:
         self.cache_forget: list[str] = []
         self.decided: dict[str, tuple[str, Decision, date | None]] = {}  # person → (basis, decision, recheck day)
         self.departed: list[str] = []  # people no longer in the store
+        self.orphans = False  # whether stored decisions of people no longer in the store remain
 
     def note(self, person: Person, decision: Decision, member: str | None, actual: set[str] | None) -> None:
         """Remember who a person is and, when their membership may change (or
@@ -345,7 +353,7 @@ class _Run:
               release: int | None, current: set[str] | None) -> RunResult:
         """Write the plan and record it. ``current``: the group as a full run read it
         (kept up to date here as writes are confirmed, and handed to the target)."""
-        ctx, target = self.ctx, self.ctx.target
+        ctx = self.ctx
         now = ctx.clock()
         with ctx.store.write() as session:
             run_id = ledger.start_run(session, kind=self.kind, entitlement=self.entitlement,
@@ -397,8 +405,8 @@ class _Run:
             ledger.forget_entries(session, ctx.target_name, gone)
             stored_decisions.save(session, self.entitlement, self.decided)
             stored_decisions.forget(session, self.entitlement, self.departed)
-            if self.full:
-                stored_decisions.forget(session, self.entitlement)  # people who left the store
+            if self.orphans:  # decisions of people who left the store while no run saw them go
+                stored_decisions.forget(session, self.entitlement)
             if release is not None:
                 session.get(SyncRunRow, release).released_by = run_id
             ledger.finish_run(session, run_id, status=status, counts=counts, held=held_list, detail=detail, now=end)

@@ -289,3 +289,37 @@ def test_a_stale_directory_entry_decides_the_person_again(client, ctx, target, s
     ctx.clock.now = datetime(2026, 12, 1, 19, 0, tzinfo=timezone.utc)
     reconcile(ctx, "walkin")
     assert fresh(decided) == ["u1", "u2", "u3"]
+
+
+def test_the_evidence_digest_does_not_depend_on_the_order_loss_dates_are_read():
+    """Two facts that differ only in the order their loss dates came in digest alike;
+    different evidence digests differently."""
+    from datetime import date
+
+    from mappings.facts import user_to_facts
+    from mappings.policy import decide
+    from sync.ledger import evidence_digest
+    from sync.people import Person
+
+    mapping = mapping_with_groups()
+    user = {"id": "p1", **P.person("u1")}
+    one, _ = user_to_facts(user, [], mapping, {"walkin": date(2026, 1, 5), "elementary_scheduling": date(2026, 2, 1)})
+    two, _ = user_to_facts(user, [], mapping, {"elementary_scheduling": date(2026, 2, 1), "walkin": date(2026, 1, 5)})
+    other, _ = user_to_facts(user, [], mapping, {"walkin": date(2026, 1, 6)})
+    at = NOON.date()
+
+    def digest(facts):
+        return evidence_digest(Person("p1", "u1", "u1", facts, ()), decide(facts, "walkin", at, mapping))
+
+    assert digest(one) == digest(two) != digest(other)
+
+
+def test_a_full_run_drops_decisions_of_people_who_left_unseen(client, ctx, target, store):
+    """A user deleted while no event run handled it: the next full run revokes them and
+    drops their stored decision."""
+    a, b, c, _ = three(client)
+    reconcile(ctx, "walkin")
+    assert client.delete(f"/scim/v2/Users/{c}", headers=AUTH).status_code == 204
+    reconcile(ctx, "walkin")
+    assert set(stored_rows(store)) == {a, b}
+    assert target.groups[GROUP] == {dn("u1")}
