@@ -153,10 +153,19 @@ def _on_signal(signum, _frame) -> None:
     sys.exit(128 + signum)
 
 
+_ports: set[int] = set()
+
+
 def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((HOST, 0))
-        return s.getsockname()[1]
+    """A free loopback port not handed out before: a server binds its port only once
+    started, so the OS may offer the same one again meanwhile."""
+    while True:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            s.bind((HOST, 0))
+            port = s.getsockname()[1]
+        if port not in _ports:
+            _ports.add(port)
+            return port
 
 
 def start_walkin(name: str, url: str, workers: int, threads: int, token: str, tmp: Path) -> Server:
@@ -173,7 +182,7 @@ def start_scim2(name: str, users: int, seed: int, workers: int, threads: int, to
     port = free_port()
     argv = [sys.executable, str(HERE / "scim2_serve.py"), "--host", HOST, "--port", str(port),
             "--workers", str(workers), "--threads", str(threads), "--users", str(users), "--seed", str(seed),
-            "--token", token]
+            f"--token={token}"]  # a token may begin with "-"
     return Server(name, argv, dict(os.environ), Target(name, HOST, port, "/v2", token),
                   "/v2/ServiceProviderConfig", tmp / f"{name}-{port}.log", workers, threads, "scim2-server")
 

@@ -176,14 +176,15 @@ def apply_change(url: str, n: int, ids: list[str], gid: str) -> tuple[int, int]:
     revoke = [ids[i] for i in range(n) if in_revoke_change(i)]
     try:
         with store.write() as session:
-            group = group_rows.get_group(session, gid, lock=True)
-            group_rows.update_group(session, group, group.data, [MemberOp(MemberAction.ADD, ids=tuple(grant))], now)
+            conn = session.connection()
+            group = group_rows.get_group(conn, gid, lock=True)
+            group_rows.update_group(conn, group, group.data, [MemberOp(MemberAction.ADD, ids=tuple(grant))], now)
         for part in _batches(revoke, 1000):
             with store.write() as session:
                 for row in session.scalars(select(UserRow).where(UserRow.id.in_(part))):
                     data = copy.deepcopy(row.data)
                     data[WALKIN]["locationCode"] = "0789"
-                    user_rows.replace_user(session, row, data, now)
+                    user_rows.replace_user(session.connection(), row, data, now)
         return len(grant), len(revoke)
     finally:
         store.dispose()

@@ -11,11 +11,9 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
-from sqlalchemy import asc, desc, func, select
-
 from connector.scim import render
 from connector.scim.errors import InvalidFilter, InvalidValue, NotFound, PreconditionFailed
-from connector.scim.filters import compile_filter, parse, strip_core_urn
+from connector.scim.filters import parse
 from connector.scim.patch import apply_patch, parse_operations
 from connector.scim.render import Projection
 from connector.scim.schema import GROUP, USER, ResourceKind
@@ -25,7 +23,9 @@ from connector.store import groups as group_rows
 from connector.store import users as user_rows
 from connector.store.database import Store
 from connector.store.fields import GROUP_FIELDS, GROUP_SORT, USER_FIELDS, USER_SORT
+from connector.store.listing import Searches
 from connector.store.models import GroupRow, UserRow
+from connector.store.stored import Stored
 
 
 MAX_START = 2**31  # startIndex beyond this is past every result: an empty page
@@ -79,126 +79,129 @@ class Provisioning:
     def __init__(self, store: Store, settings: Settings) -> None:
         self.store = store
         self.settings = settings
+        groups = user_rows.groups_column(store.engine.dialect.name)
+        self._searches = {
+            "User": Searches(UserRow.__table__, USER_FIELDS, USER_SORT, related=groups),
+            "Group": Searches(GroupRow.__table__, GROUP_FIELDS, GROUP_SORT),
+        }
 
     # ------------------------------------------------------------------ users
 
     # Writes render their answer after the commit, so the write lock is held only
-    # for the change itself.
+    # for the change itself (and the read of what the answer needs).
 
     def create_user(self, body: Any, base: str) -> Written:
         data = normalise_resource(USER, body)
-        with self.store.write() as session:
-            row = user_rows.insert_user(session, data, now())
-        return Written(render.resource(USER, row, base), render.etag(row.version))  # a new user is in no group
+        with self.store.writing() as conn:
+            user = user_rows.insert_user(conn, data, now())
+        return Written(render.resource(USER, user, base), render.etag(user.version))  # a new user is in no group
 
     def get_user(self, user_id: str, base: str, proj: Projection) -> Written:
-        with self.store.read() as session:
-            row = user_rows.get_user(session, user_id) if _plausible(user_id) else None
-            if row is None:
-                raise NotFound(f"User {user_id} not found")
-            return self._user_out(session, row, base, proj)
+        with self.store.reading() as conn:
+            user, groups = self._user(conn, user_id, proj.wants("groups"), lock=False)
+        return _user_out(user, groups, base, proj)
 
     def replace_user(self, user_id: str, body: Any, base: str, if_match: str | None) -> Written:
         data = normalise_resource(USER, body)
-        with self.store.write() as session:
-            row = self._locked_user(session, user_id, if_match)
-            user_rows.replace_user(session, row, data, now())
-        return self._user_after_write(row, base, render.projection(USER, None, None))
+        proj = render.projection(USER, None, None)
+        with self.store.writing() as conn:
+            user, groups = self._user(conn, user_id, True, lock=True, if_match=if_match)
+            user = user_rows.replace_user(conn, user, data, now()) or user
+        return _user_out(user, groups, base, proj)
 
     def patch_user(self, user_id: str, body: Any, base: str, if_match: str | None, proj: Projection) -> Written:
         ops = parse_operations(body, self.settings.scim.max_operations)
-        with self.store.write() as session:
-            row = self._locked_user(session, user_id, if_match)
-            result = apply_patch(USER, row.data, ops)
-            user_rows.replace_user(session, row, result.data, now())
-        return self._user_after_write(row, base, proj)
+        with self.store.writing() as conn:
+            # The groups are read with the user: a user's own PATCH never changes them.
+            user, groups = self._user(conn, user_id, proj.wants("groups"), lock=True, if_match=if_match)
+            result = apply_patch(USER, user.data, ops)
+            user = user_rows.replace_user(conn, user, result.data, now()) or user
+        return _user_out(user, groups, base, proj)
 
     def delete_user(self, user_id: str, if_match: str | None) -> None:
-        with self.store.write() as session:
-            row = self._locked_user(session, user_id, if_match)
-            user_rows.delete_user(session, row, now())
+        with self.store.writing() as conn:
+            user, _ = self._user(conn, user_id, False, lock=True, if_match=if_match)
+            user_rows.delete_user(conn, user, now())
 
-    def _locked_user(self, session, user_id: str, if_match: str | None) -> UserRow:
-        row = user_rows.get_user(session, user_id, lock=True) if _plausible(user_id) else None
-        if row is None:
+    @staticmethod
+    def _user(conn, user_id: str, groups: bool, *, lock: bool,
+              if_match: str | None = None) -> tuple[Stored, list[tuple[str, str]]]:
+        """The user (locked for a write) and, when ``groups``, its groups.
+
+        :raises NotFound: when there is no such user.
+        :raises PreconditionFailed: when ``if_match`` names another version.
+        """
+        found = None
+        if _plausible(user_id):
+            if groups:
+                found = user_rows.get_user_and_groups(conn, user_id, lock=lock)
+            else:
+                user = user_rows.get_user(conn, user_id, lock=lock)
+                found = (user, []) if user is not None else None
+        if found is None:
             raise NotFound(f"User {user_id} not found")
-        check_version(render.etag(row.version), if_match)
-        return row
-
-    def _user_after_write(self, row: UserRow, base: str, proj: Projection) -> Written:
-        if not proj.wants("groups"):
-            return self._user_out(None, row, base, proj)
-        with self.store.read() as session:
-            return self._user_out(session, row, base, proj)
-
-    def _user_out(self, session, row: UserRow, base: str, proj: Projection) -> Written:
-        extra = None
-        if proj.wants("groups"):
-            groups = user_rows.groups_of(session, [row.id])[row.id]
-            extra = {"groups": render.user_groups(groups, base)} if groups else None
-        full = render.resource(USER, row, base, extra)
-        return Written(proj.apply(full), render.etag(row.version))
+        check_version(render.etag(found[0].version), if_match)
+        return found
 
     # ----------------------------------------------------------------- groups
 
     def create_group(self, body: Any, base: str) -> Written:
         data = normalise_resource(GROUP, body)
         members = _ids(data.pop("members", None))
-        with self.store.write() as session:
-            row = group_rows.insert_group(session, data, members, now())
-        if not members:
-            return Written(render.resource(GROUP, row, base), render.etag(row.version))
-        with self.store.read() as session:
-            return self._group_out(session, row, base, render.projection(GROUP, None, None))
+        proj = render.projection(GROUP, None, None)
+        with self.store.writing() as conn:
+            group = group_rows.insert_group(conn, data, members, now())
+            listed = self._members(conn, group, proj) if members else []
+        return _group_out(group, listed, base, proj)
 
     def get_group(self, group_id: str, base: str, proj: Projection) -> Written:
-        with self.store.read() as session:
-            row = group_rows.get_group(session, group_id) if _plausible(group_id) else None
-            if row is None:
+        with self.store.reading() as conn:
+            group = group_rows.get_group(conn, group_id) if _plausible(group_id) else None
+            if group is None:
                 raise NotFound(f"Group {group_id} not found")
-            return self._group_out(session, row, base, proj)
+            members = self._members(conn, group, proj)
+        return _group_out(group, members, base, proj)
 
     def replace_group(self, group_id: str, body: Any, base: str, if_match: str | None) -> Written:
         data = normalise_resource(GROUP, body)
         members = _ids(data.pop("members", None))
-        with self.store.write() as session:
-            row = self._locked_group(session, group_id, if_match)
-            ops = group_rows.replace_members(session, row, members)
-            group_rows.update_group(session, row, data, ops, now())
-        with self.store.read() as session:
-            return self._group_out(session, row, base, render.projection(GROUP, None, None))
+        proj = render.projection(GROUP, None, None)
+        with self.store.writing() as conn:
+            group = self._locked_group(conn, group_id, if_match)
+            ops = group_rows.replace_members(conn, group, members)
+            group = group_rows.update_group(conn, group, data, ops, now())
+            listed = self._members(conn, group, proj)
+        return _group_out(group, listed, base, proj)
 
     def patch_group(self, group_id: str, body: Any, base: str, if_match: str | None,
-                    proj: Projection | None) -> Written | None:
+                    proj: Projection | None) -> Written:
         """Apply a PATCH; returns the resource only when ``proj`` asks for one."""
         ops = parse_operations(body, self.settings.scim.max_operations)
-        with self.store.write() as session:
-            row = self._locked_group(session, group_id, if_match)
-            result = apply_patch(GROUP, row.data, ops)
-            group_rows.update_group(session, row, result.data, result.members, now())
+        with self.store.writing() as conn:
+            group = self._locked_group(conn, group_id, if_match)
+            result = apply_patch(GROUP, group.data, ops)
+            group = group_rows.update_group(conn, group, result.data, result.members, now())
+            members = self._members(conn, group, proj) if proj is not None else []
         if proj is None:
-            return Written({}, render.etag(row.version))
-        with self.store.read() as session:
-            return self._group_out(session, row, base, proj)
+            return Written({}, render.etag(group.version))
+        return _group_out(group, members, base, proj)
 
     def delete_group(self, group_id: str, if_match: str | None) -> None:
-        with self.store.write() as session:
-            row = self._locked_group(session, group_id, if_match)
-            group_rows.delete_group(session, row, now())
+        with self.store.writing() as conn:
+            group = self._locked_group(conn, group_id, if_match)
+            group_rows.delete_group(conn, group, now())
 
-    def _locked_group(self, session, group_id: str, if_match: str | None) -> GroupRow:
-        row = group_rows.get_group(session, group_id, lock=True) if _plausible(group_id) else None
-        if row is None:
+    @staticmethod
+    def _locked_group(conn, group_id: str, if_match: str | None) -> Stored:
+        group = group_rows.get_group(conn, group_id, lock=True) if _plausible(group_id) else None
+        if group is None:
             raise NotFound(f"Group {group_id} not found")
-        check_version(render.etag(row.version), if_match)
-        return row
+        check_version(render.etag(group.version), if_match)
+        return group
 
-    def _group_out(self, session, row: GroupRow, base: str, proj: Projection) -> Written:
-        extra = None
-        if proj.wants("members"):
-            members = group_rows.members_of(session, [row.id])[row.id]
-            extra = {"members": render.group_members(members, base)} if members else None
-        return Written(proj.apply(render.resource(GROUP, row, base, extra)), render.etag(row.version))
+    @staticmethod
+    def _members(conn, group: Stored, proj: Projection) -> list[tuple[str, str]]:
+        return group_rows.members_of(conn, [group.id])[group.id] if proj.wants("members") else []
 
     # ------------------------------------------------------------------ lists
 
@@ -212,68 +215,58 @@ class Provisioning:
         plans = []
         errors = []
         for kind in kinds:
-            model, fields, sorts = _TABLES[kind.name]
+            proj = render.projection(kind, query.attributes, query.excluded)
+            # A user's groups come in the same statement (members of groups do not: a
+            # group may have 50,000).
+            groups = kind is USER and proj.wants("groups")
             try:
-                where = compile_filter(node, fields) if node is not None else None
+                search = self._searches[kind.name].search(node, query.sort_by, query.sort_order, groups)
+                plans.append((kind, search, proj))
             except InvalidFilter as exc:
                 if len(kinds) == 1:
                     raise
                 errors.append(exc)  # root search: this kind cannot match the filter
-                continue
-            plans.append((kind, model, where, _order(query, sorts, model)))
         if not plans:
             raise errors[0]
-        with self.store.read() as session:
+        with self.store.reading() as conn:
             if len(plans) == 1:
-                kind, model, where, order = plans[0]
-                rows = self._rows(session, model, where, order, start - 1, count)
+                kind, search, proj = plans[0]
+                rows = search.rows(conn, start - 1, count)
                 if rows and len(rows) < count or (not rows and start == 1 and count):
                     total = start - 1 + len(rows)  # the last page: no COUNT needed
                 else:
-                    total = self._count(session, model, where)
-                return Page(total, start, self._render(session, kind, rows, base, query))
+                    total = search.count(conn)
+                return Page(total, start, self._render(conn, kind, rows, base, proj))
             total, offset, remaining, out = 0, start - 1, count, []
-            for kind, model, where, order in plans:
-                size = self._count(session, model, where)
+            for kind, search, proj in plans:
+                size = search.count(conn)
                 total += size
                 if remaining and offset < size:
-                    rows = self._rows(session, model, where, order, offset, remaining)
-                    out.extend(self._render(session, kind, rows, base, query))
+                    rows = search.rows(conn, offset, remaining)
+                    out.extend(self._render(conn, kind, rows, base, proj))
                     remaining -= len(rows)
                 offset = max(0, offset - size)
             return Page(total, start, out)
 
     @staticmethod
-    def _rows(session, model, where, order, offset: int, limit: int) -> list:
-        if not limit:
-            return []
-        # Plain rows, not ORM objects: a list only reads and renders them.
-        stmt = select(model.id, model.version, model.created, model.last_modified, model.data)
-        if where is not None:
-            stmt = stmt.where(where)
-        return list(session.execute(stmt.order_by(*order).offset(offset).limit(limit)))
-
-    @staticmethod
-    def _count(session, model, where) -> int:
-        stmt = select(func.count()).select_from(model)
-        if where is not None:
-            stmt = stmt.where(where)
-        return session.scalar(stmt) or 0
-
-    @staticmethod
-    def _render(session, kind: ResourceKind, rows: list, base: str, query: Query) -> list[dict]:
-        proj = render.projection(kind, query.attributes, query.excluded)
-        ids = [r.id for r in rows]
+    def _render(conn, kind: ResourceKind, rows: list, base: str, proj: Projection) -> list[dict]:
         if kind is USER:
-            groups = user_rows.groups_of(session, ids) if proj.wants("groups") else {}
+            wants = proj.wants("groups")  # then the rows carry them (Searches' related column)
             return [proj.apply(render.resource(kind, r, base, _extra(
-                "groups", render.user_groups(groups.get(r.id, []), base)))) for r in rows]
-        members = group_rows.members_of(session, ids) if proj.wants("members") else {}
+                "groups", render.user_groups(user_rows.group_pairs(r.related) if wants else [], base)))) for r in rows]
+        members = group_rows.members_of(conn, [r.id for r in rows]) if proj.wants("members") else {}
         return [proj.apply(render.resource(kind, r, base, _extra(
             "members", render.group_members(members.get(r.id, []), base)))) for r in rows]
 
 
-_TABLES = {"User": (UserRow, USER_FIELDS, USER_SORT), "Group": (GroupRow, GROUP_FIELDS, GROUP_SORT)}
+def _user_out(user: Stored, groups: list[tuple[str, str]], base: str, proj: Projection) -> Written:
+    full = render.resource(USER, user, base, _extra("groups", render.user_groups(groups, base)))
+    return Written(proj.apply(full), render.etag(user.version))
+
+
+def _group_out(group: Stored, members: list[tuple[str, str]], base: str, proj: Projection) -> Written:
+    full = render.resource(GROUP, group, base, _extra("members", render.group_members(members, base)))
+    return Written(proj.apply(full), render.etag(group.version))
 
 
 def _plausible(resource_id: str) -> bool:
@@ -284,20 +277,6 @@ def _plausible(resource_id: str) -> bool:
 
 def _extra(name: str, value: list) -> dict | None:
     return {name: value} if value else None
-
-
-def _order(query: Query, sorts: dict, model) -> list:
-    descending = (query.sort_order or "ascending").lower() == "descending"
-    if query.sort_order and query.sort_order.lower() not in ("ascending", "descending"):
-        raise InvalidValue("sortOrder must be 'ascending' or 'descending'")
-    if query.sort_by:
-        column = sorts.get(strip_core_urn(query.sort_by).lower())
-        if column is None:
-            raise InvalidValue(f"sorting by '{query.sort_by}' is not supported")
-        # RFC 7644 §3.4.2.3: resources without a value sort last ascending, first descending.
-        nulls = column.is_(None)
-        return [nulls.desc() if descending else nulls.asc(), desc(column) if descending else asc(column), model.id]
-    return [model.created, model.id]
 
 
 def _ids(members: list[dict] | None) -> tuple[str, ...]:

@@ -4,6 +4,7 @@ Docker image run the same server settings."""
 from __future__ import annotations
 
 from gunicorn.app.base import BaseApplication
+from gunicorn.glogging import Logger
 
 from connector.settings import Settings
 
@@ -18,10 +19,39 @@ def gunicorn_options(host: str, port: int, workers: int, threads: int) -> dict:
         "graceful_timeout": 30,
         "keepalive": 5,
         "accesslog": "-",
-        # The access log shows method, path and status only: never headers, so a
-        # bearer token cannot end up in a log.
-        "access_log_format": '%(h)s "%(r)s" %(s)s %(b)s %(M)sms',
+        "access_log_format": ACCESS_LOG_FORMAT,
+        "logger_class": AccessLogger,
     }
+
+
+# The access log shows method, path and status only: never headers, so a bearer
+# token cannot end up in a log.
+ACCESS_LOG_FORMAT = '%(h)s "%(r)s" %(s)s %(b)s %(M)sms'
+
+
+class AccessLogger(Logger):
+    """gunicorn's logger, computing for each request only the fields of
+    :data:`ACCESS_LOG_FORMAT` instead of every header and environment variable
+    (gunicorn's own ``atoms`` costs a tenth of a small SCIM request)."""
+
+    def setup(self, cfg) -> None:
+        super().setup(cfg)
+        self._own_format = cfg.access_log_format == ACCESS_LOG_FORMAT  # gunicorn's cfg lookups are slow
+
+    def atoms(self, resp, req, environ, request_time) -> dict:
+        if not self._own_format:
+            return super().atoms(resp, req, environ, request_time)
+        status = resp.status
+        if isinstance(status, str):
+            status = status.split(None, 1)[0]
+        sent = getattr(resp, "sent", None)
+        return {
+            "h": environ.get("REMOTE_ADDR", "-"),
+            "r": f"{environ['REQUEST_METHOD']} {environ['RAW_URI']} {environ['SERVER_PROTOCOL']}",
+            "s": status,
+            "b": str(sent) if sent is not None else "-",
+            "M": request_time.seconds * 1000 + request_time.microseconds // 1000,
+        }
 
 
 class _Server(BaseApplication):

@@ -38,5 +38,7 @@ def build_context(settings: Settings, *, store: Store | None = None, target: Tar
     mapping = load_mapping(settings.mapping_path or DEFAULT_MAPPING_PATH)
     if target is None:
         target, target_name = make_target(settings)
-    return SyncContext(store or Store(settings.database_url), settings, mapping, target,
+    # No memory map: a full run scans whole tables once, and mapped pages of the
+    # database file would only swell the worker's resident memory.
+    return SyncContext(store or Store(settings.database_url, memory_map=False), settings, mapping, target,
                        target_name or target.name, progress=progress)

@@ -7,13 +7,16 @@ import hmac
 import json
 import logging
 import uuid
+from functools import lru_cache
 from typing import Any
 
-from flask import Blueprint, Response, current_app, g, request
+from flask import Blueprint, Response, current_app, request
 from werkzeug.exceptions import HTTPException
+from werkzeug.sansio.utils import get_current_url
 
+from connector.jsontext import dumps_utf8
 from connector.scim.errors import (
-    ERROR_SCHEMA, BadRequest, InvalidSyntax, InvalidValue, MethodNotAllowed, NotFound, PayloadTooLarge, ScimError,
+    ERROR_SCHEMA, BadRequest, InvalidSyntax, MethodNotAllowed, NotFound, PayloadTooLarge, ScimError,
     Unauthorized,
 )
 
@@ -22,12 +25,7 @@ SCIM_JSON = "application/scim+json"
 
 
 def scim_response(body: Any, status: int = 200, etag: str | None = None, location: str | None = None) -> Response:
-    text = json.dumps(body, separators=(",", ":"), ensure_ascii=False)
-    try:
-        data = text.encode("utf-8")
-    except UnicodeEncodeError:  # an unpaired surrogate quoted back in an error detail
-        data = json.dumps(body, separators=(",", ":")).encode("ascii")
-    response = Response(data, status=status, mimetype=SCIM_JSON)
+    response = Response(dumps_utf8(body), status=status, mimetype=SCIM_JSON)
     if etag:
         response.headers["ETag"] = etag
     if location:
@@ -75,13 +73,18 @@ def json_body() -> Any:
 
 
 def base_url() -> str:
-    """The SCIM root as clients reach it, computed once per request."""
-    cached = g.get("base_url")
-    if cached is None:
-        configured = current_app.config["WALKIN_SETTINGS"].base_url
-        root = configured.rstrip("/") if configured else request.url_root.rstrip("/")
-        cached = g.base_url = f"{root}/scim/v2"
-    return cached
+    """The SCIM root as clients reach it."""
+    configured = current_app.config["WALKIN_SETTINGS"].base_url
+    if configured:
+        return f"{configured.rstrip('/')}/scim/v2"
+    return _scim_root(request.scheme, request.host, request.root_path)
+
+
+@lru_cache(maxsize=64)
+def _scim_root(scheme: str, host: str, root_path: str) -> str:
+    # Werkzeug's request.url_root, remembered: building it (IRI decoding) costs a
+    # noticeable part of a small request, and a server is reached by few names.
+    return get_current_url(scheme, host, root_path).rstrip("/") + "/scim/v2"
 
 
 def _authenticate() -> None:
@@ -103,10 +106,7 @@ def _authenticate() -> None:
 def install(blueprint: Blueprint) -> None:
     """Register authentication and error translation on the SCIM blueprint."""
 
-    @blueprint.before_request
-    def _before() -> None:
-        g.request_id = request.headers.get("X-Request-Id") or uuid.uuid4().hex
-        _authenticate()
+    blueprint.before_request(_authenticate)
 
 
 def install_app_errors(app) -> None:
@@ -137,7 +137,7 @@ def install_app_errors(app) -> None:
 
     @app.errorhandler(Exception)
     def _unexpected(error: Exception) -> Response:
-        request_id = getattr(g, "request_id", None) or uuid.uuid4().hex
+        request_id = request.headers.get("X-Request-Id") or uuid.uuid4().hex  # made only when needed
         log.exception("unexpected error handling %s %s (request %s)", request.method, request.path, request_id)
         body = {"schemas": [ERROR_SCHEMA], "status": "500", "detail": f"internal error (request {request_id})"}
         return scim_response(body, 500)

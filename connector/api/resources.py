@@ -41,6 +41,12 @@ def _str(value: Any, name: str) -> str | None:
     return value
 
 
+def _args() -> dict[str, str]:
+    """The query parameters (first value of each) as a plain dict: looking up a
+    missing key in Werkzeug's MultiDict raises and catches an HTTP exception."""
+    return request.args.to_dict()
+
+
 def _query(params: Any) -> Query:
     get = params.get
     return Query(
@@ -66,7 +72,8 @@ def _list(kinds: tuple[ResourceKind, ...], query: Query) -> Response:
 
 
 def _projection(kind: ResourceKind):
-    return render.projection(kind, request.args.get("attributes"), request.args.get("excludedAttributes"))
+    args = _args()
+    return render.projection(kind, args.get("attributes"), args.get("excludedAttributes"))
 
 
 def _get(kind: ResourceKind, written) -> Response:
@@ -90,7 +97,7 @@ def search_all() -> Response:
 
 @bp.get("/Users")
 def list_users() -> Response:
-    return _list((USER,), _query(request.args))
+    return _list((USER,), _query(_args()))
 
 
 @bp.post("/Users/.search")
@@ -132,7 +139,7 @@ def delete_user(user_id: str) -> Response:
 
 @bp.get("/Groups")
 def list_groups() -> Response:
-    return _list((GROUP,), _query(request.args))
+    return _list((GROUP,), _query(_args()))
 
 
 @bp.post("/Groups/.search")

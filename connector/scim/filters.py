@@ -1,5 +1,6 @@
-"""SCIM filters (RFC 7644 §3.4.2.2) parsed with scim2-filter-parser and compiled
-to SQLAlchemy expressions on indexed columns.
+"""SCIM filters (RFC 7644 §3.4.2.2) parsed with scim2-filter-parser into a small
+tree (:class:`Compare`, :class:`Logical`, :class:`Not`, :class:`ValuePath`), which
+:mod:`.filter_sql` compiles to SQL on indexed columns.
 
 scim2-filter-parser does the grammar. Its own SQL transpiler is not used: it
 silently drops unmapped attributes, compares only ``userName`` case-insensitively
@@ -13,26 +14,22 @@ library are closed here:
   each unparenthesised chain so ``and`` binds tighter, as §3.4.2.2 requires.
 
 Every attribute in a filter must be in the field map of the resource type, or the
-whole filter is rejected (400 ``invalidFilter``) before any SQL is built.
+whole filter is rejected (400 ``invalidFilter``) before any SQL runs.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
-from datetime import datetime
-from typing import Any, Callable
+from dataclasses import dataclass
+from typing import Any
 
 from scim2_filter_parser import ast
 from scim2_filter_parser.lexer import SCIMLexer
 from scim2_filter_parser.parser import SCIMParser, SCIMParserError
 from sly.lex import LexError
-from sqlalchemy import and_, exists, false, not_, or_, select, true
-from sqlalchemy.sql.elements import ColumnElement
 
 from .errors import InvalidFilter
 from .schema import Urn
-from .values import parse_datetime
 
 
 class _Lexer(SCIMLexer):
@@ -252,172 +249,4 @@ def parse(text: str, max_length: int = 4096) -> Node:
         raise InvalidFilter("the filter is nested too deeply") from None
 
 
-# ---------------------------------------------------------------- compilation
-
-
-class Kind:
-    CI = "ci"  # case-insensitive string, stored lower-cased
-    EXACT = "exact"  # case-exact string
-    BOOL = "bool"
-    DATETIME = "datetime"
-
-
-@dataclass(frozen=True)
-class Column:
-    """A filterable single-valued attribute stored in ``column``."""
-
-    column: Any
-    kind: str = Kind.CI
-
-
-@dataclass(frozen=True)
-class Child:
-    """A multi-valued attribute stored in a child table.
-
-    ``link(parent)`` gives the join condition of a child row to its parent;
-    ``subs`` maps sub-attribute names to columns; ``default`` is the sub-attribute a
-    bare ``emails eq "x"`` compares.
-    """
-
-    link: Callable[[], ColumnElement]
-    table: Any
-    subs: dict[str, Column]
-    default: str = "value"
-
-
-@dataclass(frozen=True)
-class FieldMap:
-    fields: dict[str, Column | Child] = field(default_factory=dict)
-
-    def lookup(self, path: str) -> tuple[Child | None, Column]:
-        """Resolve a lower-cased path to (child table or None, column)."""
-        spec = self.fields.get(path)
-        if isinstance(spec, Column):
-            return None, spec
-        if isinstance(spec, Child):
-            return spec, spec.subs[spec.default]
-        base, _, sub = path.rpartition(".")
-        parent = self.fields.get(base)
-        if isinstance(parent, Child) and sub in parent.subs:
-            return parent, parent.subs[sub]
-        raise InvalidFilter(f"filtering on '{path}' is not supported")
-
-
-_ORDERED = {"gt", "ge", "lt", "le"}
-_LIKE = {"co", "sw", "ew"}
-
-
-def _escape_like(text: str) -> str:
-    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-
-
-def _leaf(spec: Column, cmp: Compare) -> ColumnElement:
-    col, op, value = spec.column, cmp.op, cmp.value
-    if op == "pr":
-        present = col.is_not(None)
-        return and_(present, col != "") if spec.kind in (Kind.CI, Kind.EXACT) else present
-    if value is None:
-        if op == "eq":
-            return col.is_(None)
-        if op == "ne":
-            return col.is_not(None)
-        raise InvalidFilter(f"'{cmp.path} {op} null' is not a valid comparison")
-    if spec.kind == Kind.BOOL:
-        if op not in ("eq", "ne"):
-            raise InvalidFilter(f"'{op}' cannot compare the boolean '{cmp.path}'")
-        if isinstance(value, str) and value.lower() in ("true", "false"):
-            value = value.lower() == "true"
-        if not isinstance(value, bool):
-            raise InvalidFilter(f"'{cmp.path}' is boolean; compare it with true or false")
-        cond = and_(col.is_not(None), col == value)
-    elif spec.kind == Kind.DATETIME:
-        if op in _LIKE:
-            raise InvalidFilter(f"'{op}' cannot compare the dateTime '{cmp.path}'")
-        try:
-            when: datetime = parse_datetime(str(value))
-        except ValueError:
-            raise InvalidFilter(f"'{value}' is not a dateTime") from None
-        cond = and_(col.is_not(None), _ordered(col, "eq" if op == "ne" else op, when))
-    else:
-        if isinstance(value, bool):
-            raise InvalidFilter(f"'{cmp.path}' is a string; compare it with a quoted value")
-        text = str(value)
-        if spec.kind == Kind.CI:
-            text = text.lower()
-        if op in _LIKE:
-            pattern = {"co": "%{}%", "sw": "{}%", "ew": "%{}"}[op].format(_escape_like(text))
-            cond = and_(col.is_not(None), col.like(pattern, escape="\\"))
-        else:
-            cond = and_(col.is_not(None), _ordered(col, "eq" if op == "ne" else op, text))
-    return not_(cond) if op == "ne" else cond
-
-
-def _ordered(col: Any, op: str, value: Any) -> ColumnElement:
-    if op == "eq":
-        return col == value
-    if op == "gt":
-        return col > value
-    if op == "ge":
-        return col >= value
-    if op == "lt":
-        return col < value
-    if op == "le":
-        return col <= value
-    raise InvalidFilter(f"unknown operator '{op}'")
-
-
-def compile_filter(node: Node, fields: FieldMap) -> ColumnElement:
-    """Compile a parsed filter to a WHERE clause over the resource's table.
-
-    Each leaf is true or false, never NULL, so ``not`` keeps two-valued logic.
-    """
-    if isinstance(node, Logical):
-        parts = [compile_filter(n, fields) for n in _flatten(node)]
-        return and_(*parts) if node.op == "and" else or_(*parts)
-    if isinstance(node, Not):
-        return not_(compile_filter(node.inner, fields))
-    if isinstance(node, ValuePath):
-        spec = fields.fields.get(node.path)
-        if not isinstance(spec, Child):
-            raise InvalidFilter(f"'{node.path}' is not a multi-valued attribute with sub-attributes")
-        return exists(select(true()).where(spec.link(), _compile_within(node.inner, spec, node.path)))
-    child, column = fields.lookup(node.path)
-    if child is None:
-        return _leaf(column, node)
-    return exists(select(true()).where(child.link(), _leaf(column, node)))
-
-
-def _flatten(node: Logical) -> list[Node]:
-    """The operands of a chain of one operator (``a and b and c``), so SQL gets
-    one flat AND/OR instead of a deep tree."""
-    out: list[Node] = []
-    stack: list[Node] = [node]
-    while stack:
-        item = stack.pop()
-        if isinstance(item, Logical) and item.op == node.op:
-            stack.extend((item.right, item.left))
-        else:
-            out.append(item)
-    return out
-
-
-def _compile_within(node: Node, child: Child, base: str) -> ColumnElement:
-    """Conditions on one row of a child table (inside ``attr[...]``)."""
-    if isinstance(node, Logical):
-        left, right = _compile_within(node.left, child, base), _compile_within(node.right, child, base)
-        return and_(left, right) if node.op == "and" else or_(left, right)
-    if isinstance(node, Not):
-        return not_(_compile_within(node.inner, child, base))
-    if isinstance(node, ValuePath):
-        raise InvalidFilter("value paths cannot be nested")
-    sub = node.path[len(base) + 1:] if node.path.startswith(base + ".") else node.path
-    column = child.subs.get(sub)
-    if column is None:
-        raise InvalidFilter(f"filtering on '{base}.{sub}' is not supported")
-    return _leaf(column, node)
-
-
-__all__ = [
-    "Child", "Column", "Compare", "FieldMap", "Kind", "Logical", "Node", "Not",
-    "ValuePath", "compile_filter", "parse", "false",
-]
+__all__ = ["Compare", "Logical", "Node", "Not", "ValuePath", "parse", "strip_core_urn"]

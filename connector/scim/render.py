@@ -18,9 +18,10 @@ def etag(version: int) -> str:
 
 
 def _time(value: datetime) -> str:
-    if value.tzinfo is None:  # SQLite hands back naive datetimes; they are stored in UTC
-        value = value.replace(tzinfo=timezone.utc)
-    return value.astimezone(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    if value.tzinfo is not None:
+        value = value.astimezone(timezone.utc).replace(tzinfo=None)
+    # Naive: SQLite hands back naive datetimes; they are stored in UTC.
+    return value.isoformat(timespec="milliseconds") + "Z"
 
 
 def resource(kind: ResourceKind, row: Any, base: str, extra: dict | None = None) -> dict:

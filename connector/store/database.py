@@ -8,10 +8,10 @@ import threading
 from contextlib import contextmanager, nullcontext
 from typing import Iterator
 
-from sqlalchemy import Engine, text
+from sqlalchemy import Connection, Engine, text
 from sqlalchemy.orm import Session, sessionmaker
 
-from .engine import make_engine, migrate, writer
+from .engine import begin, make_engine, migrate
 
 
 class _WriterLock:
@@ -57,26 +57,52 @@ class _WriterLock:
 
 class Store:
     """Owns the engine. ``read()`` and ``write()`` give a session in a transaction
-    that commits on success and rolls back on any exception."""
+    that commits on success and rolls back on any exception; ``reading()`` and
+    ``writing()`` give a Core connection the same way, for the SCIM request paths,
+    which run a few prebuilt statements and need no ORM unit of work.
 
-    def __init__(self, url: str, *, auto_migrate: bool = True) -> None:
-        self.engine: Engine = make_engine(url)
+    On SQLite only these four begin a real transaction (:func:`.engine.begin`): a
+    bare ``engine.begin()`` runs each statement on its own.
+    """
+
+    def __init__(self, url: str, *, auto_migrate: bool = True, memory_map: bool = True) -> None:
+        """:param memory_map: read an SQLite file through a memory map (the SCIM
+            service's many small reads); off for processes that scan whole tables now
+            and then (the sync), where it would only count the file's pages into
+            their resident memory."""
+        self.engine: Engine = make_engine(url, memory_map=memory_map)
         if auto_migrate:
             migrate(self.engine)
-        self._reader = sessionmaker(self.engine, expire_on_commit=False)
-        self._writer = sessionmaker(writer(self.engine), expire_on_commit=False)
+        self._sessions = sessionmaker(self.engine, expire_on_commit=False)
         sqlite = self.engine.dialect.name == "sqlite"
         self._lock = _WriterLock(self.engine.url.database) if sqlite else None
 
     @contextmanager
     def read(self) -> Iterator[Session]:
-        with self._reader() as session, session.begin():
+        with self._sessions() as session, session.begin():
+            begin(session.connection(), write=False)
             yield session
 
     @contextmanager
     def write(self) -> Iterator[Session]:
-        with self._lock.held() if self._lock else nullcontext(), self._writer() as session, session.begin():
+        with self._write_lock(), self._sessions() as session, session.begin():
+            begin(session.connection(), write=True)
             yield session
+
+    @contextmanager
+    def reading(self) -> Iterator[Connection]:
+        with self.engine.connect() as conn, conn.begin():
+            begin(conn, write=False)
+            yield conn
+
+    @contextmanager
+    def writing(self) -> Iterator[Connection]:
+        with self._write_lock(), self.engine.connect() as conn, conn.begin():
+            begin(conn, write=True)
+            yield conn
+
+    def _write_lock(self):
+        return self._lock.held() if self._lock else nullcontext()
 
     def ping(self) -> bool:
         """True when the database answers."""

@@ -7,8 +7,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any, Iterable
 
-from sqlalchemy import insert
-from sqlalchemy.orm import Session
+from sqlalchemy import Connection, insert
 
 from connector.scim.schema import Urn
 
@@ -56,7 +55,7 @@ def view_changes(old: dict, new: dict) -> dict[str, list]:
     return {k: [old.get(k), new.get(k)] for k in new.keys() | old.keys() if old.get(k) != new.get(k)}
 
 
-def append(session: Session, now: datetime, rows: Iterable[tuple[Event, str | None, str | None, dict]],
+def append(conn: Connection, now: datetime, rows: Iterable[tuple[Event, str | None, str | None, dict]],
            source: str = "scim") -> None:
     """Append journal rows ``(event, user_id, group_id, detail)`` in one statement."""
     values = [
@@ -64,7 +63,7 @@ def append(session: Session, now: datetime, rows: Iterable[tuple[Event, str | No
         for e, u, g, d in rows
     ]
     if values:
-        session.execute(_APPEND, values)
+        conn.execute(_APPEND, values)
 
 
-_APPEND = insert(JournalRow)
+_APPEND = insert(JournalRow.__table__)

@@ -1,4 +1,8 @@
-"""User rows: insert, replace, delete, query — with child rows and journal entries."""
+"""User rows: insert, replace, delete, query — with child rows and journal entries.
+
+SQLAlchemy Core on a connection: each operation is a few prebuilt statements, with
+no ORM unit of work to build and flush per request.
+"""
 
 from __future__ import annotations
 
@@ -6,16 +10,15 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, delete, insert, select, update
-from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
+from sqlalchemy import JSON, Connection, ScalarSelect, bindparam, delete, func, insert, select, type_coerce, update
 
-from connector.scim.errors import InvalidValue, Uniqueness
+from connector.scim.errors import InvalidValue
 from connector.scim.schema import Urn
 
 from . import journal
 from .journal import Event
 from .models import CertificationRow, GroupRow, MemberRow, UserEmailRow, UserRow
+from .stored import Stored, execute_unique, get_statements
 
 _ENT, _WALKIN = Urn.ENTERPRISE.value, Urn.WALKIN.value
 
@@ -77,7 +80,7 @@ def _children(user_id: str, data: dict) -> tuple[list[dict], list[dict]]:
     return emails, certs
 
 
-def _write_children(session: Session, user_id: str, data: dict, old: dict | None) -> None:
+def _write_children(conn: Connection, user_id: str, data: dict, old: dict | None) -> None:
     emails, certs = _children(user_id, data)
     for row in emails:
         check_lengths({"email": row["value"], "email_type": row["type"]}, "an")
@@ -87,100 +90,125 @@ def _write_children(session: Session, user_id: str, data: dict, old: dict | None
     if old is not None:
         old_emails, old_certs = _children(user_id, old)
         if old_emails != emails:
-            session.execute(delete(UserEmailRow).where(UserEmailRow.user_id == user_id))
+            conn.execute(_DELETE_EMAILS, {"uid": user_id})
         else:
             emails = []
         if old_certs != certs:
-            session.execute(delete(CertificationRow).where(CertificationRow.user_id == user_id))
+            conn.execute(_DELETE_CERTS, {"uid": user_id})
         else:
             certs = []
     if emails:
-        session.execute(insert(UserEmailRow), emails)
+        conn.execute(_INSERT_EMAILS, emails)
     if certs:
-        session.execute(insert(CertificationRow), certs)
+        conn.execute(_INSERT_CERTS, certs)
 
 
-def _flush_unique(session: Session) -> None:
-    """Flush, turning a unique-index violation into 409 uniqueness."""
-    try:
-        session.flush()
-    except IntegrityError as exc:
-        message = str(exc.orig).lower()
-        if "external_id" in message:
-            raise Uniqueness("a User with this externalId already exists") from None
-        if "user_name" in message:
-            raise Uniqueness("a User with this userName already exists") from None
-        raise
+_UNIQUE = {"external_id": "externalId", "user_name": "userName"}
 
 
-def insert_user(session: Session, data: dict, now: datetime) -> UserRow:
-    row = UserRow(id=str(uuid.uuid4()), version=1, created=now, last_modified=now, data=data, **columns(data))
-    session.add(row)
-    _flush_unique(session)
-    _write_children(session, row.id, data, None)
-    journal.append(session, now, [(Event.USER_CREATED, row.id, None, journal.policy_view(data))])
-    return row
+def insert_user(conn: Connection, data: dict, now: datetime) -> Stored:
+    user = Stored(str(uuid.uuid4()), 1, now, now, data)
+    execute_unique(conn, _INSERT, {**user._asdict(), **columns(data)}, "User", _UNIQUE)
+    _write_children(conn, user.id, data, None)
+    journal.append(conn, now, [(Event.USER_CREATED, user.id, None, journal.policy_view(data))])
+    return user
 
 
-def replace_user(session: Session, row: UserRow, data: dict, now: datetime, source: str = "scim") -> bool:
+def replace_user(conn: Connection, user: Stored | UserRow, data: dict, now: datetime,
+                 source: str = "scim") -> Stored | None:
     """Store ``data`` as the user's new representation.
 
+    :param user: the user as read, locked (``get_user(..., lock=True)``).
     :param source: who changed it, for the journal (``scim``, ``import``).
-    :returns: False when nothing changed (no new version, no journal entry).
+    :returns: the user as now stored, or None when nothing changed (no new version,
+        no journal entry).
     """
-    old = row.data
+    old = user.data
     if old == data:
-        return False
-    for key, value in columns(data).items():
-        setattr(row, key, value)
-    row.data = data
-    row.version += 1
-    row.last_modified = now
-    _flush_unique(session)
-    _write_children(session, row.id, data, old)
+        return None
+    new = Stored(user.id, user.version + 1, user.created, now, data)
+    # Only the indexed columns whose value changes: setting a column rewrites every
+    # index on it, even to the same value (the stored columns are columns(old)).
+    before = columns(old)
+    changed = {k: v for k, v in columns(data).items() if before[k] != v}
+    execute_unique(conn, _UPDATE, {"b_id": user.id, "version": new.version, "last_modified": now, "data": data,
+                                   **changed}, "User", _UNIQUE)
+    _write_children(conn, user.id, data, old)
     changes = journal.view_changes(journal.policy_view(old), journal.policy_view(data))
     if changes:
-        journal.append(session, now, [(Event.USER_UPDATED, row.id, None, changes)], source=source)
-    return True
+        journal.append(conn, now, [(Event.USER_UPDATED, user.id, None, changes)], source=source)
+    return new
 
 
-def delete_user(session: Session, row: UserRow, now: datetime) -> None:
+def delete_user(conn: Connection, user: Stored, now: datetime) -> None:
     """Delete a user and its group memberships, journalling both."""
-    group_ids = session.scalars(select(MemberRow.group_id).where(MemberRow.member_id == row.id)).all()
-    entries = [(Event.MEMBER_REMOVED, row.id, gid, {"reason": "user deleted"}) for gid in group_ids]
+    group_ids = [row[0] for row in conn.execute(_GROUPS_WITH, {"uid": user.id})]
     if group_ids:
-        session.execute(delete(MemberRow).where(MemberRow.member_id == row.id))
-        session.execute(
-            update(GroupRow).where(GroupRow.id.in_(group_ids))
-            .values(version=GroupRow.version + 1, last_modified=now)
-        )
-    entries.insert(0, (Event.USER_DELETED, row.id, None, journal.policy_view(row.data)))
-    session.delete(row)
-    session.flush()
-    journal.append(session, now, entries)
+        # Lock the groups first, in id order, before touching their member rows, as a
+        # group PATCH does (its group row, then member rows): on PostgreSQL a deletion
+        # racing member changes of the same groups then waits instead of deadlocking.
+        group_ids = [row[0] for row in conn.execute(_LOCK_GROUPS, {"ids": sorted(group_ids)})]
+        conn.execute(_LEAVE_GROUPS, {"uid": user.id})
+        conn.execute(_BUMP_GROUPS, {"ids": group_ids, "now": now})
+    entries = [(Event.MEMBER_REMOVED, user.id, gid, {"reason": "user deleted"}) for gid in group_ids]
+    entries.insert(0, (Event.USER_DELETED, user.id, None, journal.policy_view(user.data)))
+    conn.execute(_DELETE, {"b_id": user.id})
+    journal.append(conn, now, entries)
 
 
-def get_user(session: Session, user_id: str, *, lock: bool = False) -> UserRow | None:
-    return session.scalars(_GET_LOCKED if lock else _GET, {"id": user_id}).first()
+def get_user(conn: Connection, user_id: str, *, lock: bool = False) -> Stored | None:
+    row = conn.execute(_GET_LOCKED if lock else _GET, {"id": user_id}).first()
+    return None if row is None else Stored(*row)
 
 
-def groups_of(session: Session, user_ids: list[str]) -> dict[str, list[tuple[str, str]]]:
-    """``user id → [(group id, group displayName)]`` for the ``groups`` attribute."""
-    out: dict[str, list[tuple[str, str]]] = {uid: [] for uid in user_ids}
-    if not user_ids:
-        return out
-    for member_id, group_id, display in session.execute(_GROUPS_OF, {"ids": user_ids}):
-        out[member_id].append((group_id, display))
-    return out
+def get_user_and_groups(conn: Connection, user_id: str, *,
+                        lock: bool = False) -> tuple[Stored, list[tuple[str, str]]] | None:
+    """A user and its ``[(group id, group displayName)]`` in one statement."""
+    statements = _GET_WITH_GROUPS[conn.dialect.name]
+    row = conn.execute(statements[lock], {"id": user_id}).first()
+    return None if row is None else (Stored(*row[:-1]), group_pairs(row[-1]))
+
+
+def groups_column(dialect: str) -> ScalarSelect:
+    """A user's groups as one JSON array of ``[group id, displayName]`` pairs: a
+    correlated subquery, so a user (or a page of users) and their groups come back
+    in one statement. Read it with :func:`group_pairs`."""
+    sqlite = dialect == "sqlite"
+    pair = (func.json_array if sqlite else func.json_build_array)(_GROUPS.c.id, _GROUPS.c.display)
+    groups = (func.json_group_array if sqlite else func.json_agg)(pair)
+    return type_coerce(
+        select(groups).select_from(_MEMBERS.join(_GROUPS, _GROUPS.c.id == _MEMBERS.c.group_id))
+        .where(_MEMBERS.c.member_id == _USERS.c.id).scalar_subquery(),
+        JSON,
+    )
+
+
+def group_pairs(value: list | None) -> list[tuple[str, str]]:
+    """The value of :func:`groups_column`, ordered by group id (aggregates keep no order)."""
+    return sorted((group_id, display) for group_id, display in value or ())
 
 
 # Hot statements are built once; executing them then costs no construction.
-_GROUPS_OF = (
-    select(MemberRow.member_id, GroupRow.id, GroupRow.display)
-    .join(GroupRow, GroupRow.id == MemberRow.group_id)
-    .where(MemberRow.member_id.in_(bindparam("ids", expanding=True)))
-    .order_by(GroupRow.id)
+_USERS, _EMAILS, _CERTS = UserRow.__table__, UserEmailRow.__table__, CertificationRow.__table__
+_MEMBERS, _GROUPS = MemberRow.__table__, GroupRow.__table__
+_GET, _GET_LOCKED = get_statements(_USERS)
+_GET_WITH_GROUPS = {  # dialect → {lock: statement}
+    dialect: {lock: stmt.add_columns(groups_column(dialect)) for lock, stmt in ((False, _GET), (True, _GET_LOCKED))}
+    for dialect in ("sqlite", "postgresql")
+}
+_INSERT = insert(_USERS)
+_UPDATE = update(_USERS).where(_USERS.c.id == bindparam("b_id"))
+_DELETE = delete(_USERS).where(_USERS.c.id == bindparam("b_id"))
+_INSERT_EMAILS, _INSERT_CERTS = insert(_EMAILS), insert(_CERTS)
+_DELETE_EMAILS = delete(_EMAILS).where(_EMAILS.c.user_id == bindparam("uid"))
+_DELETE_CERTS = delete(_CERTS).where(_CERTS.c.user_id == bindparam("uid"))
+_GROUPS_WITH = select(_MEMBERS.c.group_id).where(_MEMBERS.c.member_id == bindparam("uid"))
+_LOCK_GROUPS = (
+    select(_GROUPS.c.id).where(_GROUPS.c.id.in_(bindparam("ids", expanding=True)))
+    .order_by(_GROUPS.c.id).with_for_update()
 )
-_GET = select(UserRow).where(UserRow.id == bindparam("id"))
-_GET_LOCKED = _GET.with_for_update()
-
+_LEAVE_GROUPS = delete(_MEMBERS).where(_MEMBERS.c.member_id == bindparam("uid"))
+_BUMP_GROUPS = (
+    update(_GROUPS).where(_GROUPS.c.id.in_(bindparam("ids", expanding=True)))
+    .values(version=_GROUPS.c.version + 1, last_modified=bindparam("now"))
+)

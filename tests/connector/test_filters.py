@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from connector.scim.errors import InvalidFilter
@@ -98,6 +100,35 @@ CASES = [
 def test_filter(client, people, expr, expected):
     """Each operator and attribute returns exactly the matching users."""
     assert _names(client, expr) == expected
+
+
+def test_filters_of_one_shape_share_a_statement_and_keep_their_values(client, people):
+    """The statement prepared for a filter's shape runs with each request's own values."""
+    for _ in range(2):
+        for expr, expected in CASES:
+            assert _names(client, expr) == expected, expr
+    for person in PEOPLE:
+        assert _names(client, f'userName eq {json.dumps(person["userName"])}') == [person["userName"]]
+    assert _names(client, "title eq null") == ["carol_x@d.org", 'dan"quote@d.org']
+    assert _names(client, 'title eq "teacher"') == ["bob@d.org"]
+
+
+def test_prepared_shapes_tell_forms_apart_not_values():
+    """Shapes differ by attribute, operator and form (null, present, a value), never by the value."""
+    from connector.scim.filter_sql import prepare
+    from connector.store.fields import USER_FIELDS
+
+    def shape(expr):
+        return prepare(parse(expr), USER_FIELDS)
+
+    assert shape('userName eq "a"')[0] == shape('userName eq "b"')[0]
+    assert shape('userName eq "A"')[1] == {"f0": "a"}
+    assert shape('userName co "5%"')[1] == {"f0": "%5\\%%"}
+    assert shape('externalId eq "A"')[1] == {"f0": "A"}
+    assert shape("active eq \"False\"")[1] == {"f0": False}
+    assert len({shape(e)[0] for e in ('title eq null', 'title eq "x"', 'title pr', 'title ne "x"',
+                                      'nickName eq "x"', 'emails[type eq "x"]')}) == 6
+    assert shape('emails[type eq "a" and value sw "b"] or title eq "c"')[1] == {"f0": "a", "f1": "b%", "f2": "c"}
 
 
 def test_filter_by_id_and_group_membership(client, people):

@@ -9,7 +9,7 @@ import sys
 import threading
 from contextlib import contextmanager
 
-from sqlalchemy import event, select
+from sqlalchemy import event, func, select
 
 from connector import create_app
 from connector.store.models import JournalRow, MemberRow, UserRow
@@ -33,6 +33,43 @@ def test_concurrent_creates_from_threads_give_one_201(app):
     for t in threads:
         t.join()
     assert sorted(statuses) == [201] + [409] * 7
+
+
+def test_user_deletes_racing_member_changes_of_their_groups_never_answer_500(app, store):
+    """Deleting users while other requests add and remove them in their groups: every
+    answer is a SCIM one (PostgreSQL used to deadlock here and answer 500)."""
+    admin = app.test_client()
+    groups = [admin.post("/scim/v2/Groups", json={"displayName": f"race-{g}"}, headers=AUTH).get_json()["id"]
+              for g in range(3)]
+    users = [admin.post("/scim/v2/Users", json={"userName": f"racer{u}@d.org"}, headers=AUTH).get_json()["id"]
+             for u in range(24)]
+    for gid in groups:
+        add = {"Operations": [{"op": "add", "path": "members", "value": [{"value": u} for u in users]}]}
+        assert admin.patch(f"/scim/v2/Groups/{gid}", json=add, headers=AUTH).status_code == 204
+    statuses: list[int] = []
+    barrier = threading.Barrier(6)
+
+    def churn(i: int) -> None:
+        client = app.test_client()
+        barrier.wait()
+        for n, uid in enumerate(users[i::3] if i < 3 else users[i - 3::3][::-1]):
+            if i < 3:  # deleters, each its own third of the users
+                statuses.append(client.delete(f"/scim/v2/Users/{uid}", headers=AUTH).status_code)
+                continue
+            for gid in groups[n % 3:] + groups[:n % 3]:  # re-adders and removers, groups in turn
+                op = {"op": "remove", "path": f'members[value eq "{uid}"]'} if n % 2 else \
+                    {"op": "add", "path": "members", "value": [{"value": uid}]}
+                statuses.append(client.patch(f"/scim/v2/Groups/{gid}", json={"Operations": [op]},
+                                             headers=AUTH).status_code)
+
+    threads = [threading.Thread(target=churn, args=(i,)) for i in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert statuses and set(statuses) <= {204, 400, 404}, sorted(set(statuses))
+    with store.read() as s:
+        assert s.scalar(select(func.count()).select_from(UserRow)) == 0
 
 
 _CHILD = """
@@ -173,3 +210,18 @@ def test_app_works_without_injected_store(settings):
     app = create_app(settings)
     assert app.test_client().get("/scim/v2/Users", headers=AUTH).status_code == 200
     app.extensions["walkin.store"].dispose()
+
+
+def test_the_memory_map_is_a_choice_of_the_process(tmp_path):
+    """The SCIM service reads SQLite through a memory map; the sync asks for none."""
+    from sqlalchemy import text
+
+    from connector.store.database import Store
+
+    for memory_map, expected in ((True, 1073741824), (False, 0)):
+        store = Store(f"sqlite:///{tmp_path / f'mm-{memory_map}.db'}", memory_map=memory_map)
+        try:
+            with store.engine.connect() as conn:
+                assert conn.execute(text("PRAGMA mmap_size")).scalar() == expected
+        finally:
+            store.dispose()

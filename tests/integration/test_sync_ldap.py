@@ -15,7 +15,6 @@ from sync.ledger import RunStatus
 from sync.reconcile import reconcile
 from sync.targets.ldap_filters import normalise_dn
 from sync.worker import Worker
-from tests.conftest import AUTH
 from tests.sync import people as P
 
 
