@@ -58,6 +58,9 @@ def make_engine(url: str, *, memory_map: bool = True) -> Engine:
     return engine
 
 
+_WRITERS_IN_TURN = text("SELECT pg_advisory_xact_lock(727275)")
+
+
 def begin(conn: Connection, *, write: bool) -> None:
     """Open the database transaction of ``conn`` (after SQLAlchemy's own ``begin()``).
 
@@ -70,6 +73,13 @@ def begin(conn: Connection, *, write: bool) -> None:
     """
     if conn.dialect.name == "sqlite":
         conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+    elif write:
+        # Writers take turns (a transaction-scoped advisory lock, taken before any
+        # row lock, so it cannot deadlock): change-journal numbers are then handed out
+        # in commit order. Otherwise a transaction could commit event 51 while event
+        # 50 is still in flight, and the worker's cursor, past 51, would never see 50.
+        # SQLite writers take turns anyway.
+        conn.execute(_WRITERS_IN_TURN)
 
 
 @contextmanager

@@ -225,3 +225,38 @@ def test_the_memory_map_is_a_choice_of_the_process(tmp_path):
                 assert conn.execute(text("PRAGMA mmap_size")).scalar() == expected
         finally:
             store.dispose()
+
+
+def test_journal_numbers_are_handed_out_in_commit_order(store):
+    """A writer that starts while another is in flight waits for it, so no journal
+    event can commit behind a later-numbered one (the worker's cursor would skip it).
+    On PostgreSQL an advisory lock makes writers take turns; SQLite writers always do."""
+    from datetime import datetime, timezone
+
+    from connector.store import journal
+    from connector.store.journal import Event
+
+    now = datetime(2026, 11, 29, tzinfo=timezone.utc)
+    first_in, second_done = threading.Event(), threading.Event()
+    order: list[str] = []
+
+    def second() -> None:
+        first_in.wait(5)
+        with store.writing() as conn:
+            journal.append(conn, now, [(Event.USER_UPDATED, "second", None, {})])
+        order.append("second committed")
+        second_done.set()
+
+    thread = threading.Thread(target=second)
+    thread.start()
+    with store.writing() as conn:
+        journal.append(conn, now, [(Event.USER_UPDATED, "first", None, {})])
+        first_in.set()
+        assert not second_done.wait(0.5)  # still waiting for us
+        order.append("first committing")
+    thread.join(5)
+    assert order == ["first committing", "second committed"]
+    with store.reading() as conn:
+        rows = conn.execute(select(JournalRow.user_id).where(JournalRow.user_id.in_(["first", "second"]))
+                            .order_by(JournalRow.seq)).scalars().all()
+    assert rows == ["first", "second"]
