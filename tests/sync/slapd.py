@@ -19,6 +19,7 @@ from __future__ import annotations
 import datetime
 import ipaddress
 import os
+import random
 import shutil
 import signal
 import socket
@@ -67,11 +68,33 @@ def missing_tools() -> str | None:
     return None
 
 
+def _ephemeral_range() -> range:
+    try:
+        low, high = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
+        return range(int(low), int(high) + 1)
+    except (OSError, ValueError):
+        return range(32768, 61000)
+
+
 def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+    """A TCP port on 127.0.0.1 that nothing listens on right now, outside the
+    kernel's ephemeral range.
+
+    The fault tests reconnect again and again to a stopped slapd; to a port in the
+    ephemeral range, such a connect can be given that very port as its source and
+    connect the socket to itself (TCP self-connect): the client then reads its own
+    bind request back, and the port stays taken, so slapd cannot start again.
+    """
+    ephemeral = _ephemeral_range()
+    candidates = [p for p in range(20000, 32000) if p not in ephemeral] or list(range(1024, 20000))
+    for port in random.sample(candidates, min(200, len(candidates))):
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise SlapdError("no free TCP port outside the ephemeral range")
 
 
 class SlapdError(RuntimeError):
@@ -100,6 +123,8 @@ class Slapd:
         self.ca_file = str(workdir / "ca.pem")
         self.port = free_port()
         self.tls_port = free_port()
+        while self.tls_port == self.port:
+            self.tls_port = free_port()
         self._process: subprocess.Popen[bytes] | None = None
         self._log = None
         self._admin: ldap3.Connection | None = None
