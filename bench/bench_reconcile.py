@@ -73,6 +73,7 @@ from sync.targets import ldap3_import  # noqa: E402,F401  (before ldap3)
 import ldap3  # noqa: E402
 from ldap3 import BASE, MODIFY_ADD, MODIFY_DELETE, NO_ATTRIBUTES, SAFE_SYNC  # noqa: E402
 
+import pg_scratch  # noqa: E402
 import reconcile_data as data  # noqa: E402
 from mappings.model import DEFAULT_MAPPING_PATH  # noqa: E402
 from tests.sync.slapd import SLAPADD, Slapd, missing_tools  # noqa: E402
@@ -96,7 +97,6 @@ def log(message: str) -> None:
 _procs: list[tuple[str, subprocess.Popen]] = []
 _slapds: list[Slapd] = []
 _tmpdirs: list[Path] = []
-_pg: list[tuple[str, str]] = []  # (admin url, database)
 
 
 def _stop_proc(name: str, proc: subprocess.Popen, timeout: float = 35) -> None:
@@ -129,11 +129,7 @@ def _cleanup() -> None:
         except Exception as exc:  # noqa: BLE001
             print(f"cleanup: slapd: {exc}", file=sys.stderr)
         _slapds.remove(server)
-    for admin, name in list(_pg):
-        try:
-            pg_drop(admin, name)
-        except Exception as exc:  # noqa: BLE001
-            print(f"cleanup: database {name}: {exc}", file=sys.stderr)
+    pg_scratch.drop_all()
     for path in list(_tmpdirs):
         shutil.rmtree(path, ignore_errors=True)
         _tmpdirs.remove(path)
@@ -248,42 +244,6 @@ def measure_floor(server: Slapd, adds: list[str], removes: list[str], batch: int
 # ------------------------------------------------------------------ store snapshots
 
 
-def _pg_engine(admin: str):
-    from sqlalchemy import create_engine
-    from sqlalchemy.engine import make_url
-    from sqlalchemy.pool import NullPool
-
-    if make_url(admin).host not in (None, "127.0.0.1", "localhost", "::1"):
-        raise SystemExit("--postgres must point at a server on loopback")
-    return create_engine(admin, isolation_level="AUTOCOMMIT", poolclass=NullPool)
-
-
-def pg_url(admin: str, name: str) -> str:
-    from sqlalchemy.engine import make_url
-
-    return make_url(admin).set(database=name).render_as_string(hide_password=False)
-
-
-def pg_create(admin: str, name: str, template: str | None = None) -> str:
-    engine = _pg_engine(admin)
-    with engine.connect() as conn:
-        conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        conn.exec_driver_sql(f'CREATE DATABASE "{name}"' + (f' TEMPLATE "{template}"' if template else ""))
-    engine.dispose()
-    if (admin, name) not in _pg:
-        _pg.append((admin, name))
-    return pg_url(admin, name)
-
-
-def pg_drop(admin: str, name: str) -> None:
-    engine = _pg_engine(admin)
-    with engine.connect() as conn:
-        conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    engine.dispose()
-    if (admin, name) in _pg:
-        _pg.remove((admin, name))
-
-
 class StoreFiles:
     """The store's database and a snapshot of it (SQLite: file copies; PostgreSQL:
     a template database). Only used while no process has the store open."""
@@ -293,7 +253,7 @@ class StoreFiles:
         if postgres:
             tag = os.urandom(4).hex()
             self.name, self.snap = f"walkin_bench_{tag}", f"walkin_bench_{tag}_snap"
-            self.url = pg_create(postgres, self.name)
+            self.url = pg_scratch.create(postgres, self.name)
         else:
             self.path = tmp / "walkin.db"
             self.snapdir = tmp / "snapshot"
@@ -301,7 +261,7 @@ class StoreFiles:
 
     def snapshot(self) -> None:
         if self.postgres:
-            pg_create(self.postgres, self.snap, template=self.name)
+            pg_scratch.create(self.postgres, self.snap, template=self.name)
             return
         shutil.rmtree(self.snapdir, ignore_errors=True)
         self.snapdir.mkdir()
@@ -312,7 +272,7 @@ class StoreFiles:
 
     def restore(self) -> None:
         if self.postgres:
-            pg_create(self.postgres, self.name, template=self.snap)
+            pg_scratch.create(self.postgres, self.name, template=self.snap)
             return
         for suffix in ("", "-wal", "-shm"):
             Path(f"{self.path}{suffix}").unlink(missing_ok=True)

@@ -59,6 +59,7 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(HERE))
 
+import pg_scratch  # noqa: E402
 import scim_client  # noqa: E402
 import scim_dataset  # noqa: E402
 from scim_client import Target  # noqa: E402
@@ -75,7 +76,6 @@ def log(message: str) -> None:
 
 _servers: list["Server"] = []
 _tmpdirs: list[Path] = []
-_pg_databases: list[tuple[str, str]] = []  # (admin url, database)
 
 
 class Server:
@@ -138,11 +138,7 @@ def _cleanup() -> None:
             server.stop()
         except Exception as exc:  # noqa: BLE001 - best effort at exit
             print(f"cleanup: {server.name}: {exc}", file=sys.stderr)
-    for admin, name in list(_pg_databases):
-        try:
-            pg_drop(admin, name)
-        except Exception as exc:  # noqa: BLE001
-            print(f"cleanup: database {name}: {exc}", file=sys.stderr)
+    pg_scratch.drop_all()
     for path in _tmpdirs:
         shutil.rmtree(path, ignore_errors=True)
     _tmpdirs.clear()
@@ -185,44 +181,6 @@ def start_scim2(name: str, users: int, seed: int, workers: int, threads: int, to
             f"--token={token}"]  # a token may begin with "-"
     return Server(name, argv, dict(os.environ), Target(name, HOST, port, "/v2", token),
                   "/v2/ServiceProviderConfig", tmp / f"{name}-{port}.log", workers, threads, "scim2-server")
-
-
-# ------------------------------------------------------------------ PostgreSQL (optional)
-
-
-def _pg_engine(admin: str):
-    from sqlalchemy import create_engine
-    from sqlalchemy.engine import make_url
-
-    url = make_url(admin)
-    if url.host not in (None, "127.0.0.1", "localhost", "::1"):
-        raise SystemExit("--postgres must point at a server on loopback")
-    return create_engine(url, isolation_level="AUTOCOMMIT", poolclass=__import__("sqlalchemy.pool").pool.NullPool)
-
-
-def pg_url(admin: str, name: str) -> str:
-    from sqlalchemy.engine import make_url
-
-    return make_url(admin).set(database=name).render_as_string(hide_password=False)
-
-
-def pg_create(admin: str, name: str, template: str | None = None) -> str:
-    engine = _pg_engine(admin)
-    with engine.connect() as conn:
-        conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        conn.exec_driver_sql(f'CREATE DATABASE "{name}"' + (f' TEMPLATE "{template}"' if template else ""))
-    engine.dispose()
-    _pg_databases.append((admin, name))
-    return pg_url(admin, name)
-
-
-def pg_drop(admin: str, name: str) -> None:
-    engine = _pg_engine(admin)
-    with engine.connect() as conn:
-        conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    engine.dispose()
-    if (admin, name) in _pg_databases:
-        _pg_databases.remove((admin, name))
 
 
 # ------------------------------------------------------------------ measurements
@@ -388,7 +346,7 @@ def main() -> int:
         parser.error("need ≥ 1 round, a positive duration and at least one connection per client process")
     per_process = args.connections // args.processes
     if args.postgres:
-        _pg_engine(args.postgres).dispose()  # refuses a non-loopback server
+        pg_scratch.engine(args.postgres).dispose()  # refuses a non-loopback server
 
     atexit.register(_cleanup)
     signal.signal(signal.SIGTERM, _on_signal)
@@ -481,12 +439,12 @@ def main() -> int:
             pg_template = None
             if args.postgres:
                 pg_template = f"walkin_bench_{os.getpid()}_{size}"
-                url = pg_create(args.postgres, pg_template)
+                url = pg_scratch.create(args.postgres, pg_template)
                 pg_s = scim_load.load_walkin(url, ds, log=log)
                 log(f"  walkin store (PostgreSQL) loaded in {pg_s:.1f}s")
                 data["load_walkin_pg_s"] = round(pg_s, 1)
                 for name, workers in ((f"walkin-pg-{head}", 1), (f"walkin-pg-{shipped}", args.shipped_workers)):
-                    url = pg_create(args.postgres, f"{pg_template}_{workers}", template=pg_template)
+                    url = pg_scratch.create(args.postgres, f"{pg_template}_{workers}", template=pg_template)
                     servers.append(start_walkin(name, url, workers, args.threads, token, tmp))
             for server in servers:
                 ready = server.wait_ready(timeout=900)
@@ -577,7 +535,7 @@ def main() -> int:
             base.unlink(missing_ok=True)
             if pg_template:
                 for name in (f"{pg_template}_1", f"{pg_template}_{args.shipped_workers}", pg_template):
-                    pg_drop(args.postgres, name)
+                    pg_scratch.drop(args.postgres, name)
             del ds
             gc.collect()
     finally:

@@ -35,7 +35,7 @@ from datetime import datetime, timezone
 from sqlalchemy import func, insert, select
 
 from connector.scim.patch import MemberAction, MemberOp
-from connector.scim.schema import GROUP, USER, Urn
+from connector.scim.schema import GROUP, Urn
 from connector.scim.values import normalise_resource
 from connector.store import groups as group_rows
 from connector.store import users as user_rows
@@ -43,6 +43,7 @@ from connector.store.database import Store
 from connector.store.models import (
     CertificationRow, GroupRow, JournalRow, MemberRow, SyncCursorRow, UserEmailRow, UserRow,
 )
+from scim_load import user_rows_of, write_users
 
 WALKIN = Urn.WALKIN.value
 ENTERPRISE = Urn.ENTERPRISE.value
@@ -136,18 +137,12 @@ def load_store(url: str, n: int, ids: list[str], log=print) -> str:
         for k, chunk in enumerate(_batches(list(range(n)))):
             users, emails, certs = [], [], []
             for i in chunk:
-                data = normalise_resource(USER, user_payload(i))
-                users.append({"id": ids[i], "version": 1, "created": now, "last_modified": now, "data": data,
-                              **user_rows.columns(data)})
-                e, c = user_rows._children(ids[i], data)
+                row, e, c, _ = user_rows_of(ids[i], user_payload(i), now)  # no journal: nothing to react to yet
+                users.append(row)
                 emails += e
                 certs += c
             with store.write() as session:
-                session.execute(insert(UserRow), users)
-                if emails:
-                    session.execute(insert(UserEmailRow), emails)
-                if certs:
-                    session.execute(insert(CertificationRow), certs)
+                write_users(session, users, emails, certs)
             if k % 10 == 9:
                 log(f"    … {min((k + 1) * BATCH, n):,} users in the store")
         gid = str(uuid.UUID(int=random.Random(11).getrandbits(128), version=4))
@@ -226,14 +221,8 @@ def verify(sample: tuple[int, ...] = (0, 1, 9, 19, 20)) -> None:
     now = datetime.now(timezone.utc)
     with bulk.write() as session:
         for k, i in enumerate(sample):
-            row_data = normalise_resource(USER, user_payload(i))
-            session.execute(insert(UserRow), [{"id": made[k], "version": 1, "created": now, "last_modified": now,
-                                               "data": row_data, **user_rows.columns(row_data)}])
-            e, c = user_rows._children(made[k], row_data)
-            if e:
-                session.execute(insert(UserEmailRow), e)
-            if c:
-                session.execute(insert(CertificationRow), c)
+            row, e, c, _ = user_rows_of(made[k], user_payload(i), now)
+            write_users(session, [row], e, c)
         gdata = normalise_resource(GROUP, {"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"],
                                            "displayName": APPROVERS})
         session.execute(insert(GroupRow), [{"id": group, "version": 2, "created": now, "last_modified": now,

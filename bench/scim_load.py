@@ -42,7 +42,7 @@ def _batches(items: list, size: int = BATCH) -> Iterable[list]:
         yield items[i:i + size]
 
 
-def _user_rows(uid: str, payload: dict, now: datetime) -> tuple[dict, list[dict], list[dict], dict]:
+def user_rows_of(uid: str, payload: dict, now: datetime) -> tuple[dict, list[dict], list[dict], dict]:
     data = normalise_resource(USER, payload)
     row = {"id": uid, "version": 1, "created": now, "last_modified": now, "data": data,
            **user_rows.columns(data)}
@@ -50,6 +50,15 @@ def _user_rows(uid: str, payload: dict, now: datetime) -> tuple[dict, list[dict]
     entry = {"at": now, "event": Event.USER_CREATED.value, "user_id": uid, "group_id": None,
              "detail": journal.policy_view(data), "source": "scim"}
     return row, emails, certs, entry
+
+
+def write_users(session, users: list[dict], emails: list[dict], certs: list[dict]) -> None:
+    """Bulk-insert user rows and their email and certification rows (from :func:`user_rows_of`)."""
+    session.execute(insert(UserRow), users)
+    if emails:
+        session.execute(insert(UserEmailRow), emails)
+    if certs:
+        session.execute(insert(CertificationRow), certs)
 
 
 def _group_rows(gid: str, payload: dict, member_ids: list[str], now: datetime):
@@ -77,17 +86,13 @@ def load_walkin(url: str, ds: Dataset, log=print) -> float:
         for k, chunk in enumerate(_batches(list(zip(ds.user_ids, ds.users)))):
             users, emails, certs, entries = [], [], [], []
             for uid, payload in chunk:
-                row, e, c, j = _user_rows(uid, payload, now)
+                row, e, c, j = user_rows_of(uid, payload, now)
                 users.append(row)
                 emails += e
                 certs += c
                 entries.append(j)
             with store.write() as session:
-                session.execute(insert(UserRow), users)
-                if emails:
-                    session.execute(insert(UserEmailRow), emails)
-                if certs:
-                    session.execute(insert(CertificationRow), certs)
+                write_users(session, users, emails, certs)
                 session.execute(insert(JournalRow), entries)
             if k % 10 == 9:
                 log(f"    … {min((k + 1) * BATCH, len(ds.user_ids)):,} users")
@@ -142,7 +147,7 @@ def verify_walkin(ds: Dataset, sample: int = 40) -> None:
     now = datetime.now(timezone.utc)
     with bulk_store.write() as session:
         for i in picks:
-            row, emails, certs, entry = _user_rows(ds.user_ids[i], ds.users[i], now)
+            row, emails, certs, entry = user_rows_of(ds.user_ids[i], ds.users[i], now)
             session.execute(insert(UserRow), [row])
             if emails:
                 session.execute(insert(UserEmailRow), emails)
