@@ -31,6 +31,7 @@ import json
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
 from datetime import date, datetime
+from functools import lru_cache
 from pathlib import Path
 from typing import NamedTuple
 
@@ -58,10 +59,20 @@ _POLICY_CODE = (mappings.policy, mappings.facts, mappings.calendar, mappings.mod
 
 def fingerprint(mapping: Mapping) -> str:
     """A digest of the mapping and of the policy's source code."""
-    digest = hashlib.sha256(mapping.model_dump_json().encode())
+    return hashlib.sha256(mapping.model_dump_json().encode() + _code_digest()).hexdigest()[:16]
+
+
+@lru_cache(maxsize=1)
+def _code_digest() -> bytes:
+    """The policy's source, read once per process (every run, event runs included, needs it)."""
+    digest = hashlib.sha256()
     for module in _POLICY_CODE:
         digest.update(Path(module.__file__).read_bytes())
-    return digest.hexdigest()[:16]
+    return digest.digest()
+
+
+def _basis(head: str, version: int, extra: str | None) -> str:
+    return f"{head}{version}|{extra}" if extra else f"{head}{version}"
 
 
 def _chunks(ids: list[str]) -> Iterator[list[str]]:
@@ -112,8 +123,7 @@ def bases(session: Session, mapping_fingerprint: str, approvals: dict[str, dict]
     out = {}
     for chunk in _chunks(ids):
         for person, version in session.execute(select(UserRow.id, UserRow.version).where(UserRow.id.in_(chunk))):
-            extra = extras.get(person)
-            out[person] = f"{head}{version}|{extra}" if extra else f"{head}{version}"
+            out[person] = _basis(head, version, extras.get(person))
     return out
 
 
@@ -151,8 +161,7 @@ def survey(session: Session, entitlement: str, target: str, mapping_fingerprint:
     )  # no ORDER BY: SQLite then walks the (id, version) index and the two primary keys
     head = mapping_fingerprint + ":"
     for person, version, stored_basis, usable, entitled, member, fresh in session.connection().execute(stmt):
-        extra = extras.get(person)
-        basis = f"{head}{version}|{extra}" if extra else f"{head}{version}"
+        basis = _basis(head, version, extras.get(person))
         holds = bool(entitled) if stored_basis == basis and usable else None
         yield Surveyed(person, basis, holds, stored_basis is not None, member, bool(fresh))
 

@@ -342,9 +342,7 @@ class LdapTarget(Target):
             current = self._read_values(state.group)
         else:
             spelling = self._spelling
-            current = {normal: spelling.get(normal, normal) for normal in known}
-            if self._placeholder is not None:  # callers never see the placeholder; the directory may hold it
-                current.pop(self._placeholder, None)
+            current = {normal: spelling.get(normal, normal) for normal in known}  # never holds the placeholder
         pending: dict[str, list[str]] = {}
         for member in members:
             try:
