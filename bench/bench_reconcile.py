@@ -591,6 +591,10 @@ def print_report(r: dict) -> None:
     for key in keys:
         print(f"  {key:30} {r['cold']['phases_s'].get(key, 0):9.2f} {r['warm_noop']['phases_s'].get(key, 0):12.2f} "
               f"{timed['phases_s'].get(key, 0):14.2f}   RSS after {timed['rss_after_phase_mb'].get(key, '-')}")
+    if timed.get("writes_s"):
+        first, last = timed["writes_s"]
+        print(f"  (the directory was written from {first:.2f} s to {last:.2f} s of the timed run's "
+              f"{timed['wall_s']:.2f} s: head {first:.2f} s, tail {timed['wall_s'] - last:.2f} s)")
     if timed.get("gc"):
         g = timed["gc"]
         print(f"  (garbage collector during the timed run: {g['collections']} collections, {g['seconds']:.2f} s; "

@@ -11,21 +11,29 @@ here — nothing under sync/ is edited):
 
     load_people      sync.people.load_people (store read + user_to_facts for everyone)
     cache_read       ledger.cached_entries (and the approval groups)
-    stored_decisions sync.decisions.fingerprint/bases + sync.reconcile._survey (one
-                     query over users, stored decisions and the entry cache: which
-                     stored decisions hold); stored_decisions.extras is the part
+    stored_decisions sync.decisions.fingerprint/bases/survey + sync.reconcile._survey
+                     (one query over users, stored decisions and the entry cache:
+                     which stored decisions hold; generators, timed step by step);
+                     stored_decisions.extras is the part
                      reading memberships, loss dates and overrides
     decide           mappings.policy.decide_all, summed over people
     resolve          sync.reconcile._resolve (cache check; directory searches when cold)
-    read_group       target.read_members (the one complete read of the group)
+    read_group       target.read_members (the one complete read of the group; a
+                     full run reads it in a thread while its survey starts, so this
+                     overlaps stored_decisions and is not in the sum below)
     plan             sync.planner.plan
     guard            sync.reconcile._guard (deletion guard; one store read)
-    apply            target.add_members + target.remove_members, the audit entries built
-                     between chunks included (see the apply.* sub-timers)
     ledger_write     ledger.start_run/write_audit/record_losses/store_entries/
                      forget_entries/finish_run, decisions.save/forget
     commit           SQLAlchemy transaction commits
-    other            the rest of reconcile()'s wall time
+    writer_wait      sync.writer.Writer.finish: the run waiting for the writes it
+                     handed over
+    other            the rest of reconcile()'s wall time (the phases above are the
+                     run's own thread: they add up to the wall time)
+    read_group       (see above)
+    apply            target.add_members + target.remove_members, in the writer
+                     thread: it overlaps the phases above (a full run writes its adds
+                     while it decides the next people), so it is not in their sum
 
 Sub-timers (already inside the phases above): ``ldap:<operation>`` is the time spent in
 ``LdapSession.run`` per operation kind (request encoding, the round trip, response
@@ -41,10 +49,12 @@ the data set and maps the store file) instead of the reconcile's.
 from __future__ import annotations
 
 import argparse
+import inspect
 import json
 import resource
 import sys
 import time
+import threading
 import tracemalloc
 from collections import defaultdict
 from pathlib import Path
@@ -97,15 +107,41 @@ def main() -> None:
     times: dict[str, float] = defaultdict(float)
     calls: dict[str, int] = defaultdict(int)
     rss_after: dict[str, float] = {}
-    stack: list[str] = []
+    local = threading.local()  # the phase stack of each thread (the writer thread has its own)
+
+    def stack() -> list[str]:
+        if not hasattr(local, "stack"):
+            local.stack = []
+        return local.stack
 
     heap: dict[str, dict] = {}
+    window: list[tuple[float, float]] = []  # (start, end) of each modify request
+    main = threading.current_thread()
 
     def timed(name: str, fn, *, sample_rss: bool = True):
+        if inspect.isgeneratorfunction(fn):  # time the work done at each step, not the body of the loop over it
+            def steps(*a, **k):
+                it = fn(*a, **k)
+                while True:
+                    nested = name in stack()  # a generator of the same phase drives this one: counted there
+                    stack().append(name)
+                    t = time.perf_counter()
+                    try:
+                        item = next(it)
+                    except StopIteration:
+                        return
+                    finally:
+                        stack().pop()
+                        if not nested:
+                            times[name] += time.perf_counter() - t
+                            calls[name] += 1
+                    yield item
+            return steps
+
         def wrapper(*a, **k):
             label = name
-            stack.append(label)
-            tracing = args.memory and sample_rss and len(stack) == 1
+            stack().append(label)
+            tracing = args.memory and sample_rss and len(stack()) == 1 and threading.current_thread() is main
             if tracing:
                 tracemalloc.reset_peak()
                 before = tracemalloc.get_traced_memory()[0]
@@ -115,7 +151,7 @@ def main() -> None:
             finally:
                 times[label] += time.perf_counter() - t
                 calls[label] += 1
-                stack.pop()
+                stack().pop()
                 if sample_rss:
                     rss_after[label] = rss_mb()
                 if tracing:
@@ -183,6 +219,7 @@ def main() -> None:
 
         for fn in ("fingerprint", "bases"):
             wrap(decisions_mod, fn, "stored_decisions")
+        wrap(decisions_mod, "survey", "stored_decisions")
         wrap(rec, "_survey", "stored_decisions")
         wrap(decisions_mod, "_extras", "stored_decisions.extras", sample_rss=False)
         wrap(decisions_mod, "save", "ledger_write")
@@ -194,6 +231,9 @@ def main() -> None:
         wrap(rec, "_guard", "guard")
         wrap(target, "add_members", "apply")
         wrap(target, "remove_members", "apply")
+        import sync.writer as writer_mod
+
+        wrap(writer_mod.Writer, "finish", "writer_wait")
         for fn in ("start_run", "write_audit", "record_losses", "store_entries", "forget_entries", "finish_run"):
             wrap(ledger, fn, "ledger_write")
         wrap(ledger, "evidence_digest", "apply.evidence_digest", sample_rss=False)
@@ -201,7 +241,7 @@ def main() -> None:
         real_read_values = target._read_values
 
         def read_values(group):
-            label = "apply.group_reread" if "apply" in stack else "read_group.values"
+            label = "apply.group_reread" if "apply" in stack() else "read_group.values"
             t = time.perf_counter()
             try:
                 return real_read_values(group)
@@ -218,8 +258,11 @@ def main() -> None:
             try:
                 return real_run(description, operation)
             finally:
-                times[op] += time.perf_counter() - t
+                end = time.perf_counter()
+                times[op] += end - t
                 calls[op] += 1
+                if op == "ldap:modify":
+                    window.append((t, end))
         session.run = run
         real_commit = sa_session.SessionTransaction.commit
 
@@ -274,12 +317,14 @@ def main() -> None:
     target.close()
     ctx.store.dispose()
 
-    top = ["load_people", "cache_read", "stored_decisions", "decide", "resolve", "read_group", "plan", "guard",
-           "apply", "ledger_write", "commit"]
+    top = ["load_people", "cache_read", "stored_decisions", "decide", "resolve", "plan", "guard",
+           "ledger_write", "commit", "writer_wait"]
     phases = {k: round(times[k], 4) for k in top if k in times}
     if phases:
         phases["other"] = round(wall - sum(phases.values()), 4)
-    subs = {k: round(v, 4) for k, v in times.items() if k not in top}
+        for k in ("read_group", "apply"):  # in threads of their own, overlapping the phases above
+            phases[k] = round(times[k], 4)
+    subs = {k: round(v, 4) for k, v in times.items() if k not in phases}
     print(json.dumps({
         "code_sha256": code,
         "wrapped": wrapped,
@@ -295,6 +340,10 @@ def main() -> None:
         "gc": {"collections": gc_count[0], "seconds": round(gc_time[0], 3), "full_collections": gc_count[1],
                "full_seconds": round(gc_time[1], 3)},
         "phases_s": phases,
+        # when the directory was being written: the first modify's start and the last
+        # one's end, from the start of reconcile(); the rest of the wall time is the
+        # run's head (reading, deciding the first people) and tail (recording)
+        "writes_s": [round(window[0][0] - t0, 3), round(window[-1][1] - t0, 3)] if window else None,
         "sub_s": subs,
         "calls": dict(calls),
         "rss_before_mb": round(rss_before, 1),

@@ -145,11 +145,12 @@ class Surveyed(NamedTuple):
 
 
 def survey(session: Session, entitlement: str, target: str, mapping_fingerprint: str, approvals: dict[str, dict],
-           today: date, fresh_after: datetime) -> Iterator[Surveyed]:
+           today: date, fresh_after: datetime, batch: int = 5000) -> Iterator[list[Surveyed]]:
     """Every person in the store (in no particular order) with their basis, whether
     their stored decision holds, and their cached directory entry — one query over
     the users, the stored decisions and the entry cache (a full run's first look at
-    everyone)."""
+    everyone), answered ``batch`` people at a time so the caller can act on the
+    first people before the last are read."""
     extras = _extras(session, approvals, None)
     day = today.isoformat()
     d, e = DecisionRow, DirectoryEntryRow
@@ -160,10 +161,13 @@ def survey(session: Session, entitlement: str, target: str, mapping_fingerprint:
         .outerjoin(e, and_(e.person_id == UserRow.id, e.target == target))
     )  # no ORDER BY: SQLite then walks the (id, version) index and the two primary keys
     head = mapping_fingerprint + ":"
-    for person, version, stored_basis, usable, entitled, member, fresh in session.connection().execute(stmt):
-        basis = _basis(head, version, extras.get(person))
-        holds = bool(entitled) if stored_basis == basis and usable else None
-        yield Surveyed(person, basis, holds, stored_basis is not None, member, bool(fresh))
+    for rows in session.connection().execute(stmt).partitions(batch):
+        out = []
+        for person, version, stored_basis, usable, entitled, member, fresh in rows:
+            basis = _basis(head, version, extras.get(person))
+            holds = bool(entitled) if stored_basis == basis and usable else None
+            out.append(Surveyed(person, basis, holds, stored_basis is not None, member, bool(fresh)))
+        yield out
 
 
 def count(session: Session, entitlement: str) -> int:

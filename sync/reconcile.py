@@ -4,13 +4,19 @@ A run covers one entitlement and one target, for everyone (a full run, which
 also removes drift) or for a few people (a run caused by journal events).
 Nothing is recorded as done that the directory did not confirm; a run that
 cannot read the group or finds no people in the store refuses to act.
+
+A full run writes while it decides (see :mod:`sync.writer`): each chunk of people
+it decides hands its adds to the writer thread at once, and the removals follow
+when everyone is decided and the deletion guard has seen them all.
 """
 
 from __future__ import annotations
 
 import gc
 import logging
-from collections.abc import Callable
+from itertools import chain
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
 
@@ -29,15 +35,13 @@ from .ledger import AuditAction, AuditEntry, AuditResult, RunStatus
 from . import decisions as stored_decisions
 from .people import Person, approval_groups, load_people
 from .planner import Action, Change, Plan, deletion_guard, plan
-from .targets.base import (
-    GroupNotFound, Outcome, PersonKey, Target, TargetAuthError, TargetError, partial_result,
-)
+from .targets.base import GroupNotFound, PersonKey, Target, TargetAuthError, TargetError
+from .writer import Writer
 
 log = logging.getLogger("walkin.sync")
 
 GUARD_WINDOW = timedelta(hours=1)
-PEOPLE_CHUNK = 2000  # people read and decided at a time in a full run
-WRITE_CHUNK = 5000  # members handed to the target per call (it batches further; an LDAP call reads the group once)
+PEOPLE_CHUNK = 1000  # people read and decided at a time in a full run (their adds then go to the writer)
 
 
 def utcnow() -> datetime:
@@ -122,11 +126,10 @@ def _reconcile(ctx: SyncContext, entitlement: str, *, kind: str, person_ids: lis
                journal_seqs: dict[str, int] | None, release: int | None) -> RunResult:
     if entitlement not in ctx.mapping.entitlements:
         raise ValueError(f"unknown entitlement '{entitlement}'")
-    settings, target, name = ctx.settings.sync, ctx.target, ctx.target_name
+    target = ctx.target
     today, full = ctx.today(), person_ids is None
     empty = Plan()
 
-    names = ctx.mapping.closure((entitlement,))  # the entitlement and its prerequisites
     fingerprint = stored_decisions.fingerprint(ctx.mapping)
     with ctx.store.read() as session:
         held_before = _held_members(session, release) if release else set()
@@ -138,108 +141,134 @@ def _reconcile(ctx: SyncContext, entitlement: str, *, kind: str, person_ids: lis
             # make a stored basis stale (decided again next time), never fresh.
             ids = sorted(set(person_ids))
             bases = stored_decisions.bases(session, fingerprint, approvals, ids)
-            cache = ledger.cached_entries(session, name, ids)
+            cache = ledger.cached_entries(session, ctx.target_name, ids)
 
-    run = _Run(ctx, entitlement, kind, dry_run, journal_seqs or {}, full)
+    run = _Run(ctx, entitlement, kind, dry_run, journal_seqs or {}, approvals, today)
     if full and nobody:
         return run.refuse(empty, "the store holds no people: refusing to act (a reconcile would empty the group)")
 
-    decisions: dict[str, Decision] = {}
-    members: dict[str, str] = {}
+    known: dict[str, str] = {}
     settled: set[str] = set()
     try:
         group = ctx.group_of(entitlement)
-        todo = ids if not full else []
         if full:
-            # The group first; then one look at everyone's stored decision and entry:
-            # people are read, decided and dropped a chunk at a time, and only those
-            # whose decision may have changed (see sync/decisions.py).
-            actual = set(target.read_members(group))  # read_members answers normalised
-            known: dict[str, str] = {}
-            with ctx.store.read() as session:
-                bases, settled, seen = _survey(ctx, session, entitlement, fingerprint, approvals, today, actual,
-                                               todo, known)
-                run.orphans = stored_decisions.count(session, entitlement) > seen
-                todo.sort()
-                cache = ledger.cached_entries(session, name, todo)
-                known.update({target.normalise(e.member): p for p, e in
-                              ledger.entries_of_departed(session, name).items()})
-            ctx.say(f"{entitlement}: {len(todo)} people to decide; the stored decisions of the others hold")
-        for start in range(0, len(todo), PEOPLE_CHUNK):
-            chunk = todo[start:start + PEOPLE_CHUNK]
-            with ctx.store.read() as session:
-                people = load_people(session, ctx.mapping, settings.person_key, chunk, approvals=approvals)
-            members.update(_resolve(ctx, people, cache, dry_run, run))
-            for person in people:
-                decided = decide_all(person.facts, today, ctx.mapping, names)
-                decision = decided[entitlement]
-                decisions[person.person_id] = decision
-                basis = bases.get(person.person_id)
-                if basis is not None:
-                    run.decided[person.person_id] = (basis, decision, next_change(person.facts, today, decided.values()))
-                run.note(person, decision, members.get(person.person_id), actual if full else None)
-            if full and len(todo) > PEOPLE_CHUNK:
-                ctx.say(f"{entitlement}: {min(start + PEOPLE_CHUNK, len(todo))}/{len(todo)} people decided")
-        if not full:
-            known = {}
-            for gone in set(ids) - set(decisions):
-                decisions[gone] = _departed(gone, entitlement, today)
+            actual, settled = _decide_everyone(ctx, run, group, fingerprint, known)
+        else:
+            run.decide(ids, bases, cache, None)
+            for gone in set(ids) - set(run.decisions):
+                run.decisions[gone] = _departed(gone, entitlement, today)
                 run.departed.append(gone)
-            for p in decisions:
-                if p not in members and p in cache:
-                    members[p] = target.normalise(cache[p].member)
-            scope = [members[p] for p in decisions if p in members]
+            for p in run.decisions:
+                if p not in run.members and p in cache:
+                    run.members[p] = target.normalise(cache[p].member)
+            scope = [run.members[p] for p in run.decisions if p in run.members]
             actual = {target.normalise(m) for m in target.has_members(group, scope)} if scope else set()
     except TargetAuthError as exc:
         return run.refuse(empty, f"the directory refused our credentials: {exc}", status=RunStatus.FAILED)
     except GroupNotFound as exc:
-        return run.refuse(empty, f"the group cannot be read ({exc}): no changes made", status=RunStatus.FAILED)
+        return run.refuse(empty, f"the group cannot be read ({exc})", status=RunStatus.FAILED)
     except TargetError as exc:
-        return run.refuse(empty, f"the directory could not be read ({exc}): no changes made", status=RunStatus.FAILED)
-    ctx.say(f"{entitlement}: {len(decisions)} people decided")
+        return run.refuse(empty, f"the directory could not be read ({exc})", status=RunStatus.FAILED)
+    except BaseException:
+        run.abandon()
+        raise
+    if not full:
+        ctx.say(f"{entitlement}: {len(run.decisions)} people decided")
 
-    allowlist = {target.normalise(m) for m in settings.allowlist}
-    the_plan = plan(decisions.values(), members, actual, known, allowlist=allowlist, full=full,
+    allowlist = {target.normalise(m) for m in ctx.settings.sync.allowlist}
+    the_plan = plan(run.decisions.values(), run.members, actual, known, allowlist=allowlist, full=full,
                     settled=settled)
     ctx.say(f"{entitlement}: plan {len(the_plan.adds)} adds, {len(the_plan.removes)} removes, "
             f"{len(the_plan.unresolved)} unresolved, {the_plan.kept} kept")
     if dry_run:
         return RunResult(entitlement, RunStatus.OK, the_plan, detail="dry run: nothing written")
 
-    removes, held = _guard(ctx, entitlement, the_plan, held_before, full)
-    return run.apply(the_plan, group, removes, held, release, actual if full else None)
+    try:
+        removes, held = _guard(ctx, entitlement, the_plan, held_before, full)
+        return run.apply(the_plan, group, removes, held, release, actual)
+    except BaseException:
+        run.abandon()
+        raise
 
 
-def _survey(ctx: SyncContext, session, entitlement: str, fingerprint: str, approvals: dict, today: date,
-            actual: set[str], todo: list[str], known: dict[str, str]) -> tuple[dict[str, str], set[str], int]:
-    """Sort everyone into people whose stored decision holds and those to read and
-    decide (appended to ``todo``); fill ``known`` (member → person) from the entry cache.
+def _decide_everyone(ctx: SyncContext, run: _Run, group: str, fingerprint: str, known: dict[str, str]
+                     ) -> tuple[set[str], set[str]]:
+    """A full run's reading and deciding. The group is read (in a thread of its own)
+    while the store is: one look at everyone's stored decision and entry
+    (:func:`_survey`); then the people whose decision may have changed are read and
+    decided a chunk at a time as the survey finds them, each chunk's adds going to
+    the writer at once. Fills ``known`` (member → person, departed people included).
+
+    :returns: the group's members (normalised), and the members of people whose
+        stored decision holds and keeps them in the group.
+    """
+    name = ctx.target_name
+    found = _Survey(set(), known)
+    fresh_after = ctx.clock() - timedelta(hours=ctx.settings.sync.resolve_ttl_hours)
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="walkin-read") as pool, \
+            ctx.store.read() as session:  # one snapshot: the survey's bases and the people read
+        reading = pool.submit(ctx.target.read_members, group)
+        rows = stored_decisions.survey(session, run.entitlement, name, fingerprint, run.approvals, run.today,
+                                       fresh_after)
+        first = next(rows, [])  # the memberships, the query and the first rows, while the group is read
+        actual = set(reading.result())  # read_members answers normalised
+        if not run.dry_run:
+            run.start_writing(group, actual)
+        for chunk in _survey(ctx, chain([first], rows), actual, found):
+            run.decide(chunk, found.bases, ledger.cached_entries(session, name, chunk), actual, session=session)
+            found.bases.clear()
+        run.orphans = stored_decisions.count(session, run.entitlement) > found.seen
+        known.update({ctx.target.normalise(e.member): p for p, e in ledger.entries_of_departed(session, name).items()})
+    ctx.say(f"{run.entitlement}: {len(run.decisions)} people decided afresh; the stored decisions of "
+            f"{found.seen - len(run.decisions)} others hold")
+    return actual, found.settled
+
+
+@dataclass
+class _Survey:
+    """What a full run's survey finds besides the people to decide."""
+
+    settled: set[str]
+    """Members of people whose stored decision holds and keeps them in the group."""
+    known: dict[str, str]
+    """Member → person, from the entry cache."""
+    bases: dict[str, str] = field(default_factory=dict)
+    """The bases of the people in the chunk last yielded."""
+    seen: int = 0
+    """How many stored decisions exist for people in the store."""
+
+
+def _survey(ctx: SyncContext, rows: Iterable[list[stored_decisions.Surveyed]], actual: set[str],
+            found: _Survey) -> Iterator[list[str]]:
+    """Sort everyone (``rows``: :func:`sync.decisions.survey`) into people whose
+    stored decision holds and those to read and decide, yielded
+    :data:`PEOPLE_CHUNK` at a time as they are found (their bases in
+    ``found.bases``); fill the rest of ``found`` on the way.
 
     A stored decision is only taken for a person whose directory entry is cached and
     fresh and whose membership already agrees with it: anyone whose membership is
     about to change is decided afresh, so every change rests on facts read now.
-
-    :returns: the bases of the people to decide, the members of people whose stored
-        decision holds and keeps them in the group, and how many stored decisions were seen.
     """
-    fresh_after = ctx.clock() - timedelta(hours=ctx.settings.sync.resolve_ttl_hours)
     normalise = ctx.target.normalise
-    bases: dict[str, str] = {}
-    settled: set[str] = set()
-    seen = 0
-    for person, basis, holds, stored, member, fresh in stored_decisions.survey(
-            session, entitlement, ctx.target_name, fingerprint, approvals, today, fresh_after):
-        seen += stored
-        if member is not None:
-            member = normalise(member)
-            known[member] = person
-            if holds is not None and fresh and (member in actual) == holds:
-                if holds:
-                    settled.add(member)
-                continue
-        todo.append(person)
-        bases[person] = basis
-    return bases, settled, seen
+    settled, known, bases = found.settled, found.known, found.bases
+    todo: list[str] = []
+    for batch in rows:
+        for person, basis, holds, stored, member, fresh in batch:
+            found.seen += stored
+            if member is not None:
+                member = normalise(member)
+                known[member] = person
+                if holds is not None and fresh and (member in actual) == holds:
+                    if holds:
+                        settled.add(member)
+                    continue
+            todo.append(person)
+            bases[person] = basis
+            if len(todo) == PEOPLE_CHUNK:
+                yield todo
+                todo = []
+    if todo:
+        yield todo
 
 
 def _held_members(session, run_id: int) -> set[str]:
@@ -306,12 +335,16 @@ def _last_group_size(session, entitlement: str, target: str) -> int:
 
 
 class _Run:
-    """Records one run: the run row, audit entries, loss dates, the entry cache."""
+    """One run: its decisions, its writer, and what it records (the run row, audit
+    entries, loss dates, stored decisions, the entry cache)."""
 
     def __init__(self, ctx: SyncContext, entitlement: str, kind: str, dry_run: bool,
-                 journal_seqs: dict[str, int], full: bool) -> None:
-        self.ctx, self.entitlement, self.kind, self.dry_run, self.full = ctx, entitlement, kind, dry_run, full
-        self.journal_seqs = journal_seqs
+                 journal_seqs: dict[str, int], approvals: dict[str, dict], today: date) -> None:
+        self.ctx, self.entitlement, self.kind, self.dry_run = ctx, entitlement, kind, dry_run
+        self.journal_seqs, self.approvals, self.today = journal_seqs, approvals, today
+        self.names = ctx.mapping.closure((entitlement,))  # the entitlement and its prerequisites
+        self.decisions: dict[str, Decision] = {}  # person → today's decision (people decided in this run)
+        self.members: dict[str, str] = {}  # person → member (resolved people decided in this run)
         self.who: dict[str, tuple[str | None, str | None]] = {}  # person → (userName, directory key)
         self.digests: dict[str, str | None] = {}  # evidence digests of people whose membership may change
         self.cache_update: dict[str, tuple[str, str]] = {}
@@ -319,6 +352,38 @@ class _Run:
         self.decided: dict[str, tuple[str, Decision, date | None]] = {}  # person → (basis, decision, recheck day)
         self.departed: list[str] = []  # people no longer in the store
         self.orphans = False  # whether stored decisions of people no longer in the store remain
+        self.run_id: int | None = None
+        self.writer: Writer | None = None
+        self.finished = False  # whether the run row is closed
+
+    # ------------------------------------------------------------ deciding
+
+    def decide(self, ids: list[str], bases: dict[str, str], cache: dict, actual: set[str] | None, *,
+               session=None) -> None:
+        """Read, resolve and decide these people. ``actual``: the complete group (a
+        full run), whose adds for these people then go to the writer at once."""
+        ctx = self.ctx
+        if session is None:
+            with ctx.store.read() as own:
+                people = load_people(own, ctx.mapping, ctx.settings.sync.person_key, ids, approvals=self.approvals)
+        else:
+            people = load_people(session, ctx.mapping, ctx.settings.sync.person_key, ids, approvals=self.approvals)
+        members = _resolve(ctx, people, cache, self.dry_run, self)
+        self.members.update(members)
+        decisions = []
+        for person in people:
+            decided = decide_all(person.facts, self.today, ctx.mapping, self.names)
+            decision = decided[self.entitlement]
+            decisions.append(decision)
+            self.decisions[person.person_id] = decision
+            basis = bases.get(person.person_id)
+            if basis is not None:
+                self.decided[person.person_id] = (basis, decision, next_change(person.facts, self.today,
+                                                                               decided.values()))
+            self.note(person, decision, members.get(person.person_id), actual)
+        if self.writer is not None and actual is not None:
+            # An add rests on this person's decision alone: write it now.
+            self.writer.add(plan(decisions, members, actual, {}, full=False).adds)
 
     def note(self, person: Person, decision: Decision, member: str | None, actual: set[str] | None) -> None:
         """Remember who a person is and, when their membership may change (or
@@ -336,40 +401,80 @@ class _Run:
             detail=detail, journal_seq=self.journal_seqs.get(pid),
         )
 
+    # ------------------------------------------------------------ writing
+
+    def start_writing(self, group: str, current: set[str] | None) -> Writer:
+        """Record the run as started and start its writer. ``current``: the complete
+        group as this run read it (a full run), else ``None``."""
+        with self.ctx.store.write() as session:
+            self.run_id = ledger.start_run(session, kind=self.kind, entitlement=self.entitlement,
+                                           target=self.ctx.target_name, dry_run=False, now=self.ctx.clock())
+        self.writer = Writer(self.ctx.target, group, current, self._entry, self.ctx.say)
+        return self.writer
+
     def refuse(self, the_plan: Plan, why: str, status: RunStatus = RunStatus.REFUSED) -> RunResult:
+        """Stop the run before (any more) writes; what its writer already did is recorded."""
+        writer = self.writer
+        if writer is not None:
+            writer.finish()
+        if status is not RunStatus.REFUSED:
+            why += f": stopped after {writer.added} adds" if writer and writer.added else ": no changes made"
         self.ctx.say(why)
         if self.dry_run:
             return RunResult(self.entitlement, status, the_plan, detail=why)
-        now = self.ctx.clock()
+        entries = [*(writer.entries if writer else ()), AuditEntry(AuditAction.REFUSED, AuditResult.SKIPPED, detail=why)]
+        counts = {"added": writer.added, "failed": len(writer.failures)} if writer else {}
+        self._finish(entries, status, counts, [], why)
+        return RunResult(self.entitlement, status, the_plan, run_id=self.run_id, counts=counts, detail=why)
+
+    def abandon(self) -> None:
+        """The run is failing on an unexpected error: wait for its writer and record
+        what it did (best effort: the error itself is what the caller sees)."""
+        if self.writer is None or self.finished:
+            return
+        self.writer.finish()
+        try:
+            self._finish(self.writer.entries, RunStatus.FAILED,
+                         {"added": self.writer.added, "failed": len(self.writer.failures)}, [],
+                         "the run stopped on an unexpected error")
+        except Exception:  # noqa: BLE001 - the original error is re-raised by the caller
+            log.exception("could not record run %s", self.run_id)
+
+    def _finish(self, entries: list[AuditEntry], status: RunStatus, counts: dict, held: list, detail: str | None,
+                more: Callable[[object], None] | None = None) -> None:
+        """Write the audit entries and close the run row (starting it first if needed)."""
+        end = self.ctx.clock()
         with self.ctx.store.write() as session:
-            run_id = ledger.start_run(session, kind=self.kind, entitlement=self.entitlement,
-                                      target=self.ctx.target_name, dry_run=False, now=now)
-            ledger.write_audit(session, [AuditEntry(AuditAction.REFUSED, AuditResult.SKIPPED, detail=why)],
-                               run_id=run_id, entitlement=self.entitlement, target=self.ctx.target_name, now=now)
-            ledger.finish_run(session, run_id, status=status, counts={}, held=[], detail=why, now=now)
-        return RunResult(self.entitlement, status, the_plan, run_id=run_id, detail=why)
+            if self.run_id is None:
+                self.run_id = ledger.start_run(session, kind=self.kind, entitlement=self.entitlement,
+                                               target=self.ctx.target_name, dry_run=False, now=end)
+            ledger.write_audit(session, entries, run_id=self.run_id, entitlement=self.entitlement,
+                               target=self.ctx.target_name, now=end)
+            if more is not None:
+                more(session)
+            ledger.finish_run(session, self.run_id, status=status, counts=counts, held=held, detail=detail, now=end)
+        self.finished = True
 
     def apply(self, the_plan: Plan, group: str, removes: list[Change], held: list[Change],
-              release: int | None, current: set[str] | None) -> RunResult:
-        """Write the plan and record it. ``current``: the group as a full run read it
-        (kept up to date here as writes are confirmed, and handed to the target)."""
+              release: int | None, actual: set[str]) -> RunResult:
+        """Hand the rest of the plan to the writer (a full run's has most of its adds
+        already), store what was decided while it writes, and record the outcome."""
         ctx = self.ctx
-        now = ctx.clock()
-        with ctx.store.write() as session:
-            run_id = ledger.start_run(session, kind=self.kind, entitlement=self.entitlement,
-                                      target=ctx.target_name, dry_run=False, now=now)
-        entries: list[AuditEntry] = []
-        failures: list[str] = []
-        current = set(current) if current is not None else None
-        done_adds, stopped = self._write(group, the_plan.adds, True, entries, failures, current)
-        done_removes = 0
-        if stopped:  # the directory went away: removals are not attempted, the next run converges
-            self._not_attempted(removes, entries, failures)
-        else:
-            done_removes, _ = self._write(group, removes, False, entries, failures, current)
+        writer = self.writer or self.start_writing(group, None)  # a run about a few people read no complete group
+        writer.add([c for c in the_plan.adds if c.member not in writer.handed])
+        writer.remove(removes)
+        with ctx.store.write() as session:  # caches only: right whatever the writes' outcome
+            ledger.store_entries(session, ctx.target_name, self.cache_update, ctx.clock())
+            ledger.forget_entries(session, ctx.target_name, self.cache_forget)
+            stored_decisions.save(session, self.entitlement, self.decided)
+            stored_decisions.forget(session, self.entitlement, self.departed)
+            if self.orphans:  # decisions of people who left the store while no run saw them go
+                stored_decisions.forget(session, self.entitlement)
+        writer.finish()
+
+        entries = writer.entries
         for change in held:
-            entries.append(self._entry(change, AuditAction.HOLD, AuditResult.HELD,
-                                       the_plan.guard_reason))
+            entries.append(self._entry(change, AuditAction.HOLD, AuditResult.HELD, the_plan.guard_reason))
         for decision in the_plan.unresolved:
             user_name, key = self.who.get(decision.person_id, (None, None))
             entries.append(AuditEntry(
@@ -379,85 +484,31 @@ class _Run:
                 journal_seq=self.journal_seqs.get(decision.person_id)))
         if held:
             status = RunStatus.HELD
-        elif failures:
+        elif writer.failures:
             status = RunStatus.PARTIAL
         else:
             status = RunStatus.OK
         counts = {
             "actual": the_plan.actual_size, "planned_adds": len(the_plan.adds), "planned_removes": len(the_plan.removes),
-            "added": done_adds, "removed": done_removes, "held": len(held), "unresolved": len(the_plan.unresolved),
-            "failed": len(failures), "kept": the_plan.kept,
+            "added": writer.added, "removed": writer.removed, "held": len(held), "unresolved": len(the_plan.unresolved),
+            "failed": len(writer.failures), "kept": the_plan.kept,
         }
         confirmed = {e.member for e in entries if e.result is AuditResult.OK}
         held_list = [{"member": c.member, "person_id": c.person_id, "reasons": list(c.reasons)} for c in held]
         revoked = [c.person_id for c in removes if c.action is Action.REVOKE and c.person_id
                    and c.member in confirmed]
-        detail = "; ".join(failures[:5]) or the_plan.guard_reason
-        end = ctx.clock()
-        with ctx.store.write() as session:
-            ledger.write_audit(session, entries, run_id=run_id, entitlement=self.entitlement,
-                               target=ctx.target_name, now=end)
-            ledger.record_losses(session, revoked, self.entitlement, ctx.today(), run_id)
-            ledger.store_entries(session, ctx.target_name, self.cache_update, end)
-            ledger.forget_entries(session, ctx.target_name, self.cache_forget)
-            gone = [c.person_id for c in removes if c.person_id and c.person_id not in self.who
-                    and c.member in confirmed]
+        gone = [c.person_id for c in removes if c.person_id and c.person_id not in self.who
+                and c.member in confirmed]
+        detail = "; ".join(writer.failures[:5]) or the_plan.guard_reason
+
+        def record(session) -> None:
+            ledger.record_losses(session, revoked, self.entitlement, ctx.today(), self.run_id)
             ledger.forget_entries(session, ctx.target_name, gone)
-            stored_decisions.save(session, self.entitlement, self.decided)
-            stored_decisions.forget(session, self.entitlement, self.departed)
-            if self.orphans:  # decisions of people who left the store while no run saw them go
-                stored_decisions.forget(session, self.entitlement)
             if release is not None:
-                session.get(SyncRunRow, release).released_by = run_id
-            ledger.finish_run(session, run_id, status=status, counts=counts, held=held_list, detail=detail, now=end)
-        ctx.say(f"{self.entitlement}: run {run_id} {status.value}: +{done_adds} -{done_removes}"
-                + (f", {len(held)} removals held" if held else "") + (f", {len(failures)} failed" if failures else ""))
-        return RunResult(self.entitlement, status, the_plan, run_id, counts, held_list, detail)
+                session.get(SyncRunRow, release).released_by = self.run_id
 
-    def _write(self, group: str, changes: list[Change], adding: bool, entries: list[AuditEntry],
-               failures: list[str], current: set[str] | None) -> tuple[int, bool]:
-        """Apply one kind of change in chunks; record exactly what the target confirmed.
-
-        :returns: how many were done, and whether the target became unavailable.
-        """
-        target = self.ctx.target
-        write = target.add_members if adding else target.remove_members
-        done = 0
-        for start in range(0, len(changes), WRITE_CHUNK):
-            chunk = changes[start:start + WRITE_CHUNK]
-            by_member = {c.member: c for c in chunk}
-            error: TargetError | None = None
-            try:
-                result = write(group, list(by_member), current=current)
-            except TargetError as exc:
-                result, error = partial_result(exc), exc
-            outcomes = result.outcomes if result else {}
-            for member, change in by_member.items():
-                outcome = outcomes.get(member)
-                action = AuditAction(change.action.value)
-                if outcome is not None and outcome[0] is Outcome.DONE:
-                    entries.append(self._entry(change, action, AuditResult.OK))
-                    done += 1
-                    if current is not None:
-                        (current.add if adding else current.discard)(member)
-                    continue
-                if outcome is not None:
-                    why = outcome[1] or "refused by the directory"
-                elif error is not None:
-                    why = f"not written: {error}"
-                else:
-                    why = "not confirmed by the directory"
-                entries.append(self._entry(change, AuditAction.FAILED, AuditResult.FAILED, f"{action.value}: {why}"))
-                failures.append(f"{change.member}: {why}")
-            if len(changes) > WRITE_CHUNK:
-                self.ctx.say(f"{min(start + WRITE_CHUNK, len(changes))}/{len(changes)} changes written")
-            if error is not None:
-                self._not_attempted(changes[start + WRITE_CHUNK:], entries, failures)
-                return done, True
-        return done, False
-
-    def _not_attempted(self, changes: list[Change], entries: list[AuditEntry], failures: list[str]) -> None:
-        for change in changes:
-            entries.append(self._entry(change, AuditAction.FAILED, AuditResult.FAILED,
-                                       f"{change.action.value}: not attempted, the directory is unavailable"))
-            failures.append(f"{change.member}: not attempted")
+        self._finish(entries, status, counts, held_list, detail, record)
+        ctx.say(f"{self.entitlement}: run {self.run_id} {status.value}: +{writer.added} -{writer.removed}"
+                + (f", {len(held)} removals held" if held else "")
+                + (f", {len(writer.failures)} failed" if writer.failures else ""))
+        return RunResult(self.entitlement, status, the_plan, self.run_id, counts, held_list, detail)

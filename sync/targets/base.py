@@ -79,9 +79,16 @@ class Target(ABC):
 
     Member identifiers are opaque strings chosen by the target (a DN for LDAP, an
     object id for Entra), compared exactly after :meth:`normalise`.
+
+    A full run writes from one thread while it resolves people from another
+    (:mod:`sync.writer`): a target must allow that.
     """
 
     name: str = "target"
+
+    write_batch: int = 1
+    """How many members one write request carries; a caller that writes as it
+    goes hands over multiples of it, so no request goes out part-empty."""
 
     @abstractmethod
     def read_members(self, group: str) -> set[str]:

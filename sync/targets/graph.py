@@ -106,6 +106,7 @@ class GraphTarget(Target):
     """
 
     name = "entra"
+    write_batch = GRAPH_BATCH_LIMIT
 
     def __init__(self, settings: GraphSettings, *, tokens: TokenProvider | None = None, msal_app: Any | None = None,
                  session: requests.Session | None = None, sleep: Callable[[float], None] = time.sleep,

@@ -127,6 +127,7 @@ class LdapTarget(Target):
         check_attribute(settings.member_attribute)
         check_attribute(settings.match_attribute)
         self.settings = settings
+        self.write_batch = settings.batch_size
         self._session = LdapSession(settings, connection_factory=connection_factory, sleep=sleep)
         self._placeholder = normalise_dn(settings.placeholder_member) if settings.placeholder_member else None
         self._spelling: dict[str, str] = {}  # normal form → DN as the directory wrote it
@@ -338,11 +339,14 @@ class LdapTarget(Target):
         """
         outcomes = state.result.outcomes
         adding = state.op == MODIFY_ADD
+        spelling = self._spelling
         if known is None:
-            current = self._read_values(state.group)
+            stored = self._read_values(state.group)  # normal form → value as stored
+            current: AbstractSet[str] = stored.keys()
+            spell_present = stored.__getitem__
         else:
-            spelling = self._spelling
-            current = {normal: spelling.get(normal, normal) for normal in known}  # never holds the placeholder
+            current = known  # never holds the placeholder; looked up, not copied (a call per 500 values)
+            spell_present = lambda normal: spelling.get(normal, normal)  # noqa: E731
         pending: dict[str, list[str]] = {}
         for member in members:
             try:
@@ -359,9 +363,10 @@ class LdapTarget(Target):
         if not adding and self._placeholder is not None and self._placeholder not in current:
             # groupOfNames needs one member (RFC 4519 §3.5): if this removal would empty
             # the group, the placeholder goes in with the first request.
-            state.placeholder_pending = set(current) <= set(pending)
-        spell = current if not adding else self._spelling
-        return [_Item(spell.get(normal, given[0]), tuple(given)) for normal, given in pending.items()]
+            state.placeholder_pending = len(current) <= len(pending) and all(m in pending for m in current)
+        if adding:
+            return [_Item(spelling.get(normal, given[0]), tuple(given)) for normal, given in pending.items()]
+        return [_Item(spell_present(normal), tuple(given)) for normal, given in pending.items()]
 
     def _apply(self, state: _Write, items: list[_Item]) -> None:
         """Send one modify for ``items``; on a per-value failure split and recurse."""

@@ -115,9 +115,9 @@ def test_expiry_overnight_is_removed_by_the_daily_run(client, store, slapd, sync
 def test_slapd_stopped_mid_plan_then_the_next_run_converges(client, store, slapd, sync_settings, monkeypatch):
     """The directory dies after the first write batch: the run is partial, says what
     was not done, and the next run (directory back) converges exactly."""
-    import sync.reconcile as reconcile_module
+    import sync.writer as writer_module
 
-    monkeypatch.setattr(reconcile_module, "WRITE_CHUNK", 5)
+    monkeypatch.setattr(writer_module, "WRITE_CHUNK", 5)
     uids = [f"p{i:02d}" for i in range(20)]
     slapd.add_people(uids + ["stray"])
     ids = [P.create(client, P.person(u)) for u in uids]
