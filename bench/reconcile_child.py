@@ -26,7 +26,7 @@ here — nothing under sync/ is edited):
     ledger_write     ledger.start_run/write_audit/record_losses/store_entries/
                      forget_entries/finish_run, decisions.save/forget
     commit           SQLAlchemy transaction commits
-    writer_wait      sync.writer.Writer.finish: the run waiting for the writes it
+    writer_wait      sync.writer.Writer.join: the run waiting for the writes it
                      handed over
     other            the rest of reconcile()'s wall time (the phases above are the
                      run's own thread: they add up to the wall time)
@@ -233,7 +233,7 @@ def main() -> None:
         wrap(target, "remove_members", "apply")
         import sync.writer as writer_mod
 
-        wrap(writer_mod.Writer, "finish", "writer_wait")
+        wrap(writer_mod.Writer, "join", "writer_wait")
         for fn in ("start_run", "write_audit", "record_losses", "store_entries", "forget_entries", "finish_run"):
             wrap(ledger, fn, "ledger_write")
         wrap(ledger, "evidence_digest", "apply.evidence_digest", sample_rss=False)

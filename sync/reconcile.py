@@ -41,6 +41,7 @@ from .writer import Writer
 log = logging.getLogger("walkin.sync")
 
 GUARD_WINDOW = timedelta(hours=1)
+RECORD_EVERY = 0.5  # seconds: how often a run waiting for its writer stores the audit entries so far
 PEOPLE_CHUNK = 1000  # people read and decided at a time in a full run (their adds then go to the writer)
 
 
@@ -355,6 +356,7 @@ class _Run:
         self.run_id: int | None = None
         self.writer: Writer | None = None
         self.finished = False  # whether the run row is closed
+        self.recorded = 0  # how many of the writer's audit entries are in the store
 
     # ------------------------------------------------------------ deciding
 
@@ -384,6 +386,7 @@ class _Run:
         if self.writer is not None and actual is not None:
             # An add rests on this person's decision alone: write it now.
             self.writer.add(plan(decisions, members, actual, {}, full=False).adds)
+            self._record_written()
 
     def note(self, person: Person, decision: Decision, member: str | None, actual: set[str] | None) -> None:
         """Remember who a person is and, when their membership may change (or
@@ -422,7 +425,7 @@ class _Run:
         self.ctx.say(why)
         if self.dry_run:
             return RunResult(self.entitlement, status, the_plan, detail=why)
-        entries = [*(writer.entries if writer else ()), AuditEntry(AuditAction.REFUSED, AuditResult.SKIPPED, detail=why)]
+        entries = [*self._unrecorded(), AuditEntry(AuditAction.REFUSED, AuditResult.SKIPPED, detail=why)]
         counts = {"added": writer.added, "failed": len(writer.failures)} if writer else {}
         self._finish(entries, status, counts, [], why)
         return RunResult(self.entitlement, status, the_plan, run_id=self.run_id, counts=counts, detail=why)
@@ -434,11 +437,25 @@ class _Run:
             return
         self.writer.finish()
         try:
-            self._finish(self.writer.entries, RunStatus.FAILED,
+            self._finish(self._unrecorded(), RunStatus.FAILED,
                          {"added": self.writer.added, "failed": len(self.writer.failures)}, [],
                          "the run stopped on an unexpected error")
         except Exception:  # noqa: BLE001 - the original error is re-raised by the caller
             log.exception("could not record run %s", self.run_id)
+
+    def _unrecorded(self) -> list[AuditEntry]:
+        """The writer's audit entries not yet in the store."""
+        return self.writer.entries[self.recorded:] if self.writer else []
+
+    def _record_written(self) -> None:
+        """Store the audit entries of the writes settled so far: a run killed later
+        still leaves an account of what it did, and its end has less to record."""
+        upto = len(self.writer.entries)
+        if upto > self.recorded:
+            with self.ctx.store.write() as session:
+                ledger.write_audit(session, self.writer.entries[self.recorded:upto], run_id=self.run_id,
+                                   entitlement=self.entitlement, target=self.ctx.target_name, now=self.ctx.clock())
+            self.recorded = upto
 
     def _finish(self, entries: list[AuditEntry], status: RunStatus, counts: dict, held: list, detail: str | None,
                 more: Callable[[object], None] | None = None) -> None:
@@ -463,6 +480,7 @@ class _Run:
         writer = self.writer or self.start_writing(group, None)  # a run about a few people read no complete group
         writer.add([c for c in the_plan.adds if c.member not in writer.handed])
         writer.remove(removes)
+        writer.close()
         with ctx.store.write() as session:  # caches only: right whatever the writes' outcome
             ledger.store_entries(session, ctx.target_name, self.cache_update, ctx.clock())
             ledger.forget_entries(session, ctx.target_name, self.cache_forget)
@@ -470,9 +488,11 @@ class _Run:
             stored_decisions.forget(session, self.entitlement, self.departed)
             if self.orphans:  # decisions of people who left the store while no run saw them go
                 stored_decisions.forget(session, self.entitlement)
-        writer.finish()
+        while not writer.join(RECORD_EVERY):
+            self._record_written()
 
-        entries = writer.entries
+        everything = writer.entries
+        entries = self._unrecorded()
         for change in held:
             entries.append(self._entry(change, AuditAction.HOLD, AuditResult.HELD, the_plan.guard_reason))
         for decision in the_plan.unresolved:
@@ -493,7 +513,7 @@ class _Run:
             "added": writer.added, "removed": writer.removed, "held": len(held), "unresolved": len(the_plan.unresolved),
             "failed": len(writer.failures), "kept": the_plan.kept,
         }
-        confirmed = {e.member for e in entries if e.result is AuditResult.OK}
+        confirmed = {e.member for e in everything if e.result is AuditResult.OK}
         held_list = [{"member": c.member, "person_id": c.person_id, "reasons": list(c.reasons)} for c in held]
         revoked = [c.person_id for c in removes if c.action is Action.REVOKE and c.person_id
                    and c.member in confirmed]

@@ -31,7 +31,7 @@ from .targets.base import Outcome, Target, TargetError, partial_result
 
 log = logging.getLogger("walkin.sync")
 
-WRITE_CHUNK = 5000  # members handed to the target per call
+WRITE_CHUNK = 1000  # members handed to the target per call (their audit entries are ready after it)
 
 #: Builds the audit entry of one change: (change, action, result, detail).
 EntryFactory = Callable[[Change, AuditAction, AuditResult, "str | None"], AuditEntry]
@@ -46,9 +46,11 @@ class Writer:
     :param entry: builds a change's audit entry (the run knows who each person is).
     :param say: progress messages.
 
-    Call :meth:`finish` exactly once, also when the run fails: it waits for the
-    writes handed over and stops the thread. The results (``entries``, ``failures``,
-    ``added``, ``removed``, ``stopped``) are only read after it.
+    Call :meth:`finish` (or :meth:`close`, then :meth:`join` until it answers
+    ``True``), also when the run fails: it waits for the writes handed over and ends
+    the thread. The results (``failures``, ``added``, ``removed``, ``stopped``) are
+    only read after that; ``entries`` only grows, so the first ``len(entries)``
+    of them may be read at any time (a run records them as it goes).
     """
 
     def __init__(self, target: Target, group: str, current: set[str] | None, entry: EntryFactory,
@@ -66,6 +68,7 @@ class Writer:
         self._handed_count = 0
         self._batch = max(1, target.write_batch)
         self._adds: list[Change] = []  # adds held back until they fill a write request
+        self._closed = False
         self._written = 0
         self._queue: queue.SimpleQueue[tuple[list[Change], bool] | None] = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._work, name="walkin-writer", daemon=True)
@@ -96,11 +99,23 @@ class Writer:
             self._handed_count += len(changes)
             self._queue.put((changes, adding))
 
+    def close(self) -> None:
+        """Hand over nothing more: the adds held back go now, and the thread ends
+        when everything is written or settled."""
+        if not self._closed:
+            self._closed = True
+            self._flush()
+            self._queue.put(None)
+
+    def join(self, timeout: float | None = None) -> bool:
+        """Wait (at most ``timeout`` seconds) for a closed writer; whether it is done."""
+        self._thread.join(timeout)
+        return not self._thread.is_alive()
+
     def finish(self) -> None:
-        """Wait until every change handed over is written or settled."""
-        self._flush()
-        self._queue.put(None)
-        self._thread.join()
+        """Close and wait until every change handed over is written or settled."""
+        self.close()
+        self.join()
 
     # ------------------------------------------------------------ the thread
 

@@ -231,3 +231,48 @@ def test_an_unexpected_error_while_deciding_still_records_what_was_written(ctx, 
         run = s.scalars(select(SyncRunRow)).one()
         assert run.status == "failed" and run.counts["added"] == 2
         assert {dn(r.user_name) for r in s.scalars(select(AuditRow).where(AuditRow.result == "ok"))} == written
+
+
+class BlockingTarget(RecordingTarget):
+    """Its second write call waits until the test lets it go."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.release = threading.Event()
+
+    def _call(self, op, group, members):
+        if len(self.calls) == 1:
+            assert self.release.wait(10), "the test never released the write"
+        return super()._call(op, group, members)
+
+
+def test_a_run_stores_the_audit_of_confirmed_writes_while_it_still_writes(store, settings, client, monkeypatch):
+    """Were the run killed during its second write call, the first call's grants
+    would already be in the audit trail."""
+    import sync.writer as writer_module
+
+    monkeypatch.setattr(writer_module, "WRITE_CHUNK", 2)
+    monkeypatch.setattr(reconcile_module, "RECORD_EVERY", 0.01)
+    settings.sync.target = "ldap"
+    target = BlockingTarget(groups={GROUP: set()}, directory={f"u{i}": dn(f"u{i}") for i in range(4)})
+    ctx = SyncContext(store, settings, mapping_with_groups(), target, "ldap", clock=Clock(NOON))
+    ids = [P.create(client, P.person(f"u{i}")) for i in range(4)]
+    P.approvers(client, "0123", ids)
+    results = []
+    run = threading.Thread(target=lambda: results.append(reconcile(ctx, "walkin")))
+    run.start()
+    try:
+        for _ in range(500):
+            trail = audit(store)
+            if trail:
+                break
+            threading.Event().wait(0.01)
+        with store.read() as s:
+            status = s.scalars(select(SyncRunRow.status)).one()
+        assert status == "running"
+        assert [a[0] for a in trail] == ["grant", "grant"] and len(target.groups[GROUP]) == 2
+    finally:
+        target.release.set()
+        run.join(10)
+    assert results and results[0].status is RunStatus.OK and results[0].counts["added"] == 4
+    assert sorted(a[1] for a in audit(store)) == ["u0", "u1", "u2", "u3"]  # each grant recorded once
