@@ -140,6 +140,8 @@ class Surveyed(NamedTuple):
     """Whether a stored decision exists at all."""
     member: str | None
     """Their cached directory entry (as cached), if any."""
+    key: str | None
+    """The matching key that entry was found by."""
     fresh: bool
     """Whether that entry was resolved after ``fresh_after``."""
 
@@ -156,18 +158,23 @@ def survey(session: Session, entitlement: str, target: str, mapping_fingerprint:
     d, e = DecisionRow, DirectoryEntryRow
     in_date = and_(d.decided_on <= day, or_(d.recheck_on.is_(None), d.recheck_on > day))
     stmt = (
-        select(UserRow.id, UserRow.version, d.basis, in_date, d.entitled, e.member, e.resolved_at >= fresh_after)
+        select(UserRow.id, UserRow.version, d.basis, in_date, d.entitled, e.member, e.key,
+               e.resolved_at >= fresh_after)
         .outerjoin(d, and_(d.person_id == UserRow.id, d.entitlement == entitlement))
         .outerjoin(e, and_(e.person_id == UserRow.id, e.target == target))
+        # PostgreSQL: a server-side cursor, so the first rows come before the last are
+        # sent (SQLite steps through its result as it is read anyway)
+        .execution_options(stream_results=True, max_row_buffer=batch)
     )  # no ORDER BY: SQLite then walks the (id, version) index and the two primary keys
     head = mapping_fingerprint + ":"
-    for rows in session.connection().execute(stmt).partitions(batch):
-        out = []
-        for person, version, stored_basis, usable, entitled, member, fresh in rows:
-            basis = _basis(head, version, extras.get(person))
-            holds = bool(entitled) if stored_basis == basis and usable else None
-            out.append(Surveyed(person, basis, holds, stored_basis is not None, member, bool(fresh)))
-        yield out
+    with session.connection().execute(stmt) as result:  # closed also when the caller stops early
+        for rows in result.partitions(batch):
+            out = []
+            for person, version, stored_basis, usable, entitled, member, key, fresh in rows:
+                basis = _basis(head, version, extras.get(person))
+                holds = bool(entitled) if stored_basis == basis and usable else None
+                out.append(Surveyed(person, basis, holds, stored_basis is not None, member, key, bool(fresh)))
+            yield out
 
 
 def count(session: Session, entitlement: str) -> int:

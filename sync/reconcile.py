@@ -14,11 +14,13 @@ from __future__ import annotations
 
 import gc
 import logging
-from itertools import chain
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import closing
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
+from itertools import chain
+from typing import NamedTuple
 
 from connector.settings import Settings
 from sqlalchemy import select
@@ -43,6 +45,7 @@ log = logging.getLogger("walkin.sync")
 GUARD_WINDOW = timedelta(hours=1)
 RECORD_EVERY = 0.5  # seconds: how often a run waiting for its writer stores the audit entries so far
 PEOPLE_CHUNK = 1000  # people read and decided at a time in a full run (their adds then go to the writer)
+PROGRESS_EVERY = 10_000  # people decided between progress messages
 
 
 def utcnow() -> datetime:
@@ -142,7 +145,8 @@ def _reconcile(ctx: SyncContext, entitlement: str, *, kind: str, person_ids: lis
             # make a stored basis stale (decided again next time), never fresh.
             ids = sorted(set(person_ids))
             bases = stored_decisions.bases(session, fingerprint, approvals, ids)
-            cache = ledger.cached_entries(session, ctx.target_name, ids)
+            cache = {p: Cached(e.key, e.member, _aware(e.resolved_at) >= _fresh_after(ctx))
+                     for p, e in ledger.cached_entries(session, ctx.target_name, ids).items()}
 
     run = _Run(ctx, entitlement, kind, dry_run, journal_seqs or {}, approvals, today)
     if full and nobody:
@@ -205,19 +209,22 @@ def _decide_everyone(ctx: SyncContext, run: _Run, group: str, fingerprint: str, 
     """
     name = ctx.target_name
     found = _Survey(set(), known)
-    fresh_after = ctx.clock() - timedelta(hours=ctx.settings.sync.resolve_ttl_hours)
+    fresh_after = _fresh_after(ctx)
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="walkin-read") as pool, \
-            ctx.store.read() as session:  # one snapshot: the survey's bases and the people read
+            ctx.store.read() as session, \
+            closing(stored_decisions.survey(session, run.entitlement, name, fingerprint, run.approvals, run.today,
+                                            fresh_after)) as rows:  # one snapshot: the survey's bases and the people
         reading = pool.submit(ctx.target.read_members, group)
-        rows = stored_decisions.survey(session, run.entitlement, name, fingerprint, run.approvals, run.today,
-                                       fresh_after)
         first = next(rows, [])  # the memberships, the query and the first rows, while the group is read
         actual = set(reading.result())  # read_members answers normalised
         if not run.dry_run:
             run.start_writing(group, actual)
         for chunk in _survey(ctx, chain([first], rows), actual, found):
-            run.decide(chunk, found.bases, ledger.cached_entries(session, name, chunk), actual, session=session)
+            run.decide(chunk, found.bases, found.cache, actual, session=session)
             found.bases.clear()
+            found.cache.clear()
+            if len(run.decisions) % PROGRESS_EVERY < len(chunk):
+                ctx.say(f"{run.entitlement}: {len(run.decisions)} people decided afresh so far")
         run.orphans = stored_decisions.count(session, run.entitlement) > found.seen
         known.update({ctx.target.normalise(e.member): p for p, e in ledger.entries_of_departed(session, name).items()})
     ctx.say(f"{run.entitlement}: {len(run.decisions)} people decided afresh; the stored decisions of "
@@ -235,6 +242,8 @@ class _Survey:
     """Member → person, from the entry cache."""
     bases: dict[str, str] = field(default_factory=dict)
     """The bases of the people in the chunk last yielded."""
+    cache: dict[str, Cached] = field(default_factory=dict)
+    """The cached directory entries of the people in the chunk last yielded."""
     seen: int = 0
     """How many stored decisions exist for people in the store."""
 
@@ -251,10 +260,10 @@ def _survey(ctx: SyncContext, rows: Iterable[list[stored_decisions.Surveyed]], a
     about to change is decided afresh, so every change rests on facts read now.
     """
     normalise = ctx.target.normalise
-    settled, known, bases = found.settled, found.known, found.bases
+    settled, known, bases, cache = found.settled, found.known, found.bases, found.cache
     todo: list[str] = []
     for batch in rows:
-        for person, basis, holds, stored, member, fresh in batch:
+        for person, basis, holds, stored, member, key, fresh in batch:
             found.seen += stored
             if member is not None:
                 member = normalise(member)
@@ -263,6 +272,7 @@ def _survey(ctx: SyncContext, rows: Iterable[list[stored_decisions.Surveyed]], a
                     if holds:
                         settled.add(member)
                     continue
+                cache[person] = Cached(key, member, fresh)
             todo.append(person)
             bases[person] = basis
             if len(todo) == PEOPLE_CHUNK:
@@ -279,16 +289,31 @@ def _held_members(session, run_id: int) -> set[str]:
     return {h["member"] for h in row.held}
 
 
-def _resolve(ctx: SyncContext, people: list[Person], cache: dict, dry_run: bool, run: _Run) -> dict[str, str]:
+class Cached(NamedTuple):
+    """A person's cached directory entry as a run uses it."""
+
+    key: str
+    """The matching key it was found by."""
+    member: str
+    fresh: bool
+    """Whether it was resolved within ``resolve_ttl_hours``."""
+
+
+def _fresh_after(ctx: SyncContext) -> datetime:
+    """Cached entries resolved before this are looked up again."""
+    return ctx.clock() - timedelta(hours=ctx.settings.sync.resolve_ttl_hours)
+
+
+def _resolve(ctx: SyncContext, people: list[Person], cache: dict[str, Cached], dry_run: bool, run: _Run
+             ) -> dict[str, str]:
     """person id → member, from the cache where it is fresh, else from the directory."""
-    fresh_after = ctx.clock() - timedelta(hours=ctx.settings.sync.resolve_ttl_hours)
     members: dict[str, str] = {}
     lookup: list[PersonKey] = []
     for person in people:
         entry = cache.get(person.person_id)
         if person.key is None:
             continue
-        if entry is not None and entry.key == person.key and _aware(entry.resolved_at) >= fresh_after:
+        if entry is not None and entry.key == person.key and entry.fresh:
             members[person.person_id] = ctx.target.normalise(entry.member)
         else:
             lookup.append(PersonKey(person.person_id, person.key))
@@ -360,7 +385,7 @@ class _Run:
 
     # ------------------------------------------------------------ deciding
 
-    def decide(self, ids: list[str], bases: dict[str, str], cache: dict, actual: set[str] | None, *,
+    def decide(self, ids: list[str], bases: dict[str, str], cache: dict[str, Cached], actual: set[str] | None, *,
                session=None) -> None:
         """Read, resolve and decide these people. ``actual``: the complete group (a
         full run), whose adds for these people then go to the writer at once."""
