@@ -108,8 +108,9 @@ class LdapTarget(Target):
 
     Safe to share between threads (one ``SAFE_SYNC`` connection). ``WriteResult.requests``
     counts the modify requests sent, a request re-sent after an outage included.
-    Writes read the group first, so only missing (or present) values are sent and
-    every member gets a precise outcome.
+    Writes find out what the group holds first (the caller's view of it, a probe per
+    member for a few members, or one complete read), so only missing (or present)
+    values are sent and every member gets a precise outcome.
     """
 
     name = "ldap"
@@ -335,18 +336,28 @@ class LdapTarget(Target):
         """Settle what needs no request; return the values to send, in input order.
 
         ``known`` (the caller's complete view of the group) saves reading it again;
-        values are then spelled as this target last read or resolved them.
+        values are then spelled as this target last read or resolved them. Without
+        it, up to :data:`PROBE_LIMIT` members are probed one by one (see
+        :meth:`has_members`), unless a removal might empty a group that lacks its
+        placeholder; more are planned from one complete read.
         """
         outcomes = state.result.outcomes
         adding = state.op == MODIFY_ADD
         spelling = self._spelling
-        if known is None:
-            stored = self._read_values(state.group)  # normal form → value as stored
-            current: AbstractSet[str] = stored.keys()
-            spell_present = stored.__getitem__
-        else:
-            current = known  # never holds the placeholder; looked up, not copied (a call per 500 values)
+        whole = True  # whether ``current`` is the whole group
+        if known is not None:
+            current: AbstractSet[str] = known  # never holds the placeholder; looked up, not copied
             spell_present = lambda normal: spelling.get(normal, normal)  # noqa: E731
+        elif len(members) <= PROBE_LIMIT and (adding or self._placeholder_present(state.group)):
+            # A few members (a run about one person): probe them rather than read a
+            # group of thousands. A removal then cannot empty the group (its
+            # placeholder is in), and the server matches values by distinguishedNameMatch.
+            current, whole = self.has_members(state.group, members), False
+            spell_present = lambda normal: spelling.get(normal, normal)  # noqa: E731
+        else:
+            stored = self._read_values(state.group)  # normal form → value as stored
+            current = stored.keys()
+            spell_present = stored.__getitem__
         pending: dict[str, list[str]] = {}
         for member in members:
             try:
@@ -360,7 +371,7 @@ class LdapTarget(Target):
                 outcomes[member] = (Outcome.DONE, "already a member" if adding else "not a member")
             else:
                 pending.setdefault(normal, []).append(member)
-        if not adding and self._placeholder is not None and self._placeholder not in current:
+        if whole and not adding and self._placeholder is not None and self._placeholder not in current:
             # groupOfNames needs one member (RFC 4519 §3.5): if this removal would empty
             # the group, the placeholder goes in with the first request.
             state.placeholder_pending = len(current) <= len(pending) and all(m in pending for m in current)
@@ -425,6 +436,17 @@ class LdapTarget(Target):
             return any(r.get("type") == "searchResEntry" for r in response or ())
 
         return self._session.run(f"check member of {group}", check)
+
+    def _placeholder_present(self, group: str) -> bool:
+        """Whether the configured placeholder is a member (``True`` when none is configured)."""
+        if self._placeholder is None:
+            return True
+        try:
+            return self._is_member(group, self.settings.placeholder_member)
+        except LDAPOperationResult as exc:
+            if exc.result in (32, 34):  # noSuchObject, invalidDNSyntax
+                raise GroupNotFound(group) from exc
+            raise TargetUnavailable(f"cannot read {group}: {describe(exc)}") from exc
 
     def _group_exists(self, group: str) -> bool:
         try:

@@ -351,6 +351,29 @@ def test_not_a_dn_fails_without_a_request(slapd, ldap_target, calls):
     assert result.outcomes == {"alice": (Outcome.FAILED, "not a DN")} and calls.modifies == []
 
 
+def test_a_few_members_are_probed_not_read_with_the_whole_group(slapd, ldap_target, calls):
+    """A write about a few people (a journal event's run) checks each with a
+    ``(member=…)`` probe instead of reading a group of thousands; only the values
+    that change are sent, and a removal keeps the placeholder as it is."""
+    members = [child_dn("uid", f"user{i:04d}", PEOPLE_DN) for i in range(2000)]
+    slapd.set_members([slapd.placeholder_dn, *members])
+    new, stranger = child_dn("uid", "newcomer", PEOPLE_DN), child_dn("uid", "stranger", PEOPLE_DN)
+    calls.clear()
+    added = ldap_target.add_members(slapd.group_dn, [members[7], new])
+    assert added.outcomes == {members[7]: (Outcome.DONE, "already a member"), new: (Outcome.DONE, "added")}
+    assert calls.searches and all(attributes != ["member"] for _, _, attributes, _ in calls.searches)
+    assert [changes["member"] for _, changes, _ in calls.modifies] == [[(ldap3.MODIFY_ADD, [new])]]
+    calls.clear()
+    removed = ldap_target.remove_members(slapd.group_dn, [members[8], new, stranger])
+    assert removed.outcomes == {members[8]: (Outcome.DONE, "removed"), new: (Outcome.DONE, "removed"),
+                                stranger: (Outcome.DONE, "not a member")}
+    assert all(attributes != ["member"] for _, _, attributes, _ in calls.searches)
+    assert [changes["member"] for _, changes, _ in calls.modifies] == [[(ldap3.MODIFY_DELETE, [members[8], new])]]
+    values = {normalise_dn(v) for v in slapd.member_values()}
+    assert len(values) == 2000 and normalise_dn(slapd.placeholder_dn) in values
+    assert normalise_dn(members[8]) not in values and normalise_dn(new) not in values
+
+
 def test_placeholder_is_never_removed(slapd, ldap_target):
     """Asking to remove the placeholder fails for it alone; the group keeps it."""
     member = child_dn("uid", "alice", PEOPLE_DN)
