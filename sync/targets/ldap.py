@@ -85,6 +85,14 @@ STALE_RESULT = {MODIFY_ADD: 20, MODIFY_DELETE: 16}
 AD_STALE_RESULT = {MODIFY_ADD: 68, MODIFY_DELETE: 53}
 
 
+def _is_dn(value: str) -> bool:
+    try:
+        normalise_dn(value)
+    except ValueError:
+        return False
+    return True
+
+
 @dataclass
 class _Write:
     """State of one add_members/remove_members call."""
@@ -352,7 +360,7 @@ class LdapTarget(Target):
             # A few members (a run about one person): probe them rather than read a
             # group of thousands. A removal then cannot empty the group (its
             # placeholder is in), and the server matches values by distinguishedNameMatch.
-            current, whole = self.has_members(state.group, members), False
+            current, whole = self.has_members(state.group, [m for m in members if _is_dn(m)]), False
             spell_present = lambda normal: spelling.get(normal, normal)  # noqa: E731
         else:
             stored = self._read_values(state.group)  # normal form → value as stored

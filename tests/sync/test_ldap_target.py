@@ -349,6 +349,7 @@ def test_not_a_dn_fails_without_a_request(slapd, ldap_target, calls):
     calls.clear()
     result = ldap_target.add_members(slapd.group_dn, ["alice"])
     assert result.outcomes == {"alice": (Outcome.FAILED, "not a DN")} and calls.modifies == []
+    assert not any("alice" in search_filter for _, search_filter, _, _ in calls.searches)  # not probed either
 
 
 def test_a_few_members_are_probed_not_read_with_the_whole_group(slapd, ldap_target, calls):
