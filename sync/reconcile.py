@@ -16,7 +16,7 @@ import gc
 import logging
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import closing
+from contextlib import closing, nullcontext
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
 from itertools import chain
@@ -145,7 +145,8 @@ def _reconcile(ctx: SyncContext, entitlement: str, *, kind: str, person_ids: lis
             # make a stored basis stale (decided again next time), never fresh.
             ids = sorted(set(person_ids))
             bases = stored_decisions.bases(session, fingerprint, approvals, ids)
-            cache = {p: Cached(e.key, e.member, _aware(e.resolved_at) >= _fresh_after(ctx))
+            fresh_after = _fresh_after(ctx)
+            cache = {p: Cached(e.key, e.member, _aware(e.resolved_at) >= fresh_after)
                      for p, e in ledger.cached_entries(session, ctx.target_name, ids).items()}
 
     run = _Run(ctx, entitlement, kind, dry_run, journal_seqs or {}, approvals, today)
@@ -390,11 +391,8 @@ class _Run:
         """Read, resolve and decide these people. ``actual``: the complete group (a
         full run), whose adds for these people then go to the writer at once."""
         ctx = self.ctx
-        if session is None:
-            with ctx.store.read() as own:
-                people = load_people(own, ctx.mapping, ctx.settings.sync.person_key, ids, approvals=self.approvals)
-        else:
-            people = load_people(session, ctx.mapping, ctx.settings.sync.person_key, ids, approvals=self.approvals)
+        with nullcontext(session) if session is not None else ctx.store.read() as reading:
+            people = load_people(reading, ctx.mapping, ctx.settings.sync.person_key, ids, approvals=self.approvals)
         members = _resolve(ctx, people, cache, self.dry_run, self)
         self.members.update(members)
         decisions = []
@@ -451,7 +449,7 @@ class _Run:
         if self.dry_run:
             return RunResult(self.entitlement, status, the_plan, detail=why)
         entries = [*self._unrecorded(), AuditEntry(AuditAction.REFUSED, AuditResult.SKIPPED, detail=why)]
-        counts = {"added": writer.added, "failed": len(writer.failures)} if writer else {}
+        counts = self._stopped_counts()
         self._finish(entries, status, counts, [], why)
         return RunResult(self.entitlement, status, the_plan, run_id=self.run_id, counts=counts, detail=why)
 
@@ -462,11 +460,14 @@ class _Run:
             return
         self.writer.finish()
         try:
-            self._finish(self._unrecorded(), RunStatus.FAILED,
-                         {"added": self.writer.added, "failed": len(self.writer.failures)}, [],
+            self._finish(self._unrecorded(), RunStatus.FAILED, self._stopped_counts(), [],
                          "the run stopped on an unexpected error")
         except Exception:  # noqa: BLE001 - the original error is re-raised by the caller
             log.exception("could not record run %s", self.run_id)
+
+    def _stopped_counts(self) -> dict:
+        """The counts of a run that stopped before its plan: what its writer did."""
+        return {"added": self.writer.added, "failed": len(self.writer.failures)} if self.writer else {}
 
     def _unrecorded(self) -> list[AuditEntry]:
         """The writer's audit entries not yet in the store."""
