@@ -2,10 +2,13 @@
 
 A path resolves against a resource type to the schema, the attribute, an
 optional value filter and an optional sub-attribute, with canonical names.
+The schema URN may be left out (RFC 7644 §3.10): Entra sends ``manager`` for the
+enterprise extension's ``manager``.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from .errors import InvalidFilter, InvalidPath, Mutability
@@ -14,6 +17,7 @@ from .schema import Attr, ResourceKind, Schema, Type
 
 EXTERNAL_ID = Attr("externalId", case_exact=True)
 _READ_ONLY = {"id", "meta", "schemas"}
+_FIRST_SEGMENT = re.compile(r"[.\[]")  # the attribute name ends at a sub-attribute or a filter
 
 
 @dataclass(frozen=True)
@@ -37,6 +41,30 @@ class ExtensionPath:
     schema: Schema
 
 
+def schema_of(kind: ResourceKind, name: str) -> Schema:
+    """The schema an attribute name written without a URN belongs to.
+
+    RFC 7644 §3.10: "Clients MAY omit core schema attribute URN prefixes but SHOULD
+    fully qualify extended attributes with the associated schema extension URN to
+    avoid naming conflicts" — a SHOULD, and Entra does not (``"path": "manager"``).
+    A core attribute (or a common one, RFC 7643 §3.1) wins; otherwise the one
+    extension of ``kind`` defining ``name``. An unknown name resolves to the core
+    schema, whose lookup then reports it.
+
+    :raises InvalidPath: when two or more extensions define ``name``: that is the
+        naming conflict §3.10 warns of, and guessing would write to the wrong
+        schema, so the client must give the URN.
+    """
+    lower = name.lower()
+    if lower in _READ_ONLY or lower == "externalid" or kind.core.attr(name) is not None:
+        return kind.core
+    owners = [ext for ext in kind.extensions if ext.attr(name) is not None]
+    if len(owners) > 1:
+        urns = ", ".join(ext.id for ext in owners)
+        raise InvalidPath(f"'{name}' is defined by several extensions ({urns}); prefix it with one of them")
+    return owners[0] if owners else kind.core
+
+
 def _split_urn(kind: ResourceKind, text: str) -> tuple[Schema, str, bool]:
     lower = text.lower()
     for schema, is_ext in ((kind.core, False),) + tuple((e, True) for e in kind.extensions):
@@ -45,7 +73,8 @@ def _split_urn(kind: ResourceKind, text: str) -> tuple[Schema, str, bool]:
             return schema, text[len(prefix):], is_ext
     if lower.startswith("urn:"):
         raise InvalidPath(f"'{text}' names a schema this resource does not have")
-    return kind.core, text, False
+    schema = schema_of(kind, _FIRST_SEGMENT.split(text, maxsplit=1)[0])
+    return schema, text, schema is not kind.core
 
 
 def parse_path(kind: ResourceKind, text: object) -> Path | ExtensionPath:
@@ -95,4 +124,4 @@ def parse_path(kind: ResourceKind, text: object) -> Path | ExtensionPath:
     return Path(schema, attr, filter_node, sub, is_ext)
 
 
-__all__ = ["EXTERNAL_ID", "ExtensionPath", "Path", "parse_path"]
+__all__ = ["EXTERNAL_ID", "ExtensionPath", "Path", "parse_path", "schema_of"]

@@ -5,18 +5,23 @@ Incoming resources are coerced against the attribute definitions in
 (Entra sends ``"UserName"``), booleans may arrive as strings (Entra sends
 ``active: "False"`` by default), ``null`` means absent, read-only attributes and
 client-sent ``meta`` are ignored, and unknown extension URNs are dropped
-(Entra's older payloads carry a malformed ``…:enterprise:2.0User``).
+(Entra's older payloads carry a malformed ``…:enterprise:2.0User``). Unknown
+sub-attributes of a complex value are dropped with a logged warning (Entra sends
+a member as ``{"displayName": …, "value": …}``); an unknown attribute is a 400.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import logging
 from datetime import datetime
 from typing import Any
 
 from .errors import InvalidSyntax, InvalidValue
 from .schema import Attr, ResourceKind, Schema, Type
+
+log = logging.getLogger(__name__)
 
 _TRUE = {"true": True, "false": False}
 MAX_STRING = 65536
@@ -91,28 +96,49 @@ def coerce_simple(attr: Attr, value: Any, where: str) -> Any:
     return text
 
 
-def coerce_complex(attr: Attr, value: Any, where: str) -> dict | None:
-    """A complex value: a JSON object whose keys are sub-attributes.
-
-    A bare string is taken as the ``value`` sub-attribute of a manager or a group
-    member (some clients send those as a plain id); both need a ``value``.
-    """
+def _complex(attr: Attr, value: Any, where: str) -> tuple[dict | None, list[str]]:
+    """A complex value and the names of the unknown sub-attributes it dropped."""
     by_id = attr.name in _BY_ID
     if by_id and isinstance(value, str):
         value = {"value": value}
     if not isinstance(value, dict):
         raise InvalidValue(f"'{where}' must be a complex value (a JSON object), got {_show(value)}")
     out: dict = {}
+    unknown: list[str] = []
     for key, item in value.items():
         sub = attr.child(key)
         if sub is None:
-            raise InvalidValue(f"'{where}' has no sub-attribute '{key}'")
+            # Entra sends a member as {"displayName": …, "value": …}; Group has
+            # no members.displayName (RFC 7643 §2.4 and §4.2 give it display).
+            # Only the sub-attribute is dropped, not the request: refusing it
+            # would refuse the membership the value carries. An unknown
+            # attribute (not sub-attribute) still gets a 400.
+            unknown.append(key)
+            continue
         if item is None or sub.mutability == "readOnly":
             continue
         out[sub.name] = coerce_simple(sub, item, f"{where}.{sub.name}")
     if by_id and not out.get("value"):
         raise InvalidValue(f"'{where}' needs a 'value' (the id it refers to)")
-    return out or None
+    return out or None, unknown
+
+
+def _warn_unknown(where: str, names: list[str]) -> None:
+    if names:
+        shown = ", ".join(sorted({_show(n) for n in names})[:10])
+        log.warning("'%s': ignored sub-attributes the schema does not define: %s", where, shown)
+
+
+def coerce_complex(attr: Attr, value: Any, where: str) -> dict | None:
+    """A complex value: a JSON object whose keys are sub-attributes.
+
+    A bare string is taken as the ``value`` sub-attribute of a manager or a group
+    member (some clients send those as a plain id); both need a ``value``.
+    Unknown sub-attributes are dropped and logged.
+    """
+    out, unknown = _complex(attr, value, where)
+    _warn_unknown(where, unknown)
+    return out
 
 
 def unwrap_single(attr: Attr, value: Any, where: str) -> Any:
@@ -134,15 +160,21 @@ def coerce_value(attr: Attr, value: Any, where: str) -> Any:
     if attr.multi:
         items = value if isinstance(value, list) else [value]
         out = []
+        unknown: list[str] = []
         for index, item in enumerate(items):
             if item is None:
                 continue
             here = f"{where}[{index}]"
-            coerced = coerce_complex(attr, item, here) if attr.type is Type.COMPLEX else coerce_simple(attr, item, here)
+            if attr.type is Type.COMPLEX:
+                coerced, dropped = _complex(attr, item, here)
+                unknown.extend(dropped)
+            else:
+                coerced = coerce_simple(attr, item, here)
             if coerced is not None:
                 out.append(coerced)
         if attr.type is Type.COMPLEX and sum(1 for i in out if i.get("primary") is True) > 1:
             raise InvalidValue(f"'{where}' has more than one value with primary true (RFC 7643 §2.4)")
+        _warn_unknown(where, unknown)  # once for the attribute, not once per member
         return out or None
     value = unwrap_single(attr, value, where)
     if value is None:

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 
 import pytest
@@ -186,3 +187,130 @@ def test_duplicate_username_differs_only_in_case(client):
     assert client.post("/scim/v2/Users", json={"userName": "Dup@d.org"}, headers=AUTH).status_code == 201
     r = client.post("/scim/v2/Users", json={"userName": "dup@D.ORG"}, headers=AUTH)
     assert r.status_code == 409 and r.get_json()["scimType"] == "uniqueness"
+
+
+def _new_user(client, user_name: str) -> str:
+    r = client.post("/scim/v2/Users", data=entra.dumps(entra.create_user(user_name, user_name)), headers=JSON)
+    assert r.status_code == 201, r.get_json()
+    return r.get_json()["id"]
+
+
+def _new_group(client) -> str:
+    r = client.post("/scim/v2/Groups", data=entra.dumps(entra.create_group("G", "g-1")), headers=JSON)
+    assert r.status_code == 201, r.get_json()
+    return r.get_json()["id"]
+
+
+@pytest.mark.parametrize(("path", "value"), [
+    (f"{entra.ENTERPRISE}:manager", lambda m: [{"$ref": f"../Users/{m}", "value": m}]),
+    ("manager", lambda m: [{"$ref": f"../Users/{m}", "value": m}]),
+    ("manager.value", lambda m: m),
+], ids=["with-urn", "without-urn", "manager.value-without-urn"])
+def test_manager_path_with_or_without_the_enterprise_urn(client, store, path, value):
+    """Entra's 'Add manager', with the path written with and without the schema URN
+    (RFC 7644 §3.10), sets the enterprise manager."""
+    uid, mid = _new_user(client, "e@district.org"), _new_user(client, "m@district.org")
+    body = entra.patch(entra.op("add", path, value(mid), flag=False))
+    r = client.patch(f"/scim/v2/Users/{uid}", data=entra.dumps(body), headers=JSON)
+    assert r.status_code == 200, r.get_json()
+    user = client.get(f"/scim/v2/Users/{uid}", headers=AUTH).get_json()
+    assert user[entra.ENTERPRISE]["manager"]["value"] == mid
+    assert user[entra.ENTERPRISE]["employeeNumber"] == "701984"  # the rest of the extension is kept
+    assert "manager" not in user and entra.ENTERPRISE in user["schemas"]
+    assert _stored_user(store, uid).manager_id == mid
+    r = client.get("/scim/v2/Users?" + entra.filter_query(f'{entra.ENTERPRISE}:manager.value eq "{mid}"'), headers=AUTH)
+    assert [u["id"] for u in r.get_json()["Resources"]] == [uid]
+
+
+def test_a_name_two_extensions_define_is_refused_naming_them(client, store, monkeypatch):
+    """With two extensions defining jobCode, 'jobCode' alone is a 400 invalidPath naming
+    both URNs, and nothing is stored; the full URN still works."""
+    from connector.scim.schema import USER, Attr, ResourceKind, Schema
+
+    other = Schema(id="urn:example:params:scim:schemas:extension:other:2.0:User", name="Other",
+                   description="Test extension", attributes=(Attr("jobCode"),))
+    monkeypatch.setattr("connector.provisioning.USER",
+                        ResourceKind(USER.name, USER.endpoint, USER.core, USER.extensions + (other,)))
+    uid = _new_user(client, "a@district.org")
+    before = _stored_user(store, uid)
+    r = client.patch(f"/scim/v2/Users/{uid}", headers=JSON,
+                     data=entra.dumps(entra.patch(entra.op("replace", "jobCode", "X1", flag=False))))
+    assert r.status_code == 400 and r.get_json()["scimType"] == "invalidPath"
+    assert entra.WALKIN in r.get_json()["detail"] and other.id in r.get_json()["detail"]
+    assert _stored_user(store, uid).version == before.version
+    r = client.patch(f"/scim/v2/Users/{uid}", headers=JSON,
+                     data=entra.dumps(entra.patch(entra.op("replace", f"{entra.WALKIN}:jobCode", "X1", flag=False))))
+    assert r.status_code == 200 and _stored_user(store, uid).data[entra.WALKIN]["jobCode"] == "X1"
+
+
+@pytest.mark.parametrize("operation", [
+    {"op": "Add", "path": "members", "value": [{"displayName": "Jane", "value": "{uid}"}]},
+    {"name": "addMember", "op": "Add", "path": "members", "value": [{"displayName": "Jane", "value": "{uid}"}]},
+    {"op": "add", "value": {"members": [{"displayName": "Jane", "value": "{uid}"}]}},
+], ids=["add", "addMember", "no-path"])
+def test_member_with_an_unknown_sub_attribute_is_added(client, store, operation, caplog):
+    """A member value carrying displayName (not in the Group schema) adds the member;
+    the sub-attribute is dropped with a warning."""
+    uid = _new_user(client, "jane@district.org")
+    gid = _new_group(client)
+    body = entra.patch(_with_id(operation, uid))
+    with caplog.at_level("WARNING", logger="connector.scim.values"):
+        r = client.patch(f"/scim/v2/Groups/{gid}", data=entra.dumps(body), headers=JSON)
+    assert r.status_code == 204, r.get_json()
+    assert _members(store, gid) == {uid}
+    group = client.get(f"/scim/v2/Groups/{gid}", headers=AUTH).get_json()
+    assert [m["value"] for m in group["members"]] == [uid]
+    assert "displayName" not in group["members"][0] and "Jane" not in str(group)
+    assert any("displayName" in rec.getMessage() for rec in caplog.records)
+
+
+@pytest.mark.parametrize("method", ["POST", "PUT"])
+def test_group_written_with_an_unknown_member_sub_attribute_keeps_the_member(client, store, method):
+    """POST and PUT /Groups: unknown member sub-attributes are dropped, the member kept;
+    the defined display sub-attribute is accepted as before (and not stored)."""
+    uid = _new_user(client, "jane@district.org")
+    body = {**entra.create_group("G", "g-1"),
+            "members": [{"displayName": "Jane", "display": "Jane D", "value": uid}]}
+    if method == "POST":
+        r = client.post("/scim/v2/Groups", data=entra.dumps(body), headers=JSON)
+        assert r.status_code == 201, r.get_json()
+        gid = r.get_json()["id"]
+    else:
+        gid = _new_group(client)
+        r = client.put(f"/scim/v2/Groups/{gid}", data=entra.dumps(body), headers=JSON)
+        assert r.status_code == 200, r.get_json()
+    assert _members(store, gid) == {uid}
+    group = client.get(f"/scim/v2/Groups/{gid}", headers=AUTH).get_json()
+    assert [m["value"] for m in group["members"]] == [uid] and "Jane" not in str(group)
+
+
+def test_user_email_with_an_unknown_sub_attribute_is_stored_without_it(client, store):
+    """The same rule on Users: an email's unknown sub-attribute is dropped, the email kept."""
+    body = {**entra.create_user("u@district.org", "u-1"),
+            "emails": [{"primary": True, "type": "work", "value": "u@district.org", "verified": True}]}
+    r = client.post("/scim/v2/Users", data=entra.dumps(body), headers=JSON)
+    assert r.status_code == 201, r.get_json()
+    assert _stored_user(store, r.get_json()["id"]).data["emails"] == [
+        {"primary": True, "type": "work", "value": "u@district.org"}]
+
+
+@pytest.mark.parametrize(("method", "body"), [
+    ("POST", {"userName": "x@district.org", "favouriteColour": "blue"}),
+    ("PATCH", entra.patch({"op": "Add", "path": "favouriteColour", "value": "blue"})),
+    ("PATCH", entra.patch({"op": "Add", "value": {"favouriteColour": "blue"}})),
+], ids=["post", "patch-path", "patch-no-path"])
+def test_an_unknown_core_attribute_is_still_refused(client, store, method, body):
+    """Leniency stops at sub-attributes: an unknown top-level attribute is a 400."""
+    uid = _new_user(client, "a@district.org")
+    before = _stored_user(store, uid).version
+    if method == "POST":
+        r = client.post("/scim/v2/Users", data=entra.dumps(body), headers=JSON)
+    else:
+        r = client.patch(f"/scim/v2/Users/{uid}", data=entra.dumps(body), headers=JSON)
+    assert r.status_code == 400 and r.get_json()["scimType"] in ("invalidPath", "invalidValue")
+    assert "favouriteColour" in r.get_json()["detail"]
+    assert _stored_user(store, uid).version == before
+
+
+def _with_id(operation: dict, uid: str) -> dict:
+    return json.loads(json.dumps(operation).replace("{uid}", uid))

@@ -419,6 +419,8 @@ def new_user(**attrs: Any) -> dict:
     return {"schemas": [USER], "userName": "new@example.org", **attrs}
 
 
+# An unknown sub-attribute inside a complex value is not here: it is dropped with a
+# warning and the request accepted (test_entra.py, test_patch.py).
 WRONG_TYPES = [
     case("userName-number", "POST", USERS, {"userName": 42}, scim_type=VALUE),
     case("userName-float", "POST", USERS, {"userName": 1.5}, scim_type=VALUE),
@@ -442,15 +444,12 @@ WRONG_TYPES = [
          scim_type=VALUE),
     case("emails-two-primaries", "POST", USERS, new_user(emails=[
         {"value": "n@example.org", "primary": True}, {"value": "m@example.org", "primary": True}]), scim_type=VALUE),
-    case("emails-unknown-sub", "POST", USERS, new_user(emails=[{"value": "n@example.org", "colour": "red"}]),
-         scim_type=VALUE),
     case("emails-value-object", "POST", USERS, new_user(emails=[{"value": {"x": 1}}]), scim_type=VALUE),
     case("phone-primary-one", "POST", USERS, new_user(phoneNumbers=[{"value": "+1 555", "primary": 1}]),
          scim_type=VALUE),
     case("name-list", "POST", USERS, new_user(name=["Alice"]), scim_type=VALUE),
     case("name-string", "POST", USERS, new_user(name="Alice Liddell"), scim_type=VALUE),
     case("name-givenName-list", "POST", USERS, new_user(name={"givenName": ["A"]}), scim_type=VALUE),
-    case("name-unknown-sub", "POST", USERS, new_user(name={"nickname": "Al"}), scim_type=VALUE),
     case("externalId-list", "POST", USERS, new_user(externalId=["x"]), scim_type=VALUE),
     case("externalId-object", "POST", USERS, new_user(externalId={"x": 1}), scim_type=VALUE),
     case("externalId-bool", "POST", USERS, new_user(externalId=True), scim_type=VALUE),
@@ -462,6 +461,8 @@ WRONG_TYPES = [
          scim_type=VALUE),
     case("manager-bool", "POST", USERS, new_user(**{ENT: {"manager": True}}), scim_type=VALUE),
     case("manager-float", "POST", USERS, new_user(**{ENT: {"manager": 12.5}}), scim_type=VALUE),
+    # Unknown sub-attributes are dropped (test_entra.py), which leaves this manager
+    # without a value.
     case("manager-unknown-sub", "POST", USERS, new_user(**{ENT: {"manager": {"boss": "{bob}"}}}), scim_type=VALUE),
     case("extension-string", "POST", USERS, new_user(**{ENT: "engineering"}), scim_type=VALUE),
     case("extension-list", "POST", USERS, new_user(**{ENT: [{"department": "x"}]}), scim_type=VALUE),
@@ -474,8 +475,6 @@ WRONG_TYPES = [
          new_user(**{WALKIN: {"certifications": [[{"course": "x"}]]}}), scim_type=VALUE),
     case("certifications-course-list", "POST", USERS,
          new_user(**{WALKIN: {"certifications": [{"course": ["x"]}]}}), scim_type=VALUE),
-    case("certifications-unknown-sub", "POST", USERS,
-         new_user(**{WALKIN: {"certifications": [{"course": "x", "grade": "A"}]}}), scim_type=VALUE),
     case("certifications-date-object", "POST", USERS,
          new_user(**{WALKIN: {"certifications": [{"course": "x", "completedOn": {"y": 2024}}]}}), scim_type=VALUE),
     case("put-active-maybe", "PUT", ALICE, {"userName": "alice@example.org", "active": "maybe"}, scim_type=VALUE),
@@ -498,8 +497,6 @@ WRONG_TYPES = [
     case("members-value-bool", "POST", GROUPS, {"displayName": "New", "members": [{"value": True}]},
          scim_type=VALUE),
     case("members-nested-list", "POST", GROUPS, {"displayName": "New", "members": [["{alice}"]]}, scim_type=VALUE),
-    case("members-unknown-sub", "POST", GROUPS, {"displayName": "New", "members": [{"value": "{alice}", "x": 1}]},
-         scim_type=VALUE),
     case("put-group-members-unknown", "PUT", GRP, {"displayName": "Walk-in Schedulers", "members": [{"value": "nope"}]},
          scim_type=VALUE),
 ]
@@ -814,14 +811,12 @@ BAD_PATCH = [
          patch(op("replace", f"{ENT}:manager", [{"value": "{bob}"}, {"value": "{alice}"}])), scim_type=VALUE),
     case("value-manager-bool", "PATCH", ALICE, patch(op("replace", f"{ENT}:manager", True)), scim_type=VALUE),
     case("value-manager-unknown-sub", "PATCH", ALICE, patch(op("replace", f"{ENT}:manager", {"boss": "{bob}"})),
-         scim_type=VALUE),
+         scim_type=VALUE),  # dropped, leaving no value
     case("value-extension-string", "PATCH", ALICE, patch(op("replace", ENT, "engineering")), scim_type=VALUE),
     case("no-path-extension-string", "PATCH", ALICE, patch(op("replace", value={ENT: "engineering"})),
          scim_type=VALUE),
     case("value-certifications-string", "PATCH", ALICE, patch(op("add", f"{WALKIN}:certifications", "WISC")),
          scim_type=VALUE),
-    case("value-certifications-unknown-sub", "PATCH", ALICE,
-         patch(op("add", f"{WALKIN}:certifications", [{"course": "x", "grade": "A"}])), scim_type=VALUE),
     case("value-nul-char", "PATCH", ALICE, patch(op("replace", "displayName", "a\u0000b")), scim_type=VALUE),
     case("value-huge-in-filter-seed", "PATCH", ALICE,
          patch(op("add", 'emails[type eq "' + "t" * 70_000 + '"].value', "x@example.org")),

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import logging
+
 import pytest
 
 from connector.scim.errors import InvalidPath, InvalidValue, Mutability, NoTarget, ScimError
 from connector.scim.patch import MemberAction, MemberOp, Op, apply_patch, parse_operations
-from connector.scim.schema import GROUP, USER
+from connector.scim.paths import parse_path, schema_of
+from connector.scim.schema import (
+    ENTERPRISE_SCHEMA, GROUP, USER, USER_SCHEMA, WALKIN_SCHEMA, Attr, ResourceKind, Schema,
+)
 
 ENT = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"
 WALKIN = "urn:ietf:params:scim:schemas:extension:walkin:2.0:User"
@@ -129,3 +134,95 @@ def test_operations_parse_every_op_spelling():
     with pytest.raises(ScimError) as exc:
         parse_operations({"Operations": [{"op": "move", "path": "a"}]}, 10)
     assert exc.value.scim_type == "invalidSyntax"
+
+
+# RFC 7644 §3.10: a path may leave out the URN of the schema its attribute is in.
+# A second extension sharing jobCode with the walkin one, for the naming conflict
+# the shipped schemas do not have.
+OTHER = Schema(id="urn:example:params:scim:schemas:extension:other:2.0:User", name="Other",
+               description="Test extension", attributes=(Attr("jobCode"), Attr("displayName")))
+TWO_SHARING = ResourceKind("User", "/Users", USER_SCHEMA, (ENTERPRISE_SCHEMA, WALKIN_SCHEMA, OTHER))
+
+
+@pytest.mark.parametrize(("text", "schema", "attr", "sub"), [
+    ("manager", ENT, "manager", None),
+    ("MANAGER", ENT, "manager", None),
+    ("manager.value", ENT, "manager", "value"),
+    (f"{ENT}:manager", ENT, "manager", None),
+    ("employeeNumber", ENT, "employeeNumber", None),
+    ("jobCode", WALKIN, "jobCode", None),
+    ('certifications[kind eq "full"].completedOn', WALKIN, "certifications", "completedOn"),
+    ("displayName", USER.core.id, "displayName", None),
+    ("name.givenName", USER.core.id, "name", "givenName"),
+], ids=["manager", "any-case", "manager.value", "with-urn", "employeeNumber", "walkin-jobCode",
+        "walkin-filtered", "core", "core-sub"])
+def test_paths_without_urn_resolve_to_the_one_schema_defining_them(text, schema, attr, sub):
+    """A name outside the core schema resolves to the one extension that defines it."""
+    path = parse_path(USER, text)
+    assert (path.schema.id, path.attr.name, path.sub.name if path.sub else None) == (schema, attr, sub)
+    assert path.extension is (schema != USER.core.id)
+
+
+def test_a_name_two_extensions_define_is_an_invalid_path_naming_both():
+    """Ambiguity is refused, naming the candidate URNs; a URN or a core name settles it."""
+    for text in ("jobCode", "JOBCODE.x", 'jobCode[value eq "x"]'):
+        with pytest.raises(InvalidPath) as exc:
+            parse_path(TWO_SHARING, text)
+        assert WALKIN in exc.value.detail and OTHER.id in exc.value.detail, exc.value.detail
+    with pytest.raises(InvalidPath):
+        apply_patch(TWO_SHARING, BASE, parse_operations({"Operations": [{"op": "add", "value": {"jobCode": "J"}}]}, 10))
+    assert schema_of(TWO_SHARING, "manager") is ENTERPRISE_SCHEMA
+    assert schema_of(TWO_SHARING, "displayName") is USER_SCHEMA  # the core schema wins
+    assert parse_path(TWO_SHARING, f"{OTHER.id}:jobCode").schema is OTHER
+    assert schema_of(TWO_SHARING, "shoeSize") is USER_SCHEMA  # unknown: core reports it
+
+
+def test_no_path_keys_without_urn_go_to_their_extension():
+    """No-path value keys go through the same resolver."""
+    result = run({"op": "replace", "value": {"manager": "m1", "jobCode": "J1", "title": "T"}})
+    assert result.data[ENT] == {"manager": {"value": "m1"}} and result.data[WALKIN] == {"jobCode": "J1"}
+    assert result.data["title"] == "T"
+
+
+@pytest.mark.parametrize(("operation", "check"), [
+    ({"op": "add", "path": "emails", "value": [{"value": "b@d.org", "colour": "red"}]},
+     lambda d: d["emails"][-1] == {"value": "b@d.org"}),
+    ({"op": "replace", "path": 'emails[type eq "home"]', "value": {"display": "H", "colour": "red"}},
+     lambda d: d["emails"][1] == {"type": "home", "value": "a@h.net", "display": "H"}),
+    ({"op": "add", "path": "name", "value": {"middleName": "Q", "nickname": "Al"}},
+     lambda d: d["name"] == {"givenName": "Ann", "familyName": "Lee", "middleName": "Q"}),
+    ({"op": "add", "path": "manager", "value": {"value": "m1", "boss": "b"}},
+     lambda d: d[ENT] == {"manager": {"value": "m1"}}),
+    ({"op": "add", "value": {WALKIN: {"certifications": [{"course": "C", "grade": "A"}]}}},
+     lambda d: d[WALKIN] == {"certifications": [{"course": "C"}]}),
+], ids=["multi", "filtered", "single", "manager", "no-path-extension"])
+def test_unknown_sub_attributes_of_a_value_are_dropped_with_a_warning(operation, check, caplog):
+    """An unknown sub-attribute inside a complex value is ignored and logged."""
+    with caplog.at_level(logging.WARNING, logger="connector.scim.values"):
+        result = run(operation)
+    assert check(result.data), result.data
+    assert len(caplog.records) == 1 and "ignored sub-attributes" in caplog.records[0].getMessage()
+
+
+def test_unknown_member_sub_attributes_are_dropped_once_per_attribute(caplog):
+    """Entra's {"displayName", "value"} member adds the member; one warning for the list."""
+    group = {"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"], "displayName": "G"}
+    with caplog.at_level(logging.WARNING, logger="connector.scim.values"):
+        result = run({"name": "addMember", "op": "Add", "path": "members",
+                      "value": [{"displayName": "Jane", "value": "u1"}, {"displayName": "Joe", "value": "u2"}]},
+                     data=group, kind=GROUP)
+    assert result.members == [MemberOp(MemberAction.ADD, ids=("u1", "u2"))]
+    assert [r.getMessage() for r in caplog.records] == [
+        "'members': ignored sub-attributes the schema does not define: 'displayName'"]
+
+
+@pytest.mark.parametrize("operation", [
+    {"op": "add", "path": "favouriteColour", "value": "blue"},
+    {"op": "add", "value": {"favouriteColour": "blue"}},
+    {"op": "add", "path": "name.nickname", "value": "Al"},
+    {"op": "add", "path": "manager", "value": {"boss": "b"}},
+], ids=["core-attribute", "no-path-key", "sub-attribute-path", "manager-without-value"])
+def test_unknown_attributes_and_paths_are_still_refused(operation):
+    """Only sub-attributes inside a value are dropped; unknown attributes and paths are 400."""
+    with pytest.raises((InvalidPath, InvalidValue)):
+        run(operation)
