@@ -3,18 +3,27 @@ Docker image run the same server settings."""
 
 from __future__ import annotations
 
+from http import HTTPStatus
+
 from gunicorn.app.base import BaseApplication
 from gunicorn.glogging import Logger
+from gunicorn.http.message import MAX_REQUEST_LINE
+from gunicorn.util import write_nonblock
+from gunicorn.workers.gthread import ThreadWorker
 
-from connector.settings import Settings
+from connector.api.http import SCIM_JSON
+from connector.jsontext import dumps_utf8
+from connector.scim.errors import error_body
+from connector.settings import ScimSettings, Settings
 
 
-def gunicorn_options(host: str, port: int, workers: int, threads: int) -> dict:
+def gunicorn_options(host: str, port: int, workers: int, threads: int, scim: ScimSettings) -> dict:
     return {
         "bind": f"{host}:{port}",
         "workers": workers,
         "threads": threads,
-        "worker_class": "gthread",
+        "worker_class": "connector.server.ScimThreadWorker",
+        "limit_request_line": request_line_limit(scim.max_filter_length),
         "timeout": 60,
         "graceful_timeout": 30,
         "keepalive": 5,
@@ -22,6 +31,30 @@ def gunicorn_options(host: str, port: int, workers: int, threads: int) -> dict:
         "access_log_format": ACCESS_LOG_FORMAT,
         "logger_class": AccessLogger,
     }
+
+
+# Room in the request line beside the filter: the method, the path, the HTTP
+# version and the other query parameters (attributes, excludedAttributes, sortBy,
+# sortOrder, startIndex, count), URL-encoded.
+REQUEST_LINE_ROOM = 2048
+
+
+def request_line_limit(max_filter_length: int) -> int:
+    """gunicorn's ``limit_request_line`` for GET requests with filters of up to
+    *max_filter_length* characters.
+
+    URL-encoded, a filter takes up to three bytes a character (every one
+    percent-encoded), so ``3 * max_filter_length`` plus :data:`REQUEST_LINE_ROOM`
+    holds any of them. But gunicorn lowers every limit above 8190 bytes to 8190
+    (``gunicorn.http.message.MAX_REQUEST_LINE``; only 0, unlimited, goes beyond,
+    and the line must stay bounded), so with the default 4096 characters the limit
+    is 8190: a 4096-character filter fits with half its characters percent-encoded
+    (a real one, with its spaces, quotes and ``@``, has far fewer), and 8190 is
+    above the 8000 bytes every HTTP recipient should support (RFC 9112 §3). A
+    longer line is answered 414 with a detail naming POST /.search, which carries
+    any filter the app accepts (RFC 7644 §3.4.3).
+    """
+    return min(3 * max_filter_length + REQUEST_LINE_ROOM, MAX_REQUEST_LINE)
 
 
 # The access log shows method, path and status only: never headers, so a bearer
@@ -54,6 +87,69 @@ class AccessLogger(Logger):
         }
 
 
+class ScimThreadWorker(ThreadWorker):
+    """gunicorn's gthread worker, answering the requests gunicorn rejects before
+    the app sees them (a request line or headers over the limits, bytes that are
+    not HTTP/1.1) with an RFC 7644 §3.12 error instead of gunicorn's HTML page."""
+
+    def handle_error(self, req, client, addr, exc) -> None:
+        # gunicorn chooses the status and logs the error and the access line;
+        # it does all that here, writing its page to a stand-in socket, and the
+        # client gets the same status with a SCIM body.
+        page = _WrittenPage()
+        super().handle_error(req, page, addr, exc)
+        status, reason = page.status_line()
+        try:
+            write_nonblock(client, _error_response(status, reason, self._detail(status, reason)))
+        except OSError:
+            self.log.debug("Failed to send error message.")  # as gunicorn: the client has gone
+
+    def _detail(self, status: int, reason: str) -> str:
+        # Our own words, never gunicorn's message: it quotes the request and, on a
+        # 500, the internal error.
+        if status == 414:
+            return (f"the request line is longer than {self.cfg.limit_request_line} bytes; "
+                    "send a long filter with POST /.search (RFC 7644 §3.4.3)")
+        if status == 431:
+            return "the request headers are too large or too many"
+        if status == 400:
+            return "the request is not valid HTTP/1.1 (RFC 9112)"
+        return "internal error" if status == 500 else reason
+
+
+class _WrittenPage:
+    """Stands in for the client socket in gunicorn's ``handle_error``, keeping the
+    response it writes."""
+
+    def __init__(self) -> None:
+        self.data = b""
+
+    def gettimeout(self) -> float:
+        return 0.0  # non-blocking already: gunicorn's write_nonblock just writes
+
+    def sendall(self, data: bytes) -> None:
+        self.data += data
+
+    def status_line(self) -> tuple[int, str]:
+        """Status and reason gunicorn chose (500 if it wrote nothing readable)."""
+        line = self.data.split(b"\r\n", 1)[0].decode("latin-1")
+        try:
+            _version, status, reason = line.split(" ", 2)
+            return int(status), reason
+        except ValueError:
+            return 500, HTTPStatus.INTERNAL_SERVER_ERROR.phrase
+
+
+def _error_response(status: int, reason: str, detail: str) -> bytes:
+    body = dumps_utf8(error_body(status, detail))
+    head = (f"HTTP/1.1 {status} {reason}\r\n"
+            "Connection: close\r\n"
+            f"Content-Type: {SCIM_JSON}\r\n"
+            f"Content-Length: {len(body)}\r\n"
+            "\r\n")
+    return head.encode("latin-1") + body
+
+
 class _Server(BaseApplication):
     def __init__(self, settings: Settings, options: dict) -> None:
         self.settings = settings
@@ -74,4 +170,4 @@ def run(settings: Settings, *, host: str, port: int, workers: int, threads: int)
     from connector.store.database import Store
 
     Store(settings.database_url).dispose()  # migrate once, before the workers start
-    _Server(settings, gunicorn_options(host, port, workers, threads)).run()
+    _Server(settings, gunicorn_options(host, port, workers, threads, settings.scim)).run()

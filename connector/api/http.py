@@ -16,8 +16,7 @@ from werkzeug.sansio.utils import get_current_url
 
 from connector.jsontext import dumps_utf8
 from connector.scim.errors import (
-    ERROR_SCHEMA, BadRequest, InvalidSyntax, MethodNotAllowed, NotFound, PayloadTooLarge, ScimError,
-    Unauthorized,
+    InvalidSyntax, MethodNotAllowed, NotFound, PayloadTooLarge, ScimError, Unauthorized, error_body,
 )
 
 log = logging.getLogger("walkin.api")
@@ -129,15 +128,11 @@ def install_app_errors(app) -> None:
         if code == 404:
             return error_response(NotFound(f"no endpoint at {request.path}"))
         if 400 <= code < 500:
-            generic = BadRequest(error.description or error.name)
-            generic_body = generic.to_body()
-            generic_body["status"] = str(code)
-            return scim_response(generic_body, code)
+            return scim_response(error_body(code, error.description or error.name), code)
         return _unexpected(error)
 
     @app.errorhandler(Exception)
     def _unexpected(error: Exception) -> Response:
         request_id = request.headers.get("X-Request-Id") or uuid.uuid4().hex  # made only when needed
         log.exception("unexpected error handling %s %s (request %s)", request.method, request.path, request_id)
-        body = {"schemas": [ERROR_SCHEMA], "status": "500", "detail": f"internal error (request {request_id})"}
-        return scim_response(body, 500)
+        return scim_response(error_body(500, f"internal error (request {request_id})"), 500)

@@ -7,6 +7,16 @@ from typing import ClassVar
 ERROR_SCHEMA = "urn:ietf:params:scim:api:messages:2.0:Error"
 
 
+def error_body(status: int, detail: str, scim_type: str | None = None) -> dict:
+    """The RFC 7644 §3.12 error body: of every :class:`ScimError`, and of the errors
+    answered without one (gunicorn's own rejections, the bare 500)."""
+    # RFC 7644 §3.12: "status" is a string.
+    body = {"schemas": [ERROR_SCHEMA], "status": str(status), "detail": detail}
+    if scim_type:
+        body["scimType"] = scim_type
+    return body
+
+
 class ScimError(Exception):
     """Base of every error answered with an RFC 7644 §3.12 body."""
 
@@ -18,11 +28,7 @@ class ScimError(Exception):
         self.detail = detail
 
     def to_body(self) -> dict:
-        # RFC 7644 §3.12: "status" is a string.
-        body = {"schemas": [ERROR_SCHEMA], "status": str(self.status), "detail": self.detail}
-        if self.scim_type:
-            body["scimType"] = self.scim_type
-        return body
+        return error_body(self.status, self.detail, self.scim_type)
 
 
 class BadRequest(ScimError):
