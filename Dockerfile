@@ -18,5 +18,6 @@ VOLUME ["/data"]
 EXPOSE 8000
 HEALTHCHECK --interval=30s --timeout=5s --start-period=20s --retries=3 \
     CMD python -c "import urllib.request,sys; sys.exit(0 if urllib.request.urlopen('http://127.0.0.1:8000/readyz', timeout=4).status == 200 else 1)"
-# Migrate once, then serve wsgi:app with the same gunicorn settings as `walkin serve`.
-CMD ["sh", "-c", "walkin migrate && exec gunicorn --bind 0.0.0.0:8000 --workers 2 --threads 4 --worker-class gthread --timeout 60 --access-logformat '%(h)s \"%(r)s\" %(s)s %(b)s %(M)sms' --access-logfile - wsgi:app"]
+# `walkin serve` migrates once, then runs gunicorn with the server options of
+# connector/server.py (one place: worker class, limits, SCIM error bodies).
+CMD ["walkin", "serve", "--host", "0.0.0.0", "--port", "8000"]
