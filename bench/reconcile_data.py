@@ -207,11 +207,12 @@ def verify(sample: tuple[int, ...] = (0, 1, 9, 19, 20)) -> None:
     and ``POST /Groups`` + PATCH) in one in-memory store, bulk-load them with the code
     above into another, and require equal user, e-mail, certification, group and member
     rows (ids and timestamps aside). Raises AssertionError on a difference."""
+    from connector.clock import SystemClock
     from connector.provisioning import Provisioning
     from connector.settings import Settings
 
     api, bulk = Store("sqlite://"), Store("sqlite://")
-    service = Provisioning(api, Settings(database_url="sqlite://"))
+    service = Provisioning(api, Settings(database_url="sqlite://"), SystemClock())
     made = [service.create_user(user_payload(i), "http://x/scim/v2").resource["id"] for i in sample]
     group = service.create_group({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"],
                                   "displayName": APPROVERS}, "http://x/scim/v2").resource["id"]

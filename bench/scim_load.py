@@ -125,12 +125,13 @@ def verify_walkin(ds: Dataset, sample: int = 40) -> None:
     """Create ``sample`` users and two groups through the API's service layer in an
     in-memory store, bulk-load the same through ``load_walkin``'s row builders into
     another, and require identical rows. Raises AssertionError on any difference."""
+    from connector.clock import SystemClock
     from connector.provisioning import Provisioning
     from connector.settings import Settings
 
     picks = list(range(min(sample, len(ds.users))))
     api_store, bulk_store = Store("sqlite://"), Store("sqlite://")
-    service = Provisioning(api_store, Settings(database_url="sqlite://"))
+    service = Provisioning(api_store, Settings(database_url="sqlite://"), SystemClock())
     id_map: dict[str, str] = {}
     for i in picks:
         written = service.create_user(ds.users[i], "http://x/scim/v2")

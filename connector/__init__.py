@@ -11,13 +11,17 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:  # importing the package must stay cheap: mappings/ reads connector.scim.schema
     from flask import Flask
 
+    from connector.clock import Clock
     from connector.settings import Settings
 
 
-def create_app(settings: Settings | None = None, store=None) -> Flask:
+def create_app(settings: Settings | None = None, store=None, clock: Clock | None = None) -> Flask:
+    """:param clock: what time it is for the service (default: the machine's); tests
+        share one :class:`~connector.clock.FrozenClock` with the sync they drive."""
     from flask import Blueprint, Flask
 
     from connector.api import discovery, health, http, resources
+    from connector.clock import SystemClock
     from connector.settings import Settings
     from connector.provisioning import Provisioning
     from connector.store.database import Store
@@ -28,7 +32,7 @@ def create_app(settings: Settings | None = None, store=None) -> Flask:
     app.config["WALKIN_SETTINGS"] = settings
     app.config["MAX_CONTENT_LENGTH"] = settings.max_request_bytes
     app.extensions["walkin.store"] = store
-    app.extensions["walkin.provisioning"] = Provisioning(store, settings)
+    app.extensions["walkin.provisioning"] = Provisioning(store, settings, clock or SystemClock())
     scim = Blueprint("scim", __name__, url_prefix="/scim/v2")
     http.install(scim)  # bearer-token check on everything under /scim/v2
     scim.register_blueprint(resources.bp)

@@ -16,10 +16,11 @@ import copy
 import csv
 import io
 from dataclasses import dataclass, field
-from datetime import date, datetime, timezone
+from datetime import date
 
 from sqlalchemy import select
 
+from connector.clock import Clock
 from connector.scim.schema import Urn
 from connector.store import users as user_rows
 from connector.store.database import Store
@@ -112,10 +113,11 @@ def _row(line: int, values: list[str], cols: dict[str, int]) -> _Row:
     return _Row(line, who, "employee" if cols["by_employee"] else "user", course, kind, day.isoformat())
 
 
-def import_certifications(store: Store, text: str, now: datetime | None = None) -> ImportReport:
+def import_certifications(store: Store, text: str, clock: Clock) -> ImportReport:
+    """:param clock: stamps the changed users' ``meta.lastModified`` and journal events."""
     report = ImportReport()
     rows = parse(text, report)
-    now = now or datetime.now(timezone.utc)
+    now = clock.now()
     with store.write() as session:
         users = _users(session, rows)
         changed: dict[str, dict] = {}

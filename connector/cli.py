@@ -50,6 +50,7 @@ def import_certifications(csv_file: str) -> None:
     good rows are written all at once. Exit status 1 when any row was bad.
     """
     from connector.certifications import import_certifications as run_import
+    from connector.clock import of_command
     from connector.store.database import Store
 
     settings = Settings()
@@ -60,7 +61,7 @@ def import_certifications(csv_file: str) -> None:
         raise click.ClickException(f"{csv_file} is not UTF-8 text") from None
     store = Store(settings.database_url)
     try:
-        report = run_import(store, text)
+        report = run_import(store, text, of_command())
     except ValueError as exc:
         raise click.ClickException(str(exc)) from None
     finally:

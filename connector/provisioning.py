@@ -8,9 +8,9 @@ resource change and its journal entries commit together or not at all.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from typing import Any
 
+from connector.clock import Clock
 from connector.scim import render
 from connector.scim.errors import InvalidFilter, InvalidValue, NotFound, PreconditionFailed
 from connector.scim.filters import parse
@@ -29,10 +29,6 @@ from connector.store.stored import Stored
 
 
 MAX_START = 2**31  # startIndex beyond this is past every result: an empty page
-
-
-def now() -> datetime:
-    return datetime.now(timezone.utc)
 
 
 @dataclass(frozen=True)
@@ -76,9 +72,10 @@ def check_version(current: str, if_match: str | None) -> None:
 
 
 class Provisioning:
-    def __init__(self, store: Store, settings: Settings) -> None:
+    def __init__(self, store: Store, settings: Settings, clock: Clock) -> None:
         self.store = store
         self.settings = settings
+        self.clock = clock  # stamps meta, membership starts and journal events
         groups = user_rows.groups_column(store.engine.dialect.name)
         self._searches = {
             "User": Searches(UserRow.__table__, USER_FIELDS, USER_SORT, related=groups),
@@ -93,7 +90,7 @@ class Provisioning:
     def create_user(self, body: Any, base: str) -> Written:
         data = normalise_resource(USER, body)
         with self.store.writing() as conn:
-            user = user_rows.insert_user(conn, data, now())
+            user = user_rows.insert_user(conn, data, self.clock.now())
         return Written(render.resource(USER, user, base), render.etag(user.version))  # a new user is in no group
 
     def get_user(self, user_id: str, base: str, proj: Projection) -> Written:
@@ -106,7 +103,7 @@ class Provisioning:
         proj = render.projection(USER, None, None)
         with self.store.writing() as conn:
             user, groups = self._user(conn, user_id, True, lock=True, if_match=if_match)
-            user = user_rows.replace_user(conn, user, data, now()) or user
+            user = user_rows.replace_user(conn, user, data, self.clock.now()) or user
         return _user_out(user, groups, base, proj)
 
     def patch_user(self, user_id: str, body: Any, base: str, if_match: str | None, proj: Projection) -> Written:
@@ -115,13 +112,13 @@ class Provisioning:
             # The groups are read with the user: a user's own PATCH never changes them.
             user, groups = self._user(conn, user_id, proj.wants("groups"), lock=True, if_match=if_match)
             result = apply_patch(USER, user.data, ops)
-            user = user_rows.replace_user(conn, user, result.data, now()) or user
+            user = user_rows.replace_user(conn, user, result.data, self.clock.now()) or user
         return _user_out(user, groups, base, proj)
 
     def delete_user(self, user_id: str, if_match: str | None) -> None:
         with self.store.writing() as conn:
             user, _ = self._user(conn, user_id, False, lock=True, if_match=if_match)
-            user_rows.delete_user(conn, user, now())
+            user_rows.delete_user(conn, user, self.clock.now())
 
     @staticmethod
     def _user(conn, user_id: str, groups: bool, *, lock: bool,
@@ -150,7 +147,7 @@ class Provisioning:
         members = _ids(data.pop("members", None))
         proj = render.projection(GROUP, None, None)
         with self.store.writing() as conn:
-            group = group_rows.insert_group(conn, data, members, now())
+            group = group_rows.insert_group(conn, data, members, self.clock.now())
             listed = self._members(conn, group, proj) if members else []
         return _group_out(group, listed, base, proj)
 
@@ -169,7 +166,7 @@ class Provisioning:
         with self.store.writing() as conn:
             group = self._locked_group(conn, group_id, if_match)
             ops = group_rows.replace_members(conn, group, members)
-            group = group_rows.update_group(conn, group, data, ops, now())
+            group = group_rows.update_group(conn, group, data, ops, self.clock.now())
             listed = self._members(conn, group, proj)
         return _group_out(group, listed, base, proj)
 
@@ -180,7 +177,7 @@ class Provisioning:
         with self.store.writing() as conn:
             group = self._locked_group(conn, group_id, if_match)
             result = apply_patch(GROUP, group.data, ops)
-            group = group_rows.update_group(conn, group, result.data, result.members, now())
+            group = group_rows.update_group(conn, group, result.data, result.members, self.clock.now())
             members = self._members(conn, group, proj) if proj is not None else []
         if proj is None:
             return Written({}, render.etag(group.version))
@@ -189,7 +186,7 @@ class Provisioning:
     def delete_group(self, group_id: str, if_match: str | None) -> None:
         with self.store.writing() as conn:
             group = self._locked_group(conn, group_id, if_match)
-            group_rows.delete_group(conn, group, now())
+            group_rows.delete_group(conn, group, self.clock.now())
 
     @staticmethod
     def _locked_group(conn, group_id: str, if_match: str | None) -> Stored:

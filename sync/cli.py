@@ -15,11 +15,14 @@ from connector.settings import Settings
 @contextmanager
 def _opened(progress: bool = True) -> Iterator:
     """The sync context from the settings; its store and target are closed after use."""
+    from connector.clock import of_command
+
     from .context import build_context
     from .targets.base import TargetError
 
     try:
-        ctx = build_context(Settings(), progress=(lambda m: click.echo(m, err=True)) if progress else None)
+        ctx = build_context(Settings(), progress=(lambda m: click.echo(m, err=True)) if progress else None,
+                            clock=of_command())
     except TargetError as exc:
         raise click.ClickException(str(exc)) from None
     try:
@@ -145,13 +148,12 @@ def explain(user: str, at, entitlement: str, as_json: bool) -> None:
 
     from connector.store.database import Store
     from mappings.advice import explain_decision
-    from mappings.calendar import local_date
+    from connector.clock import of_command
     from mappings.model import DEFAULT_MAPPING_PATH, load_mapping
     from mappings.policy import explain as explain_policy
 
     from .audit import find_person
     from .people import load_people
-    from .reconcile import utcnow
 
     settings = Settings()
     mapping = load_mapping(settings.mapping_path or DEFAULT_MAPPING_PATH)
@@ -166,7 +168,7 @@ def explain(user: str, at, entitlement: str, as_json: bool) -> None:
             person = load_people(session, mapping, settings.sync.person_key, [person_id])[0]
     finally:
         store.dispose()
-    day = at.date() if at else local_date(utcnow(), mapping.policy.zone)
+    day = at.date() if at else of_command().today(mapping.policy.zone)
     decision, evidence = explain_policy(person.facts, entitlement, day, mapping)
     result = explain_decision(person.user_name or person_id, person.facts, decision, evidence, mapping,
                               person.problems)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from connector.clock import Clock, SystemClock
 from connector.settings import Settings
 from connector.store.database import Store
 from mappings.model import DEFAULT_MAPPING_PATH, load_mapping
@@ -12,7 +13,7 @@ from .reconcile import SyncContext
 from .targets.base import Target, TargetError
 
 
-def make_target(settings: Settings) -> tuple[Target, str]:
+def make_target(settings: Settings, clock: Clock | None = None) -> tuple[Target, str]:
     """The configured target and its name (the name keys the audit and the entry cache)."""
     kind = settings.sync.target
     if kind == "ldap":
@@ -27,18 +28,21 @@ def make_target(settings: Settings) -> tuple[Target, str]:
                               "(WALKIN_GRAPH__TENANT_ID, WALKIN_GRAPH__CLIENT_ID, …)")
         from .targets.graph import GraphTarget
 
-        return GraphTarget(settings.graph), "entra"
+        return GraphTarget(settings.graph, wall_clock=clock), "entra"
     from .targets.memory import MemoryTarget
 
     return MemoryTarget(), "memory"
 
 
 def build_context(settings: Settings, *, store: Store | None = None, target: Target | None = None,
-                  target_name: str | None = None, progress: Callable[[str], None] | None = None) -> SyncContext:
+                  target_name: str | None = None, progress: Callable[[str], None] | None = None,
+                  clock: Clock | None = None) -> SyncContext:
+    """:param clock: what time it is for the runs (default: the machine's clock)."""
     mapping = load_mapping(settings.mapping_path or DEFAULT_MAPPING_PATH)
+    clock = clock or SystemClock()
     if target is None:
-        target, target_name = make_target(settings)
+        target, target_name = make_target(settings, clock)
     # No memory map: a full run scans whole tables once, and mapped pages of the
     # database file would only swell the worker's resident memory.
     return SyncContext(store or Store(settings.database_url, memory_map=False), settings, mapping, target,
-                       target_name or target.name, progress=progress)
+                       target_name or target.name, clock=clock, progress=progress)

@@ -22,12 +22,12 @@ from datetime import date, datetime, timedelta, timezone
 from itertools import chain
 from typing import NamedTuple
 
+from connector.clock import Clock, SystemClock
 from connector.settings import Settings
 from sqlalchemy import select
 
 from connector.store.database import Store
 from connector.store.models import SyncRunRow, UserRow
-from mappings.calendar import local_date
 from mappings.model import Mapping
 from mappings.policy import Decision, decide_all, next_change
 from mappings.vocabulary import ReasonCode
@@ -48,10 +48,6 @@ PEOPLE_CHUNK = 1000  # people read and decided at a time in a full run (their ad
 PROGRESS_EVERY = 10_000  # people decided between progress messages
 
 
-def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
-
-
 @dataclass
 class SyncContext:
     """Everything a run needs, built once by the CLI or the worker."""
@@ -61,11 +57,12 @@ class SyncContext:
     mapping: Mapping
     target: Target
     target_name: str
-    clock: Callable[[], datetime] = utcnow
+    clock: Clock = field(default_factory=SystemClock)
     progress: Callable[[str], None] | None = None
 
     def today(self) -> date:
-        return local_date(self.clock(), self.mapping.policy.zone)
+        """The policy's evaluation date: today in the district."""
+        return self.clock.today(self.mapping.policy.zone)
 
     def group_of(self, entitlement: str) -> str:
         groups = self.mapping.entitlements[entitlement].directory_group
@@ -302,7 +299,7 @@ class Cached(NamedTuple):
 
 def _fresh_after(ctx: SyncContext) -> datetime:
     """Cached entries resolved before this are looked up again."""
-    return ctx.clock() - timedelta(hours=ctx.settings.sync.resolve_ttl_hours)
+    return ctx.clock.now() - timedelta(hours=ctx.settings.sync.resolve_ttl_hours)
 
 
 def _resolve(ctx: SyncContext, people: list[Person], cache: dict[str, Cached], dry_run: bool, run: _Run
@@ -340,7 +337,7 @@ def _guard(ctx: SyncContext, entitlement: str, the_plan: Plan, released: set[str
     allowed = [c for c in the_plan.removes if c.member in released]
     rest = [c for c in the_plan.removes if c.member not in released]
     with ctx.store.read() as session:
-        recent = ledger.recent_removals(session, entitlement, ctx.target_name, ctx.clock() - GUARD_WINDOW)
+        recent = ledger.recent_removals(session, entitlement, ctx.target_name, ctx.clock.now() - GUARD_WINDOW)
         size = the_plan.actual_size if full else _last_group_size(session, entitlement, ctx.target_name)
     verdict = deletion_guard(len(rest) + recent, size, max_removals=s.max_removals,
                              max_percent=s.max_removals_percent, floor=s.guard_floor)
@@ -434,7 +431,7 @@ class _Run:
         group as this run read it (a full run), else ``None``."""
         with self.ctx.store.write() as session:
             self.run_id = ledger.start_run(session, kind=self.kind, entitlement=self.entitlement,
-                                           target=self.ctx.target_name, dry_run=False, now=self.ctx.clock())
+                                           target=self.ctx.target_name, dry_run=False, now=self.ctx.clock.now())
         self.writer = Writer(self.ctx.target, group, current, self._entry, self.ctx.say)
         return self.writer
 
@@ -480,13 +477,13 @@ class _Run:
         if upto > self.recorded:
             with self.ctx.store.write() as session:
                 ledger.write_audit(session, self.writer.entries[self.recorded:upto], run_id=self.run_id,
-                                   entitlement=self.entitlement, target=self.ctx.target_name, now=self.ctx.clock())
+                                   entitlement=self.entitlement, target=self.ctx.target_name, now=self.ctx.clock.now())
             self.recorded = upto
 
     def _finish(self, entries: list[AuditEntry], status: RunStatus, counts: dict, held: list, detail: str | None,
                 more: Callable[[object], None] | None = None) -> None:
         """Write the audit entries and close the run row (starting it first if needed)."""
-        end = self.ctx.clock()
+        end = self.ctx.clock.now()
         with self.ctx.store.write() as session:
             if self.run_id is None:
                 self.run_id = ledger.start_run(session, kind=self.kind, entitlement=self.entitlement,
@@ -508,7 +505,7 @@ class _Run:
         writer.remove(removes)
         writer.close()
         with ctx.store.write() as session:  # caches only: right whatever the writes' outcome
-            ledger.store_entries(session, ctx.target_name, self.cache_update, ctx.clock())
+            ledger.store_entries(session, ctx.target_name, self.cache_update, ctx.clock.now())
             ledger.forget_entries(session, ctx.target_name, self.cache_forget)
             stored_decisions.save(session, self.entitlement, self.decided)
             stored_decisions.forget(session, self.entitlement, self.departed)

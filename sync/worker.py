@@ -67,7 +67,7 @@ class Worker:
     def step(self) -> int:
         """One round: ingest, schedule, claim, run. :returns: jobs processed."""
         ctx, settings = self.ctx, self.ctx.settings.sync
-        now = ctx.clock()
+        now = ctx.clock.now()
         jobs.ingest(ctx.store, now)
         if full_due(ctx, jobs.last_full_start(ctx.store), now):
             jobs.enqueue_full(ctx.store, now)
@@ -92,7 +92,7 @@ class Worker:
                 continue
             if result.status.value in ("failed", "partial"):
                 failed.append(f"{entitlement}: {result.detail}")
-        now = ctx.clock()
+        now = ctx.clock.now()
         if failed:
             log.warning("jobs %s will be retried: %s", [j.id for j in claimed], "; ".join(failed))
             delay = timedelta(seconds=min(300, 5 * 2 ** max(j.attempts for j in claimed)))
@@ -106,7 +106,7 @@ class Worker:
         if last is None:
             return True
         zone = self.ctx.mapping.policy.zone
-        return local_date(last, zone) < local_date(self.ctx.clock(), zone)
+        return local_date(last, zone) < self.ctx.clock.today(zone)
 
     def run_forever(self) -> None:
         log.info("worker %s started for %s", self.name, ", ".join(self.entitlements) or "no entitlement")

@@ -1,4 +1,10 @@
-"""Fixture chain: settings → store → app → client.
+"""Fixture chain: settings → clock → store → app → client (→ the sync context of
+the sync tests, which takes the same ``clock``).
+
+``clock`` is one :class:`~connector.clock.FrozenClock` per test, standing at
+:data:`NOON` until the test moves it: the SCIM service stamps memberships and
+journal events with it, and the sync decides on its date, so no test depends on
+the machine's date.
 
 The ``store`` fixture runs every test twice when ``WALKIN_TEST_POSTGRES_URL`` is
 set: once on a throw-away SQLite file and once on PostgreSQL (a database created
@@ -10,12 +16,14 @@ from __future__ import annotations
 import os
 import shutil
 import uuid
+from datetime import datetime, timezone
 
 import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 from connector import create_app
+from connector.clock import FrozenClock
 from connector.settings import Settings
 from connector.store.database import Store
 from connector.store.models import Base
@@ -24,6 +32,9 @@ TOKEN = "test-token-0123456789"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 POSTGRES_URL = os.environ.get("WALKIN_TEST_POSTGRES_URL")
 REQUIRE_POSTGRES = os.environ.get("WALKIN_TEST_REQUIRE_POSTGRES") == "1"
+
+#: Where every test's clock stands unless the test moves it: 12:00 in Denver.
+NOON = datetime(2026, 11, 29, 19, 0, tzinfo=timezone.utc)
 
 BACKENDS = ["sqlite"] + (["postgresql"] if POSTGRES_URL or REQUIRE_POSTGRES else [])
 
@@ -93,6 +104,23 @@ def settings(database_url) -> Settings:
 
 
 @pytest.fixture
+def clock() -> FrozenClock:
+    """The test's one clock, shared by the SCIM app and the sync context."""
+    return FrozenClock(NOON)
+
+
+@pytest.fixture(scope="session")
+def faketime_preload(tmp_path_factory) -> str:
+    """``LD_PRELOAD`` for child processes put on the test's clock (tests/faketime)."""
+    from tests import faketime
+
+    why = faketime.missing()
+    if why:
+        pytest.skip(f"child processes on the test's clock need libfaketime: {why}")
+    return faketime.build_preload(tmp_path_factory.mktemp("faketime"))
+
+
+@pytest.fixture
 def store(request, settings):
     if settings.database_url.startswith("postgresql"):
         yield request.getfixturevalue("_postgres_store")  # shared; emptied by database_url
@@ -103,8 +131,8 @@ def store(request, settings):
 
 
 @pytest.fixture
-def app(settings, store):
-    return create_app(settings, store=store)
+def app(settings, store, clock):
+    return create_app(settings, store=store, clock=clock)
 
 
 @pytest.fixture

@@ -38,6 +38,8 @@ from urllib.parse import quote
 
 import requests
 
+from connector.clock import Clock
+
 from .base import (
     GroupNotFound, Outcome, PersonKey, Target, TargetAuthError, TargetError, TargetUnavailable, WriteResult,
 )
@@ -110,16 +112,18 @@ class GraphTarget(Target):
 
     def __init__(self, settings: GraphSettings, *, tokens: TokenProvider | None = None, msal_app: Any | None = None,
                  session: requests.Session | None = None, sleep: Callable[[float], None] = time.sleep,
-                 clock: Callable[[], float] = time.monotonic, jitter: Callable[[], float] = random.random) -> None:
+                 clock: Callable[[], float] = time.monotonic, jitter: Callable[[], float] = random.random,
+                 wall_clock: Clock | None = None) -> None:
         """:param tokens: where bearer tokens come from (default: msal, see graph_auth).
         :param msal_app: an msal ``ConfidentialClientApplication`` for the default provider.
         :param session: the requests session to send with (closed by :meth:`close` only
             when created here).
         :param sleep, clock, jitter: how to wait, what time it is (monotonic seconds) and
-            the random factor of backoff (tests make them deterministic)."""
+            the random factor of backoff (tests make them deterministic).
+        :param wall_clock: the date and time, for a ``Retry-After`` given as an HTTP date."""
         self.settings = settings
         self.client = GraphClient(settings, tokens or MsalTokens(settings, app=msal_app), session=session,
-                                  sleep=sleep, clock=clock, jitter=jitter)
+                                  sleep=sleep, clock=clock, jitter=jitter, wall_clock=wall_clock)
         self._sleep, self._clock = sleep, clock
         self._found: dict[str, tuple[str, float]] = {}  # folded key → (object id, when looked up)
         self._groups_seen: set[str] = set()  # groups known to exist

@@ -33,11 +33,13 @@ import time
 from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime
 from email.utils import parsedate_to_datetime
 from urllib.parse import urlsplit
 
 import requests
+
+from connector.clock import Clock, SystemClock
 
 from .base import TargetAuthError, TargetUnavailable
 from .graph_auth import TokenProvider
@@ -80,8 +82,9 @@ class GraphReply:
         text = ": ".join(part for part in (self.code, self.message) if part)
         return f"{self.status} {text}".strip()
 
-    def retry_after(self) -> float | None:
-        """Seconds the ``Retry-After`` header asks for (delta-seconds or an HTTP date)."""
+    def retry_after(self, now: datetime) -> float | None:
+        """Seconds the ``Retry-After`` header asks for (delta-seconds, or an HTTP date
+        compared with ``now``, the wall clock)."""
         value = next((v for k, v in self.headers.items() if k.lower() == "retry-after"), None)
         if value is None:
             return None
@@ -93,7 +96,7 @@ class GraphReply:
             when = parsedate_to_datetime(str(value))
         except (TypeError, ValueError):
             return None
-        return max(0.0, (when - datetime.now(timezone.utc)).total_seconds())
+        return max(0.0, (when - now).total_seconds())
 
     @classmethod
     def from_response(cls, response: requests.Response) -> GraphReply:
@@ -196,8 +199,11 @@ class GraphClient:
 
     def __init__(self, settings: GraphSettings, tokens: TokenProvider, *, session: requests.Session | None = None,
                  sleep: Callable[[float], None] = time.sleep, clock: Callable[[], float] = time.monotonic,
-                 jitter: Callable[[], float] = random.random) -> None:
+                 jitter: Callable[[], float] = random.random, wall_clock: Clock | None = None) -> None:
+        """:param clock: monotonic seconds (budgets, breaker); ``wall_clock`` dates a
+            ``Retry-After`` given as an HTTP date."""
         self.settings, self.tokens = settings, tokens
+        self.wall_clock = wall_clock or SystemClock()
         self.session = session or requests.Session()
         self._own_session = session is None
         self._sleep, self._jitter = sleep, jitter
@@ -261,7 +267,7 @@ class GraphClient:
             delay = None
             if reply is not None:
                 failure = reply.describe()
-                delay = reply.retry_after()
+                delay = reply.retry_after(self.wall_clock.now())
                 if reply.status == 429:
                     self.throttled += 1
             if reply is None or reply.status != 429:
@@ -329,7 +335,8 @@ class GraphClient:
             self.throttled += sum(1 for a in last.values() if a.status == 429)
             if not settled_now and all(a.status != 429 for a in last.values()):
                 self.breaker.failure(f"$batch: {next(iter(last.values())).describe()}")
-            delays = [a.retry_after() for a in last.values()]
+            now = self.wall_clock.now()
+            delays = [a.retry_after(now) for a in last.values()]
             known = [d for d in delays if d is not None]
             pause = max(known) if known else self.backoff(attempt)
             if attempt >= s.retry_attempts or waited + pause > s.retry_max_wait:

@@ -153,13 +153,13 @@ def _statements(store):
 
 
 def _bulk_members(store, group_id: str, count: int) -> None:
-    from datetime import datetime, timezone
-
     from sqlalchemy import insert
+
+    from tests.conftest import NOON
 
     with store.write() as s:
         s.execute(insert(MemberRow), [
-            {"group_id": group_id, "member_id": f"ghost-{i}", "member_type": "User", "since": datetime.now(timezone.utc)}
+            {"group_id": group_id, "member_id": f"ghost-{i}", "member_type": "User", "since": NOON}
             for i in range(count)
         ])
 

@@ -29,7 +29,7 @@ def _env(monkeypatch, sync_settings) -> None:
         monkeypatch.setenv(key, value)
 
 
-def test_dry_run_then_sync_then_held_removals_then_release(client, store, slapd, sync_settings, monkeypatch):
+def test_dry_run_then_sync_then_held_removals_then_release(client, store, slapd, sync_settings, clock, monkeypatch):
     """--dry-run prints the plan and writes nothing; a mass removal exits 3 until released."""
     _env(monkeypatch, sync_settings)
     uids = [f"c{i}" for i in range(8)]
@@ -38,37 +38,37 @@ def test_dry_run_then_sync_then_held_removals_then_release(client, store, slapd,
     P.approvers(client, "0123", ids)
     runner = CliRunner()
 
-    dry = runner.invoke(main, ["sync", "--dry-run"])
+    dry = runner.invoke(main, ["sync", "--dry-run"], obj=clock)
     assert dry.exit_code == 0, dry.output
     assert dry.output.count("\tadd\t") == 8 and len(slapd.member_values()) == 1
 
-    done = runner.invoke(main, ["sync"])
+    done = runner.invoke(main, ["sync"], obj=clock)
     assert done.exit_code == 0, done.output
     assert len(slapd.member_values()) == 9
 
     for user_id in ids:
         P.patch(client, user_id, {"op": "replace", "path": f"{P.WALKIN}:locationCode", "value": "0789"})
-    held = runner.invoke(main, ["sync", "--entitlement", "walkin"])
+    held = runner.invoke(main, ["sync", "--entitlement", "walkin"], obj=clock)
     assert held.exit_code == 3, held.output
     assert "8 removals held" in held.output and len(slapd.member_values()) == 9
     run_id = held.output.split("--allow-removals ")[1].split("`")[0]
 
-    released = runner.invoke(main, ["sync", "--allow-removals", run_id])
+    released = runner.invoke(main, ["sync", "--allow-removals", run_id], obj=clock)
     assert released.exit_code == 0, released.output
     assert slapd.member_values() == [slapd.placeholder_dn]
 
-    audit = runner.invoke(main, ["audit", "--user", "c3", "--format", "json"])
+    audit = runner.invoke(main, ["audit", "--user", "c3", "--format", "json"], obj=clock)
     actions = [json.loads(line)["action"] for line in audit.output.splitlines()]
     assert actions == ["grant", "hold", "revoke"]
     revoke = json.loads(audit.output.splitlines()[-1])
     assert revoke["reasons"] == ["NO_APPROVAL"] and revoke["evidence"] and revoke["run_id"] == int(run_id) + 1
-    table = runner.invoke(main, ["audit", "--since", "2000-01-01"])
+    table = runner.invoke(main, ["audit", "--since", "2000-01-01"], obj=clock)
     assert table.exit_code == 0 and table.output.splitlines()[0].split()[:3] == ["at", "action", "result"]
-    csv_out = runner.invoke(main, ["audit", "--format", "csv"])
+    csv_out = runner.invoke(main, ["audit", "--format", "csv"], obj=clock)
     assert csv_out.output.splitlines()[0].startswith("at,run_id,journal_seq,action")
 
 
-def test_sync_one_user_and_unknown_names(client, store, slapd, sync_settings, monkeypatch):
+def test_sync_one_user_and_unknown_names(client, store, slapd, sync_settings, clock, monkeypatch):
     """--user narrows the run to one person; unknown users or entitlements are usage errors."""
     _env(monkeypatch, sync_settings)
     slapd.add_people(["solo", "other"])
@@ -76,26 +76,26 @@ def test_sync_one_user_and_unknown_names(client, store, slapd, sync_settings, mo
     other = P.create(client, P.person("other"))
     P.approvers(client, "0123", [solo, other])
     runner = CliRunner()
-    result = runner.invoke(main, ["sync", "--user", "SOLO"])
+    result = runner.invoke(main, ["sync", "--user", "SOLO"], obj=clock)
     assert result.exit_code == 0, result.output
     assert len(slapd.member_values()) == 2  # placeholder + solo only
-    assert runner.invoke(main, ["sync", "--user", "nobody"]).exit_code == 2
-    assert runner.invoke(main, ["sync", "--entitlement", "nope"]).exit_code == 2
+    assert runner.invoke(main, ["sync", "--user", "nobody"], obj=clock).exit_code == 2
+    assert runner.invoke(main, ["sync", "--entitlement", "nope"], obj=clock).exit_code == 2
 
 
-def test_worker_once_drains_the_journal(client, store, slapd, sync_settings, monkeypatch):
+def test_worker_once_drains_the_journal(client, store, slapd, sync_settings, clock, monkeypatch):
     """``walkin worker --once`` processes what is waiting and exits."""
     _env(monkeypatch, sync_settings)
     slapd.add_people(["once"])
     P.approvers(client, "0123", [P.create(client, P.person("once"))])
-    result = CliRunner().invoke(main, ["worker", "--once"])
+    result = CliRunner().invoke(main, ["worker", "--once"], obj=clock)
     assert result.exit_code == 0, result.output
     assert len(slapd.member_values()) == 2
 
 
-def test_full_reconcile_schedule(sync_settings, store):
+def test_full_reconcile_schedule(sync_settings, store, clock):
     """Due after the interval, and once after the district's day start."""
-    ctx = build_context(sync_settings, store=store)
+    ctx = build_context(sync_settings, store=store, clock=clock)
     denver_0004 = datetime(2026, 7, 1, 6, 4, tzinfo=timezone.utc)  # 00:04 in Denver (MDT)
     assert full_due(ctx, None, denver_0004)
     assert not full_due(ctx, denver_0004 - timedelta(minutes=30), denver_0004)

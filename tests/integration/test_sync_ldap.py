@@ -31,11 +31,11 @@ def _audit(store) -> list[tuple[str, str | None, str, list]]:
         return [(r.action, r.user_name, r.result, r.reasons) for r in s.scalars(select(AuditRow).order_by(AuditRow.id))]
 
 
-def _today() -> str:
-    """Today in the district (the policy's dates are Denver dates)."""
+def _today(clock) -> str:
+    """The test clock's day in the district (the policy's dates are Denver dates)."""
     from zoneinfo import ZoneInfo
 
-    return datetime.now(ZoneInfo("America/Denver")).date().isoformat()
+    return clock.today(ZoneInfo("America/Denver")).isoformat()
 
 
 def _wait(condition, timeout: float = 10.0) -> float:
@@ -48,8 +48,8 @@ def _wait(condition, timeout: float = 10.0) -> float:
 
 
 @pytest.fixture
-def worker(sync_settings, store):
-    ctx = build_context(sync_settings, store=store)
+def worker(sync_settings, store, clock):
+    ctx = build_context(sync_settings, store=store, clock=clock)
     w = Worker(ctx, name="test-worker")
     thread = threading.Thread(target=w.run_forever, daemon=True)
     thread.start()
@@ -77,7 +77,7 @@ def test_scim_changes_reach_the_group_within_seconds(client, store, slapd, worke
     _wait(lambda: ("revoke", "bea", "ok", ["NOT_ACTIVE"]) in _audit(store))
 
 
-def test_rehire_needs_a_new_full_completion(client, store, slapd, worker):
+def test_rehire_needs_a_new_full_completion(client, store, slapd, worker, clock):
     """A departed person who returns is not re-added on a quiz, only on a full course."""
     slapd.add_people(["cal"])
     cal = P.create(client, P.person("cal"))
@@ -87,32 +87,33 @@ def test_rehire_needs_a_new_full_completion(client, store, slapd, worker):
     _wait(lambda: _members(slapd) == set())
     P.patch(client, cal, {"op": "Replace", "path": "active", "value": "True"},
             {"op": "add", "path": f"{P.WALKIN}:certifications",
-             "value": [{"course": P.COURSE, "kind": "recert", "completedOn": datetime.now(timezone.utc).date().isoformat()}]})
+             "value": [{"course": P.COURSE, "kind": "recert", "completedOn": _today(clock)}]})
     _wait(lambda: any(a[0] == "revoke" for a in _audit(store)))
     time.sleep(1.0)  # the worker has had every chance to (wrongly) re-add
     assert _members(slapd) == set()
     P.patch(client, cal, {"op": "add", "path": f"{P.WALKIN}:certifications",
-                          "value": [{"course": P.COURSE, "kind": "full", "completedOn": _today()}]})
+                          "value": [{"course": P.COURSE, "kind": "full", "completedOn": _today(clock)}]})
     _wait(lambda: _members(slapd) == {_dn(slapd, "cal")})
 
 
-def test_expiry_overnight_is_removed_by_the_daily_run(client, store, slapd, sync_settings):
+def test_expiry_overnight_is_removed_by_the_daily_run(client, store, slapd, sync_settings, clock):
     """valid_through 2026-06-30: kept on June 30, removed by the first run on July 1."""
     slapd.add_people(["dee"])
     dee = P.create(client, P.person("dee", certs=[("full", "2024-09-10")]))
     P.backdate(store, P.approvers(client, "0123", [dee]), datetime(2025, 9, 20, 16, tzinfo=timezone.utc))
-    ctx = build_context(sync_settings, store=store)
-    ctx.clock = lambda: datetime(2026, 6, 30, 23, 0, tzinfo=timezone.utc)
+    ctx = build_context(sync_settings, store=store, clock=clock)
+    clock.set(datetime(2026, 6, 30, 23, 0, tzinfo=timezone.utc))
     reconcile(ctx, "walkin", kind="daily")
     assert _members(slapd) == {_dn(slapd, "dee")}
-    ctx.clock = lambda: datetime(2026, 7, 1, 7, 0, tzinfo=timezone.utc)  # 01:00 in Denver
+    clock.set(datetime(2026, 7, 1, 7, 0, tzinfo=timezone.utc))  # 01:00 in Denver
     result = reconcile(ctx, "walkin", kind="daily")
     assert result.status is RunStatus.OK and _members(slapd) == set()
     assert _audit(store)[-1] == ("revoke", "dee", "ok", ["CERT_EXPIRED"])
     ctx.target.close()
 
 
-def test_slapd_stopped_mid_plan_then_the_next_run_converges(client, store, slapd, sync_settings, monkeypatch):
+def test_slapd_stopped_mid_plan_then_the_next_run_converges(client, store, slapd, sync_settings, clock,
+                                                             monkeypatch):
     """The directory dies after the first write batch: the run is partial, says what
     was not done, and the next run (directory back) converges exactly."""
     import sync.writer as writer_module
@@ -123,7 +124,7 @@ def test_slapd_stopped_mid_plan_then_the_next_run_converges(client, store, slapd
     ids = [P.create(client, P.person(u)) for u in uids]
     P.approvers(client, "0123", ids)
     slapd.set_members([slapd.placeholder_dn, f"uid=stray,{slapd.people_dn}"])
-    ctx = build_context(sync_settings, store=store)
+    ctx = build_context(sync_settings, store=store, clock=clock)
     calls = {"n": 0}
     real_add = ctx.target.add_members
 

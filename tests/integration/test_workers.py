@@ -9,7 +9,6 @@ import signal
 import subprocess
 import sys
 import time
-from datetime import datetime, timezone
 
 import pytest
 from sqlalchemy import func, select
@@ -17,6 +16,7 @@ from sqlalchemy import func, select
 from connector.store.models import AuditRow, JournalRow, SyncCursorRow, SyncJobRow, SyncRunRow
 from sync.targets.ldap_filters import normalise_dn
 from tests.conftest import AUTH, POSTGRES_URL
+from tests.faketime import pinned_env
 from tests.sync import people as P
 
 pytestmark = pytest.mark.skipif(not POSTGRES_URL, reason="needs WALKIN_TEST_POSTGRES_URL (CI sets it)")
@@ -32,10 +32,11 @@ def database_url(request):
     return store.engine.url.render_as_string(hide_password=False)
 
 
-def _env(sync_settings, **extra: str) -> dict:
+def _env(sync_settings, clock, preload: str, **extra: str) -> dict:
+    """The workers' environment; their clocks start where the test's stands."""
     ldap = sync_settings.ldap
     env = {
-        **os.environ,
+        **pinned_env(dict(os.environ), clock.now(), preload),
         "WALKIN_DATABASE_URL": sync_settings.database_url,
         "WALKIN_MAPPING_PATH": str(sync_settings.mapping_path),
         "WALKIN_SYNC__TARGET": "ldap",
@@ -70,10 +71,10 @@ def _stop(*procs: subprocess.Popen) -> None:
             proc.wait()
 
 
-def _no_full_run_due(store) -> None:
+def _no_full_run_due(store, clock) -> None:
     with store.write() as s:
         s.add(SyncRunRow(kind="full", entitlement="walkin", target="ldap", dry_run=False, status="ok",
-                         started_at=datetime.now(timezone.utc), counts={}, held=[]))
+                         started_at=clock.now(), counts={}, held=[]))
 
 
 def _settled(store) -> bool:
@@ -85,11 +86,11 @@ def _settled(store) -> bool:
     return cursor is not None and cursor.seq == top and open_jobs == 0
 
 
-def test_two_workers_process_1000_events_once_each(client, store, slapd, sync_settings):
+def test_two_workers_process_1000_events_once_each(client, store, slapd, sync_settings, clock, faketime_preload):
     """250 people × 4 events: every event turned into work, every person granted once."""
     uids = [f"w{i:03d}" for i in range(250)]
     slapd.add_people(uids)
-    _no_full_run_due(store)
+    _no_full_run_due(store, clock)
     ids = [P.create(client, P.person(u, location="0456")) for u in uids]
     P.approvers(client, "0123", ids)
     for user_id in ids:
@@ -98,7 +99,7 @@ def test_two_workers_process_1000_events_once_each(client, store, slapd, sync_se
     with store.read() as s:
         events = s.scalar(select(func.count()).select_from(JournalRow))
     assert events >= 1000
-    env = _env(sync_settings)
+    env = _env(sync_settings, clock, faketime_preload)
     workers = [_worker(env), _worker(env)]
     try:
         deadline = time.monotonic() + 120
@@ -125,15 +126,15 @@ def test_two_workers_process_1000_events_once_each(client, store, slapd, sync_se
     assert members == {normalise_dn(f"uid={u},{slapd.people_dn}") for u in uids}
 
 
-def test_a_killed_workers_job_is_taken_over(client, store, slapd, sync_settings):
+def test_a_killed_workers_job_is_taken_over(client, store, slapd, sync_settings, clock, faketime_preload):
     """Worker A claims a job while the directory is down and is killed with SIGKILL;
     worker B takes the job over when A's lease runs out, and completes it."""
     slapd.add_people(["kim"])
-    _no_full_run_due(store)
+    _no_full_run_due(store, clock)
     kim = P.create(client, P.person("kim"))
     P.approvers(client, "0123", [kim])
     slapd.stop()
-    env = _env(sync_settings, WALKIN_SYNC__LEASE_SECONDS="5", WALKIN_LDAP__RETRY_ATTEMPTS="20",
+    env = _env(sync_settings, clock, faketime_preload, WALKIN_SYNC__LEASE_SECONDS="5", WALKIN_LDAP__RETRY_ATTEMPTS="20",
                WALKIN_LDAP__RETRY_BACKOFF_BASE="1", WALKIN_LDAP__RETRY_BACKOFF_CAP="2")
     first = _worker(env)
     try:

@@ -17,8 +17,6 @@ from tests.sync import people as P
 
 from .graph_fake import error, serve_graph, unavailable
 
-NOON = datetime(2026, 11, 29, 19, 0, tzinfo=timezone.utc)  # 12:00 in Denver
-
 
 def mapping_with_entra_group(group_id: str):
     data = yaml.safe_load(DEFAULT_MAPPING_PATH.read_text())
@@ -44,10 +42,10 @@ def group(env) -> str:
 
 
 @pytest.fixture
-def ctx(store, settings, env, group):
+def ctx(store, settings, env, group, clock):
     settings.sync.target = "entra"
     target = env.target()
-    yield SyncContext(store, settings, mapping_with_entra_group(group.upper()), target, "entra", clock=lambda: NOON)
+    yield SyncContext(store, settings, mapping_with_entra_group(group.upper()), target, "entra", clock=clock)
     target.close()
 
 
@@ -131,14 +129,14 @@ def test_outage_mid_run_records_exactly_what_was_done(client, ctx, env, users, g
     assert env.fake.groups[group] == {users[f"u{i}"] for i in range(30)}
 
 
-def test_refused_credentials_fail_the_run_without_writing(client, store, settings):
+def test_refused_credentials_fail_the_run_without_writing(client, store, settings, clock):
     """The token endpoint refuses the secret: the run FAILS before reading or writing."""
     refusal = (401, {"error": "invalid_client", "error_description": "AADSTS7000215: Invalid client secret provided."})
     with serve_graph(token_reply=lambda: refusal) as env:
         group = env.fake.add_group()
         env.fake.add_user("u1")
         settings.sync.target = "entra"
-        ctx = SyncContext(store, settings, mapping_with_entra_group(group), env.target(), "entra", clock=lambda: NOON)
+        ctx = SyncContext(store, settings, mapping_with_entra_group(group), env.target(), "entra", clock=clock)
         entitled(client, ["u1"])
         result = reconcile(ctx, "walkin")
         assert result.status is RunStatus.FAILED and "invalid_client" in result.detail
@@ -146,11 +144,11 @@ def test_refused_credentials_fail_the_run_without_writing(client, store, setting
         assert [e[0] for e in audit(store)] == ["refused"]
 
 
-def test_missing_group_fails_the_run(client, store, settings, env, users):
+def test_missing_group_fails_the_run(client, store, settings, env, users, clock):
     """The mapping names a group Graph does not have: FAILED, nothing written."""
     settings.sync.target = "entra"
     ctx = SyncContext(store, settings, mapping_with_entra_group("0d7c9a4e-1b2f-4e8d-9a6c-3f5b7e1d2c4a"),
-                      env.target(), "entra", clock=lambda: NOON)
+                      env.target(), "entra", clock=clock)
     entitled(client, ["u1"])
     result = reconcile(ctx, "walkin")
     assert result.status is RunStatus.FAILED and "Request_ResourceNotFound" in result.detail

@@ -13,10 +13,10 @@ from mappings.model import DEFAULT_MAPPING_PATH, parse_mapping
 from sync.ledger import RunStatus
 from sync.reconcile import SyncContext, reconcile
 from sync.targets.memory import MemoryTarget
+from tests.conftest import NOON  # noqa: F401 - imported by the other sync tests
 from tests.sync import people as P
 
 GROUP = "cn=walkin,ou=groups,dc=example,dc=org"
-NOON = datetime(2026, 11, 29, 19, 0, tzinfo=timezone.utc)  # 12:00 in Denver
 
 
 def mapping_with_groups(walkin_group: str = GROUP):
@@ -29,23 +29,15 @@ def dn(user_name: str) -> str:
     return f"uid={user_name},ou=people,dc=example,dc=org"
 
 
-class Clock:
-    def __init__(self, now: datetime) -> None:
-        self.now = now
-
-    def __call__(self) -> datetime:
-        return self.now
-
-
 @pytest.fixture
 def target():
     return MemoryTarget(groups={GROUP: set()}, directory={f"u{i}": dn(f"u{i}") for i in range(300)})
 
 
 @pytest.fixture
-def ctx(store, settings, target):
+def ctx(store, settings, target, clock):
     settings.sync.target = "ldap"
-    return SyncContext(store, settings, mapping_with_groups(), target, "ldap", clock=Clock(NOON))
+    return SyncContext(store, settings, mapping_with_groups(), target, "ldap", clock=clock)
 
 
 def audit(store) -> list[tuple[str, str | None, str, list]]:
@@ -119,10 +111,10 @@ def test_expiry_overnight_is_removed_by_the_next_days_run(client, ctx, target, s
     """valid_through 2026-06-30: entitled on June 30, removed by the July 1 run."""
     a = P.create(client, P.person("u1", certs=[("full", "2024-09-10")]))
     P.backdate(store, P.approvers(client, "0123", [a]), datetime(2025, 9, 20, 16, tzinfo=timezone.utc))
-    ctx.clock.now = datetime(2026, 6, 30, 18, 0, tzinfo=timezone.utc)
+    ctx.clock.set(datetime(2026, 6, 30, 18, 0, tzinfo=timezone.utc))
     reconcile(ctx, "walkin", kind="daily")
     assert target.groups[GROUP] == {dn("u1")}
-    ctx.clock.now = datetime(2026, 7, 1, 7, 0, tzinfo=timezone.utc)  # 01:00 Denver
+    ctx.clock.set(datetime(2026, 7, 1, 7, 0, tzinfo=timezone.utc))  # 01:00 Denver
     reconcile(ctx, "walkin", kind="daily")
     assert target.groups[GROUP] == set()
     assert audit(store)[-1] == ("revoke", "u1", "ok", ["CERT_EXPIRED"])

@@ -16,7 +16,7 @@ from sync.targets.base import TargetUnavailable, WriteResult
 from sync.targets.memory import MemoryTarget
 from sync.writer import Writer
 from tests.sync import people as P
-from tests.sync.test_reconcile import GROUP, NOON, Clock, audit, dn, mapping_with_groups
+from tests.sync.test_reconcile import GROUP, NOON, audit, dn, mapping_with_groups
 
 
 class RecordingTarget(MemoryTarget):
@@ -136,9 +136,9 @@ def target():
 
 
 @pytest.fixture
-def ctx(store, settings, target):
+def ctx(store, settings, target, clock):
     settings.sync.target = "ldap"
-    return SyncContext(store, settings, mapping_with_groups(), target, "ldap", clock=Clock(NOON))
+    return SyncContext(store, settings, mapping_with_groups(), target, "ldap", clock=clock)
 
 
 @pytest.fixture
@@ -246,7 +246,8 @@ class BlockingTarget(RecordingTarget):
         return super()._call(op, group, members)
 
 
-def test_a_run_stores_the_audit_of_confirmed_writes_while_it_still_writes(store, settings, client, monkeypatch):
+def test_a_run_stores_the_audit_of_confirmed_writes_while_it_still_writes(store, settings, client, clock,
+                                                                         monkeypatch):
     """Were the run killed during its second write call, the first call's grants
     would already be in the audit trail."""
     import sync.writer as writer_module
@@ -255,7 +256,7 @@ def test_a_run_stores_the_audit_of_confirmed_writes_while_it_still_writes(store,
     monkeypatch.setattr(reconcile_module, "RECORD_EVERY", 0.01)
     settings.sync.target = "ldap"
     target = BlockingTarget(groups={GROUP: set()}, directory={f"u{i}": dn(f"u{i}") for i in range(4)})
-    ctx = SyncContext(store, settings, mapping_with_groups(), target, "ldap", clock=Clock(NOON))
+    ctx = SyncContext(store, settings, mapping_with_groups(), target, "ldap", clock=clock)
     ids = [P.create(client, P.person(f"u{i}")) for i in range(4)]
     P.approvers(client, "0123", ids)
     results = []
