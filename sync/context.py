@@ -1,16 +1,52 @@
-"""Building a :class:`SyncContext` from settings: store, mapping, target."""
+"""What every run is handed (:class:`SyncContext`), and building it from settings:
+store, mapping, target, clock."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import date
 
 from connector.clock import Clock, SystemClock
 from connector.settings import Settings
 from connector.store.database import Store
-from mappings.model import DEFAULT_MAPPING_PATH, load_mapping
+from mappings.model import DEFAULT_MAPPING_PATH, Mapping, load_mapping
 
-from .reconcile import SyncContext
 from .targets.base import Target, TargetError
+
+log = logging.getLogger("walkin.sync")
+
+
+@dataclass
+class SyncContext:
+    """Everything a run needs, built once by the CLI or the worker."""
+
+    store: Store
+    settings: Settings
+    mapping: Mapping
+    target: Target
+    target_name: str
+    clock: Clock = field(default_factory=SystemClock)
+    progress: Callable[[str], None] | None = None
+
+    def today(self) -> date:
+        """The policy's evaluation date: today in the district."""
+        return self.clock.today(self.mapping.policy.zone)
+
+    def group_of(self, entitlement: str) -> str:
+        groups = self.mapping.entitlements[entitlement].directory_group
+        group = None
+        if groups is not None:
+            group = groups.entra_group_id if self.settings.sync.target == "entra" else groups.ldap_group_dn
+        if group is None:
+            raise TargetError(f"the mapping names no {self.settings.sync.target} group for '{entitlement}'")
+        return group
+
+    def say(self, message: str) -> None:
+        log.info(message)
+        if self.progress:
+            self.progress(message)
 
 
 def make_target(settings: Settings, clock: Clock | None = None) -> tuple[Target, str]:

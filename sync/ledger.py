@@ -14,7 +14,9 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
-from connector.store.models import AccessLossRow, AuditRow, DirectoryEntryRow, SyncRunRow, UserRow
+from connector.store.models import (
+    AccessLossRow, AuditRow, DirectoryEntryRow, HoldingRow, PendingChangeRow, SyncRunRow, UserRow,
+)
 from mappings.policy import Decision
 
 from .people import Person
@@ -22,6 +24,8 @@ from .people import Person
 
 class RunStatus(StrEnum):
     RUNNING = "running"
+    INTERRUPTED = "interrupted"  # its process went away mid-run; the next run of the group settled it
+    BUSY = "busy"  # another run held the group (never stored: nothing was done)
     OK = "ok"
     HELD = "held"  # adds applied, removals held by the deletion guard
     PARTIAL = "partial"  # some writes failed or the directory went away mid-run
@@ -33,6 +37,7 @@ class AuditAction(StrEnum):
     GRANT = "grant"
     REVOKE = "revoke"
     DRIFT = "drift"  # a member nobody maps to, removed
+    MOVE = "move"  # an old entry of a person who keeps the entitlement through another entry, removed
     HOLD = "hold"  # a removal held by the deletion guard
     RELEASE = "release"  # an administrator released held removals
     FAILED = "failed"  # a write the directory refused or that could not be made
@@ -177,3 +182,105 @@ def forget_entries(session: Session, target: str, person_ids: list[str]) -> None
         session.execute(delete(DirectoryEntryRow).where(
             DirectoryEntryRow.target == target, DirectoryEntryRow.person_id.in_(person_ids[i:i + 500])))
 
+
+
+# ------------------------------------------------------------- what we granted
+
+
+class Holding(NamedTuple):
+    """A directory entry granted an entitlement by the connector, and to whom."""
+
+    person_id: str
+    user_name: str | None
+
+
+def holdings(session: Session, target: str, entitlement: str, person_ids: list[str] | None = None
+             ) -> dict[str, Holding]:
+    """member → who it was granted to: every holding, or those of the given people."""
+    stmt = select(HoldingRow.member, HoldingRow.person_id, HoldingRow.user_name).where(
+        HoldingRow.target == target, HoldingRow.entitlement == entitlement)
+    if person_ids is None:
+        return {m: Holding(p, u) for m, p, u in session.execute(stmt)}
+    out = {}
+    for i in range(0, len(person_ids), 500):
+        out.update({m: Holding(p, u) for m, p, u in session.execute(
+            stmt.where(HoldingRow.person_id.in_(person_ids[i:i + 500])))})
+    return out
+
+
+def hold(session: Session, target: str, entitlement: str, granted: list[tuple[str, str, str | None]],
+         now: datetime, run_id: int | None) -> None:
+    """Record ``(member, person id, userName)`` as granted (an upsert: the member is
+    now that person's)."""
+    if not granted:
+        return
+    upsert = pg_insert if session.bind.dialect.name == "postgresql" else sqlite_insert
+    stmt = upsert(HoldingRow.__table__)
+    stmt = stmt.on_conflict_do_update(
+        index_elements=[HoldingRow.target, HoldingRow.entitlement, HoldingRow.member],
+        set_={"person_id": stmt.excluded.person_id, "user_name": stmt.excluded.user_name,
+              "since": stmt.excluded.since, "run_id": stmt.excluded.run_id},
+    )
+    session.connection().execute(stmt, [
+        {"target": target, "entitlement": entitlement, "member": m, "person_id": p, "user_name": u, "since": now,
+         "run_id": run_id} for m, p, u in dict((g[0], g) for g in granted).values()
+    ])
+
+
+def unhold(session: Session, target: str, entitlement: str, members: list[str]) -> None:
+    for i in range(0, len(members), 500):
+        session.execute(delete(HoldingRow).where(
+            HoldingRow.target == target, HoldingRow.entitlement == entitlement,
+            HoldingRow.member.in_(members[i:i + 500])))
+
+
+def people_holding(session: Session, target: str, person_ids: list[str]) -> set[str]:
+    """Which of these people hold some entry in any entitlement of ``target``."""
+    out: set[str] = set()
+    for i in range(0, len(person_ids), 500):
+        out.update(session.scalars(select(HoldingRow.person_id).where(
+            HoldingRow.target == target, HoldingRow.person_id.in_(person_ids[i:i + 500]))))
+    return out
+
+
+# ------------------------------------------------------ changes awaiting outcome
+
+
+def pend(session: Session, rows: list[dict]) -> None:
+    """Record changes about to be handed to the directory (see PendingChangeRow)."""
+    if rows:
+        session.connection().execute(insert(PendingChangeRow.__table__), rows)
+
+
+def unpend(session: Session, run_id: int, members: list[str]) -> None:
+    for i in range(0, len(members), 500):
+        session.execute(delete(PendingChangeRow).where(
+            PendingChangeRow.run_id == run_id, PendingChangeRow.member.in_(members[i:i + 500])))
+
+
+def drop_pending(session: Session, ids: list[int]) -> None:
+    for i in range(0, len(ids), 500):
+        session.execute(delete(PendingChangeRow).where(PendingChangeRow.id.in_(ids[i:i + 500])))
+
+
+def pending_of(session: Session, target: str, group: str, *, other_than: int | None) -> list[PendingChangeRow]:
+    stmt = select(PendingChangeRow).where(PendingChangeRow.target == target, PendingChangeRow.grp == group)
+    if other_than is not None:
+        stmt = stmt.where(PendingChangeRow.run_id != other_than)
+    return list(session.scalars(stmt.order_by(PendingChangeRow.id)))
+
+
+def mark_interrupted(session: Session, entitlement: str, target: str, *, other_than: int | None,
+                     now: datetime) -> list[int]:
+    """Close the run rows of this entitlement and target still ``running`` — their
+    processes are gone, since the caller holds the group's lock — as ``interrupted``."""
+    stmt = select(SyncRunRow).where(SyncRunRow.entitlement == entitlement, SyncRunRow.target == target,
+                                    SyncRunRow.status == RunStatus.RUNNING.value)
+    if other_than is not None:
+        stmt = stmt.where(SyncRunRow.id != other_than)
+    ids = []
+    for row in session.scalars(stmt):
+        row.status, row.finished_at = RunStatus.INTERRUPTED.value, now
+        row.detail = ((row.detail + "; ") if row.detail else "") + "interrupted: its process went away mid-run"
+        ids.append(row.id)
+    return ids

@@ -17,10 +17,12 @@ from mappings.policy import Decision
 class Action(StrEnum):
     GRANT = "grant"  # add an entitled person
     REVOKE = "revoke"  # remove a person who no longer qualifies
+    MOVE = "move"  # remove an entry granted to a person who keeps the entitlement, but not through it
     DRIFT = "drift"  # remove a member no person of the store maps to
 
 
 DRIFT_REASON = "UNKNOWN_MEMBER"
+MOVE_REASON = "ENTRY_CHANGED"
 
 
 @dataclass(frozen=True)
@@ -34,6 +36,8 @@ class Change:
     def reasons(self) -> tuple[str, ...]:
         if self.action is Action.DRIFT:
             return (DRIFT_REASON,)
+        if self.action is Action.MOVE:
+            return (MOVE_REASON,)
         return tuple(str(r) for r in self.decision.reasons) if self.decision else ()
 
 
@@ -62,6 +66,7 @@ def plan(
     allowlist: Iterable[str] = (),
     full: bool = True,
     settled: Iterable[str] = (),
+    holders: Mapping[str, str] | None = None,
 ) -> Plan:
     """Compute the changes that make ``actual`` equal the entitled people.
 
@@ -76,12 +81,21 @@ def plan(
         touches members outside them.
     :param settled: members of further people whose (stored) decision entitles
         them and who are already in ``actual``: kept as they are, never drift.
+    :param holders: member → the person it was granted to (the connector's
+        holdings). A member granted to a person decided here that is no longer their
+        entry (a rename: their key now finds another entry, or none) is removed on
+        their behalf: a revoke when they no longer qualify, else a move (they keep the
+        entitlement through their new entry). It is never drift, and never removed
+        for them when it has become another decided person's entry: that person's
+        decision rules it.
     """
     out = Plan(actual_size=len(actual))
     allowed = set(allowlist)
     in_scope: set[str] = set(settled)
     out.kept = len(in_scope)
+    decisions_by_person: dict[str, Decision] = {}
     for decision in decisions:
+        decisions_by_person[decision.person_id] = decision
         member = members.get(decision.person_id)
         if member is None:
             if decision.entitled:
@@ -95,11 +109,30 @@ def plan(
             out.removes.append(Change(Action.REVOKE, member, decision.person_id, decision))
         elif present:
             out.kept += 1
+    if holders:
+        _old_entries(out, decisions_by_person, members, actual, holders, known, in_scope, allowed)
     if full:
         for member in sorted(actual - in_scope - allowed):
             person = known.get(member)
             out.removes.append(Change(Action.DRIFT, member, person, None))
     return out
+
+
+def _old_entries(out: Plan, decisions: Mapping[str, Decision], members: Mapping[str, str], actual: set[str],
+                 holders: Mapping[str, str], known: Mapping[str, str], in_scope: set[str], allowed: set[str]) -> None:
+    """Removals of entries granted to people decided here that are no longer theirs
+    (see :func:`plan`)."""
+    for member in sorted(set(holders) & actual - in_scope - allowed):
+        person = holders[member]
+        decision = decisions.get(person)
+        if decision is None:
+            continue
+        owner = known.get(member)
+        if owner is not None and owner != person:
+            continue  # another person's entry now: their decision, in their run
+        in_scope.add(member)
+        action = Action.MOVE if decision.entitled else Action.REVOKE
+        out.removes.append(Change(action, member, person, decision))
 
 
 @dataclass(frozen=True)

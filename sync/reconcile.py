@@ -22,7 +22,6 @@ from datetime import date, datetime, timedelta, timezone
 from itertools import chain
 from typing import NamedTuple
 
-from connector.clock import Clock, SystemClock
 from connector.settings import Settings
 from sqlalchemy import select
 
@@ -33,50 +32,22 @@ from mappings.policy import Decision, decide_all, next_change
 from mappings.vocabulary import ReasonCode
 
 from . import ledger
+from .context import SyncContext
 from .ledger import AuditAction, AuditEntry, AuditResult, RunStatus
 from . import decisions as stored_decisions
 from .people import Person, approval_groups, load_people
 from .planner import Action, Change, Plan, deletion_guard, plan
 from .targets.base import GroupNotFound, PersonKey, Target, TargetAuthError, TargetError
+from . import recovery
+from .lock import GroupBusy, GroupLock
+from .recorder import Recorder
 from .writer import Writer
 
 log = logging.getLogger("walkin.sync")
 
 GUARD_WINDOW = timedelta(hours=1)
-RECORD_EVERY = 0.5  # seconds: how often a run waiting for its writer stores the audit entries so far
 PEOPLE_CHUNK = 1000  # people read and decided at a time in a full run (their adds then go to the writer)
 PROGRESS_EVERY = 10_000  # people decided between progress messages
-
-
-@dataclass
-class SyncContext:
-    """Everything a run needs, built once by the CLI or the worker."""
-
-    store: Store
-    settings: Settings
-    mapping: Mapping
-    target: Target
-    target_name: str
-    clock: Clock = field(default_factory=SystemClock)
-    progress: Callable[[str], None] | None = None
-
-    def today(self) -> date:
-        """The policy's evaluation date: today in the district."""
-        return self.clock.today(self.mapping.policy.zone)
-
-    def group_of(self, entitlement: str) -> str:
-        groups = self.mapping.entitlements[entitlement].directory_group
-        group = None
-        if groups is not None:
-            group = groups.entra_group_id if self.settings.sync.target == "entra" else groups.ldap_group_dn
-        if group is None:
-            raise TargetError(f"the mapping names no {self.settings.sync.target} group for '{entitlement}'")
-        return group
-
-    def say(self, message: str) -> None:
-        log.info(message)
-        if self.progress:
-            self.progress(message)
 
 
 @dataclass
@@ -127,8 +98,32 @@ def _reconcile(ctx: SyncContext, entitlement: str, *, kind: str, person_ids: lis
                journal_seqs: dict[str, int] | None, release: int | None) -> RunResult:
     if entitlement not in ctx.mapping.entitlements:
         raise ValueError(f"unknown entitlement '{entitlement}'")
+    today = ctx.today()
+    try:
+        group = ctx.group_of(entitlement)
+    except TargetError as exc:
+        run = _Run(ctx, entitlement, kind, "", dry_run, journal_seqs or {}, {}, today)
+        return run.refuse(Plan(), f"the directory could not be read ({exc})", status=RunStatus.FAILED)
+    if dry_run:  # reads only: no lock, nothing recorded
+        return _run(ctx, entitlement, group, kind, person_ids, True, journal_seqs, release, today)
+    lock = GroupLock(ctx.store, ctx.clock, ctx.target_name, group, lease_seconds=ctx.settings.sync.lock_lease_seconds)
+    try:
+        lock.acquire(ctx.settings.sync.lock_wait_seconds)
+    except GroupBusy as exc:
+        ctx.say(f"{entitlement}: {exc}")
+        return RunResult(entitlement, RunStatus.BUSY, Plan(), detail=str(exc))
+    try:
+        return _run(ctx, entitlement, group, kind, person_ids, False, journal_seqs, release, today, lock)
+    finally:
+        lock.release()
+
+
+def _run(ctx: SyncContext, entitlement: str, group: str, kind: str, person_ids: list[str] | None, dry_run: bool,
+         journal_seqs: dict[str, int] | None, release: int | None, today: date,
+         lock: GroupLock | None = None) -> RunResult:
+    """One run of a group whose lock is held (or a dry run)."""
     target = ctx.target
-    today, full = ctx.today(), person_ids is None
+    full = person_ids is None
     empty = Plan()
 
     fingerprint = stored_decisions.fingerprint(ctx.mapping)
@@ -137,6 +132,7 @@ def _reconcile(ctx: SyncContext, entitlement: str, *, kind: str, person_ids: lis
         approvals = approval_groups(session, ctx.mapping)
         if full:
             nobody = session.scalar(select(UserRow.id).limit(1)) is None
+            holdings = ledger.holdings(session, ctx.target_name, entitlement)
         else:
             # Bases first, then the people: a change racing with this run can only
             # make a stored basis stale (decided again next time), never fresh.
@@ -145,17 +141,24 @@ def _reconcile(ctx: SyncContext, entitlement: str, *, kind: str, person_ids: lis
             fresh_after = _fresh_after(ctx)
             cache = {p: Cached(e.key, e.member, _aware(e.resolved_at) >= fresh_after)
                      for p, e in ledger.cached_entries(session, ctx.target_name, ids).items()}
+            holdings = ledger.holdings(session, ctx.target_name, entitlement, ids)
+    holders = {target.normalise(m): h.person_id for m, h in holdings.items()}
 
-    run = _Run(ctx, entitlement, kind, dry_run, journal_seqs or {}, approvals, today)
+    run = _Run(ctx, entitlement, kind, group, dry_run, journal_seqs or {}, approvals, today)
+    for h in holdings.values():
+        run.who.setdefault(h.person_id, (h.user_name, None))  # deleted people keep their name in the audit
     if full and nobody:
         return run.refuse(empty, "the store holds no people: refusing to act (a reconcile would empty the group)")
 
     known: dict[str, str] = {}
     settled: set[str] = set()
     try:
-        group = ctx.group_of(entitlement)
+        if lock is not None:
+            lock.attach(run.recorder.start())
+            recovery.settle_leftovers(run.recorder, group)
         if full:
             actual, settled = _decide_everyone(ctx, run, group, fingerprint, known)
+            _decide_holders(ctx, run, holders, actual, settled)
         else:
             run.decide(ids, bases, cache, None)
             for gone in set(ids) - set(run.decisions):
@@ -164,7 +167,7 @@ def _reconcile(ctx: SyncContext, entitlement: str, *, kind: str, person_ids: lis
             for p in run.decisions:
                 if p not in run.members and p in cache:
                     run.members[p] = target.normalise(cache[p].member)
-            scope = [run.members[p] for p in run.decisions if p in run.members]
+            scope = sorted({run.members[p] for p in run.decisions if p in run.members} | set(holders))
             actual = {target.normalise(m) for m in target.has_members(group, scope)} if scope else set()
     except TargetAuthError as exc:
         return run.refuse(empty, f"the directory refused our credentials: {exc}", status=RunStatus.FAILED)
@@ -180,7 +183,7 @@ def _reconcile(ctx: SyncContext, entitlement: str, *, kind: str, person_ids: lis
 
     allowlist = {target.normalise(m) for m in ctx.settings.sync.allowlist}
     the_plan = plan(run.decisions.values(), run.members, actual, known, allowlist=allowlist, full=full,
-                    settled=settled)
+                    settled=settled, holders=holders)
     ctx.say(f"{entitlement}: plan {len(the_plan.adds)} adds, {len(the_plan.removes)} removes, "
             f"{len(the_plan.unresolved)} unresolved, {the_plan.kept} kept")
     if dry_run:
@@ -188,10 +191,24 @@ def _reconcile(ctx: SyncContext, entitlement: str, *, kind: str, person_ids: lis
 
     try:
         removes, held = _guard(ctx, entitlement, the_plan, held_before, full)
-        return run.apply(the_plan, group, removes, held, release, actual)
+        return run.apply(the_plan, group, removes, held, release, actual, holders)
     except BaseException:
         run.abandon()
         raise
+
+
+def _decide_holders(ctx: SyncContext, run: _Run, holders: dict[str, str], actual: set[str], settled: set[str]) -> None:
+    """A full run: members of the group granted to someone the run did not decide
+    (a person renamed or deleted since) are theirs to keep or lose — never
+    anonymous drift. Decide those people now (the deleted: as departed)."""
+    covered = set(run.members.values()) | settled
+    owners = sorted({holders[m] for m in actual - covered if m in holders} - set(run.decisions))
+    if not owners:
+        return
+    run.decide(owners, {}, {}, actual)
+    for gone in set(owners) - set(run.decisions):
+        run.decisions[gone] = _departed(gone, run.entitlement, run.today)
+        run.departed.append(gone)
 
 
 def _decide_everyone(ctx: SyncContext, run: _Run, group: str, fingerprint: str, known: dict[str, str]
@@ -359,10 +376,11 @@ def _last_group_size(session, entitlement: str, target: str) -> int:
 
 
 class _Run:
-    """One run: its decisions, its writer, and what it records (the run row, audit
-    entries, loss dates, stored decisions, the entry cache)."""
+    """One run: its decisions and its writer; what it records goes through its
+    :class:`~sync.recorder.Recorder` (the run row, audit entries, holdings, loss
+    dates) and, at the end, the caches (stored decisions, the entry cache)."""
 
-    def __init__(self, ctx: SyncContext, entitlement: str, kind: str, dry_run: bool,
+    def __init__(self, ctx: SyncContext, entitlement: str, kind: str, group: str, dry_run: bool,
                  journal_seqs: dict[str, int], approvals: dict[str, dict], today: date) -> None:
         self.ctx, self.entitlement, self.kind, self.dry_run = ctx, entitlement, kind, dry_run
         self.journal_seqs, self.approvals, self.today = journal_seqs, approvals, today
@@ -376,10 +394,12 @@ class _Run:
         self.decided: dict[str, tuple[str, Decision, date | None]] = {}  # person → (basis, decision, recheck day)
         self.departed: list[str] = []  # people no longer in the store
         self.orphans = False  # whether stored decisions of people no longer in the store remain
-        self.run_id: int | None = None
         self.writer: Writer | None = None
-        self.finished = False  # whether the run row is closed
-        self.recorded = 0  # how many of the writer's audit entries are in the store
+        self.recorder = Recorder(ctx, entitlement, kind, group, today, self._entry)
+
+    @property
+    def run_id(self) -> int | None:
+        return self.recorder.run_id
 
     # ------------------------------------------------------------ deciding
 
@@ -406,7 +426,6 @@ class _Run:
         if self.writer is not None and actual is not None:
             # An add rests on this person's decision alone: write it now.
             self.writer.add(plan(decisions, members, actual, {}, full=False).adds)
-            self._record_written()
 
     def note(self, person: Person, decision: Decision, member: str | None, actual: set[str] | None) -> None:
         """Remember who a person is and, when their membership may change (or
@@ -427,12 +446,10 @@ class _Run:
     # ------------------------------------------------------------ writing
 
     def start_writing(self, group: str, current: set[str] | None) -> Writer:
-        """Record the run as started and start its writer. ``current``: the complete
-        group as this run read it (a full run), else ``None``."""
-        with self.ctx.store.write() as session:
-            self.run_id = ledger.start_run(session, kind=self.kind, entitlement=self.entitlement,
-                                           target=self.ctx.target_name, dry_run=False, now=self.ctx.clock.now())
-        self.writer = Writer(self.ctx.target, group, current, self._entry, self.ctx.say)
+        """Start the run's writer. ``current``: the complete group as this run read
+        it (a full run), else ``None``."""
+        self.recorder.start()
+        self.writer = Writer(self.ctx.target, group, current, self.recorder, self.ctx.say)
         return self.writer
 
     def refuse(self, the_plan: Plan, why: str, status: RunStatus = RunStatus.REFUSED) -> RunResult:
@@ -445,20 +462,23 @@ class _Run:
         self.ctx.say(why)
         if self.dry_run:
             return RunResult(self.entitlement, status, the_plan, detail=why)
-        entries = [*self._unrecorded(), AuditEntry(AuditAction.REFUSED, AuditResult.SKIPPED, detail=why)]
         counts = self._stopped_counts()
-        self._finish(entries, status, counts, [], why)
+        self.recorder.finish([AuditEntry(AuditAction.REFUSED, AuditResult.SKIPPED, detail=why)], status, counts, [],
+                             why)
         return RunResult(self.entitlement, status, the_plan, run_id=self.run_id, counts=counts, detail=why)
 
     def abandon(self) -> None:
         """The run is failing on an unexpected error: wait for its writer and record
         what it did (best effort: the error itself is what the caller sees)."""
-        if self.writer is None or self.finished:
+        if self.recorder.finished or self.dry_run:
             return
-        self.writer.finish()
+        if self.writer is not None:
+            self.writer.finish()
+        if self.recorder.run_id is None:
+            return
         try:
-            self._finish(self._unrecorded(), RunStatus.FAILED, self._stopped_counts(), [],
-                         "the run stopped on an unexpected error")
+            self.recorder.finish([], RunStatus.FAILED, self._stopped_counts(), [],
+                                 "the run stopped on an unexpected error")
         except Exception:  # noqa: BLE001 - the original error is re-raised by the caller
             log.exception("could not record run %s", self.run_id)
 
@@ -466,39 +486,12 @@ class _Run:
         """The counts of a run that stopped before its plan: what its writer did."""
         return {"added": self.writer.added, "failed": len(self.writer.failures)} if self.writer else {}
 
-    def _unrecorded(self) -> list[AuditEntry]:
-        """The writer's audit entries not yet in the store."""
-        return self.writer.entries[self.recorded:] if self.writer else []
-
-    def _record_written(self) -> None:
-        """Store the audit entries of the writes settled so far: a run killed later
-        still leaves an account of what it did, and its end has less to record."""
-        upto = len(self.writer.entries)
-        if upto > self.recorded:
-            with self.ctx.store.write() as session:
-                ledger.write_audit(session, self.writer.entries[self.recorded:upto], run_id=self.run_id,
-                                   entitlement=self.entitlement, target=self.ctx.target_name, now=self.ctx.clock.now())
-            self.recorded = upto
-
-    def _finish(self, entries: list[AuditEntry], status: RunStatus, counts: dict, held: list, detail: str | None,
-                more: Callable[[object], None] | None = None) -> None:
-        """Write the audit entries and close the run row (starting it first if needed)."""
-        end = self.ctx.clock.now()
-        with self.ctx.store.write() as session:
-            if self.run_id is None:
-                self.run_id = ledger.start_run(session, kind=self.kind, entitlement=self.entitlement,
-                                               target=self.ctx.target_name, dry_run=False, now=end)
-            ledger.write_audit(session, entries, run_id=self.run_id, entitlement=self.entitlement,
-                               target=self.ctx.target_name, now=end)
-            if more is not None:
-                more(session)
-            ledger.finish_run(session, self.run_id, status=status, counts=counts, held=held, detail=detail, now=end)
-        self.finished = True
-
     def apply(self, the_plan: Plan, group: str, removes: list[Change], held: list[Change],
-              release: int | None, actual: set[str]) -> RunResult:
+              release: int | None, actual: set[str], holders: dict[str, str]) -> RunResult:
         """Hand the rest of the plan to the writer (a full run's has most of its adds
-        already), store what was decided while it writes, and record the outcome."""
+        already), store what was decided while it writes, and record the outcome.
+        Each change's audit entry, holding and loss date are stored by the recorder
+        as the directory confirms it; what is left for the end is the run's summary."""
         ctx = self.ctx
         writer = self.writer or self.start_writing(group, None)  # a run about a few people read no complete group
         writer.add([c for c in the_plan.adds if c.member not in writer.handed])
@@ -511,11 +504,9 @@ class _Run:
             stored_decisions.forget(session, self.entitlement, self.departed)
             if self.orphans:  # decisions of people who left the store while no run saw them go
                 stored_decisions.forget(session, self.entitlement)
-        while not writer.join(RECORD_EVERY):
-            self._record_written()
+        writer.finish()
 
-        everything = writer.entries
-        entries = self._unrecorded()
+        entries = []
         for change in held:
             entries.append(self._entry(change, AuditAction.HOLD, AuditResult.HELD, the_plan.guard_reason))
         for decision in the_plan.unresolved:
@@ -536,21 +527,25 @@ class _Run:
             "added": writer.added, "removed": writer.removed, "held": len(held), "unresolved": len(the_plan.unresolved),
             "failed": len(writer.failures), "kept": the_plan.kept,
         }
-        confirmed = {e.member for e in everything if e.result is AuditResult.OK}
         held_list = [{"member": c.member, "person_id": c.person_id, "reasons": list(c.reasons)} for c in held]
-        revoked = [c.person_id for c in removes if c.action is Action.REVOKE and c.person_id
-                   and c.member in confirmed]
-        gone = [c.person_id for c in removes if c.person_id and c.person_id not in self.who
-                and c.member in confirmed]
+        departed = set(self.departed)
+        gone = sorted({c.person_id for c in removes if c.person_id in departed})
+        # Entitled members granted before holdings were kept (or granted for whoever
+        # held the entry before): theirs now.
+        adopt = [(m, p, self.who.get(p, (None, None))[0]) for p, m in self.members.items()
+                 if m in actual and holders.get(m) != p and self.decisions.get(p) is not None
+                 and self.decisions[p].entitled]
         detail = "; ".join(writer.failures[:5]) or the_plan.guard_reason
 
         def record(session) -> None:
-            ledger.record_losses(session, revoked, self.entitlement, ctx.today(), self.run_id)
-            ledger.forget_entries(session, ctx.target_name, gone)
+            ledger.hold(session, ctx.target_name, self.entitlement, adopt, ctx.clock.now(), self.run_id)
+            # A deleted person's cached entry goes once no entitlement holds it for them.
+            ledger.forget_entries(session, ctx.target_name,
+                                  sorted(set(gone) - ledger.people_holding(session, ctx.target_name, gone)))
             if release is not None:
-                session.get(SyncRunRow, release).released_by = self.run_id
+                self.recorder.release_of(session, release)
 
-        self._finish(entries, status, counts, held_list, detail, record)
+        self.recorder.finish(entries, status, counts, held_list, detail, record)
         ctx.say(f"{self.entitlement}: run {self.run_id} {status.value}: +{writer.added} -{writer.removed}"
                 + (f", {len(held)} removals held" if held else "")
                 + (f", {len(writer.failures)} failed" if writer.failures else ""))

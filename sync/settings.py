@@ -52,6 +52,15 @@ class SyncSettings(BaseModel):
     job_batch: int = Field(default=200, ge=1)
     """Person jobs claimed at once by a worker."""
 
+    lock_lease_seconds: float = Field(default=60.0, ge=1)
+    """The lease of a group's writer lock (renewed every third of it while the run
+    lives): a run on another host that died is taken over after this long; a dead
+    process on this host at once."""
+
+    lock_wait_seconds: float = Field(default=30.0, ge=0)
+    """How long a run waits for another run of the same group to finish before it
+    gives up saying who holds the group (the worker then retries the job)."""
+
     resolve_ttl_hours: int = Field(default=24, ge=0)
     """How long a person's resolved directory entry is trusted before the full
     reconcile looks it up again (0: always)."""

@@ -13,6 +13,7 @@ from datetime import datetime, timedelta
 from mappings.calendar import local_date
 
 from . import jobs
+from .ledger import RunStatus
 from .reconcile import SyncContext, reconcile
 from .targets.base import TargetError
 
@@ -90,7 +91,7 @@ class Worker:
             except TargetError as exc:  # configuration problems surface as failed jobs
                 failed.append(f"{entitlement}: {exc}")
                 continue
-            if result.status.value in ("failed", "partial"):
+            if result.status in (RunStatus.FAILED, RunStatus.PARTIAL, RunStatus.BUSY):
                 failed.append(f"{entitlement}: {result.detail}")
         now = ctx.clock.now()
         if failed:

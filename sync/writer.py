@@ -16,6 +16,11 @@ change handed over gets exactly one audit entry: done (the target confirmed it),
 failed (refused, with the target's reason), or not attempted (the target became
 unavailable earlier in the run: nothing more is tried, the next run converges).
 Nothing is recorded as done that the target did not confirm.
+
+The run's :class:`~sync.recorder.Recorder` is told of each chunk before it goes to
+the target (pending) and right after the target answered (settled), from this
+thread, so what the directory confirmed is in the store before the next chunk is
+sent. Should the store fail to take it, nothing more is written.
 """
 
 from __future__ import annotations
@@ -25,17 +30,18 @@ import queue
 import threading
 from collections.abc import Callable
 
+from typing import TYPE_CHECKING
+
 from .ledger import AuditAction, AuditEntry, AuditResult
 from .planner import Change
 from .targets.base import Outcome, Target, TargetError, partial_result
 
+if TYPE_CHECKING:
+    from .recorder import Recorder
+
 log = logging.getLogger("walkin.sync")
 
 WRITE_CHUNK = 1000  # members handed to the target per call (their audit entries are ready after it)
-
-#: Builds the audit entry of one change: (change, action, result, detail).
-EntryFactory = Callable[[Change, AuditAction, AuditResult, "str | None"], AuditEntry]
-
 
 class Writer:
     """Writes changes to one group of ``target`` from a thread of its own.
@@ -43,7 +49,8 @@ class Writer:
     :param current: the group's complete membership as the run read it (normalised),
         or ``None`` for a run that did not read it all; the writer keeps its own copy
         up to date with the writes the target confirms and hands it to the target.
-    :param entry: builds a change's audit entry (the run knows who each person is).
+    :param recorder: records each chunk as pending before it is written and as
+        settled after; builds each change's audit entry (the run knows who each person is).
     :param say: progress messages.
 
     Call :meth:`finish` (or :meth:`close`, then :meth:`join` until it answers
@@ -53,9 +60,10 @@ class Writer:
     of them may be read at any time (a run records them as it goes).
     """
 
-    def __init__(self, target: Target, group: str, current: set[str] | None, entry: EntryFactory,
+    def __init__(self, target: Target, group: str, current: set[str] | None, recorder: Recorder,
                  say: Callable[[str], None]) -> None:
-        self.target, self.group, self._entry, self._say = target, group, entry, say
+        self.target, self.group, self._recorder, self._say = target, group, recorder, say
+        self._entry = recorder.entry
         self._current = set(current) if current is not None else None
         self.entries: list[AuditEntry] = []
         self.failures: list[str] = []
@@ -132,9 +140,19 @@ class Writer:
 
     def _write(self, chunk: list[Change], adding: bool) -> None:
         """One target call; record exactly what the target confirmed."""
+        from .recorder import Settled
+
         by_member = {c.member: c for c in chunk}
         write = self.target.add_members if adding else self.target.remove_members
         error: BaseException | None = None
+        try:
+            self._recorder.pend(list(by_member.values()))
+        except Exception as exc:  # the store: write nothing we could not account for
+            log.exception("could not record the changes to %s as pending", self.group)
+            self.stopped = True
+            self._not_attempted(chunk, f"not attempted, the store could not record it ({exc.__class__.__name__})")
+            return
+        settled: list[Settled] = []
         try:
             result = write(self.group, list(by_member), current=self._current)
         except TargetError as exc:
@@ -148,6 +166,7 @@ class Writer:
             action = AuditAction(change.action.value)
             if outcome is not None and outcome[0] is Outcome.DONE:
                 self.entries.append(self._entry(change, action, AuditResult.OK, None))
+                settled.append(Settled(change, self.entries[-1], True))
                 if adding:
                     self.added += 1
                 else:
@@ -162,15 +181,27 @@ class Writer:
             else:
                 why = "not confirmed by the directory"
             self.entries.append(self._entry(change, AuditAction.FAILED, AuditResult.FAILED, f"{action.value}: {why}"))
+            # Refused: not made. No answer for it (the request broke off): unknown, kept pending.
+            settled.append(Settled(change, self.entries[-1], False if outcome is not None else None))
             self.failures.append(f"{change.member}: {why}")
+        try:
+            self._recorder.settle(settled)
+        except Exception:  # noqa: BLE001 - retried at the end of the run; nothing more is written meanwhile
+            log.exception("could not record the outcome of writes to %s", self.group)
+            error = error or RuntimeError("the store could not record the outcome")
         self._written += len(chunk)
         if self._handed_count > WRITE_CHUNK:
             self._say(f"{self._written}/{self._handed_count} changes written")
         if error is not None:
             self.stopped = True
 
-    def _not_attempted(self, chunk: list[Change]) -> None:
+    def _not_attempted(self, chunk: list[Change], why: str = "not attempted, the directory is unavailable") -> None:
+        from .recorder import Settled
+
+        settled = []
         for change in chunk:
             self.entries.append(self._entry(change, AuditAction.FAILED, AuditResult.FAILED,
-                                            f"{change.action.value}: not attempted, the directory is unavailable"))
+                                            f"{change.action.value}: {why}"))
+            settled.append(Settled(change, self.entries[-1], False))
             self.failures.append(f"{change.member}: not attempted")
+        self._recorder.defer(settled)  # stored with the run's end

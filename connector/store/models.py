@@ -238,6 +238,64 @@ class DecisionRow(Base):
     __table_args__ = {"sqlite_with_rowid": False}  # as directory_entry
 
 
+class HoldingRow(Base):
+    """A directory entry the connector granted an entitlement to, and for whom: the
+    link that survives renames, deletions and interrupted runs. Written in the same
+    transaction as the audit entry of the confirmed add, deleted with that of the
+    confirmed removal (see sync/recorder.py)."""
+
+    __tablename__ = "sync_holding"
+
+    target: Mapped[str] = mapped_column(String(32), primary_key=True)
+    entitlement: Mapped[str] = mapped_column(String(64), primary_key=True)
+    member: Mapped[str] = mapped_column(Text, primary_key=True)  # in the target's normal form
+    person_id: Mapped[str] = mapped_column(_ID, nullable=False, index=True)
+    user_name: Mapped[str | None] = mapped_column(_TEXT)  # for the audit of a revoke after the person is deleted
+    since: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+    run_id: Mapped[int | None] = mapped_column(Integer)
+
+
+class PendingChangeRow(Base):
+    """A change handed to the directory whose outcome is not recorded yet. Written
+    before the directory is asked, deleted in the transaction that records the
+    outcome; rows left by a killed run are settled by the next run of the group
+    (sync/recovery.py), which asks the directory what happened."""
+
+    __tablename__ = "sync_pending"
+
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    )
+    run_id: Mapped[int] = mapped_column(Integer, nullable=False, index=True)
+    target: Mapped[str] = mapped_column(String(32), nullable=False)
+    entitlement: Mapped[str] = mapped_column(String(64), nullable=False)
+    grp: Mapped[str] = mapped_column(Text, nullable=False)
+    action: Mapped[str] = mapped_column(String(16), nullable=False)  # grant | revoke | move | drift
+    member: Mapped[str] = mapped_column(Text, nullable=False)
+    person_id: Mapped[str | None] = mapped_column(_ID)
+    user_name: Mapped[str | None] = mapped_column(_TEXT)
+    reasons: Mapped[list] = mapped_column(JSON, nullable=False, default=list)
+    evidence: Mapped[str | None] = mapped_column(String(64))
+    journal_seq: Mapped[int | None] = mapped_column(BigInteger)
+
+
+class GroupLockRow(Base):
+    """Who writes a group now: one run per (target, group) at a time, across
+    processes. A lease, renewed while the run lives; an expired lease, or an owner
+    process on this host that no longer exists, may be taken over (sync/lock.py)."""
+
+    __tablename__ = "sync_lock"
+
+    target: Mapped[str] = mapped_column(String(32), primary_key=True)
+    grp: Mapped[str] = mapped_column(String(512), primary_key=True)
+    run_id: Mapped[int | None] = mapped_column(Integer)
+    owner: Mapped[str] = mapped_column(String(128), nullable=False)  # host:pid:token
+    host: Mapped[str] = mapped_column(String(128), nullable=False)
+    pid: Mapped[int] = mapped_column(Integer, nullable=False)
+    taken_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+    lease_until: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+
+
 class SyncCursorRow(Base):
     """How far the journal has been turned into jobs."""
 

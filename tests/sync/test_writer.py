@@ -51,8 +51,29 @@ def entry(c: Change, action: AuditAction, result: AuditResult, detail: str | Non
     return AuditEntry(action, result, person_id=c.person_id, member=c.member, detail=detail)
 
 
+class ListRecorder:
+    """The writer's recorder, keeping what it is told in lists (these tests are
+    about the writer; tests/sync/test_crashes.py covers the store side)."""
+
+    entry = staticmethod(entry)
+
+    def __init__(self) -> None:
+        self.pending: list[str] = []
+        self.settled: list[tuple[str, bool | None]] = []
+        self.deferred: list[str] = []
+
+    def pend(self, changes) -> None:
+        self.pending.extend(c.member for c in changes)
+
+    def settle(self, settled) -> None:
+        self.settled.extend((s.change.member, s.applied) for s in settled)
+
+    def defer(self, settled) -> None:
+        self.deferred.extend(s.change.member for s in settled)
+
+
 def writer_for(target: MemoryTarget, current: set[str] | None = None) -> Writer:
-    return Writer(target, GROUP, current, entry, lambda message: None)
+    return Writer(target, GROUP, current, ListRecorder(), lambda message: None)
 
 
 def grants(*members: str) -> list[Change]:
@@ -253,7 +274,6 @@ def test_a_run_stores_the_audit_of_confirmed_writes_while_it_still_writes(store,
     import sync.writer as writer_module
 
     monkeypatch.setattr(writer_module, "WRITE_CHUNK", 2)
-    monkeypatch.setattr(reconcile_module, "RECORD_EVERY", 0.01)
     settings.sync.target = "ldap"
     target = BlockingTarget(groups={GROUP: set()}, directory={f"u{i}": dn(f"u{i}") for i in range(4)})
     ctx = SyncContext(store, settings, mapping_with_groups(), target, "ldap", clock=clock)
