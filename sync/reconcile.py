@@ -164,8 +164,13 @@ def _run(ctx: SyncContext, entitlement: str, group: str, kind: str, person_ids: 
             for gone in set(ids) - set(run.decisions):
                 run.decisions[gone] = _departed(gone, entitlement, today)
                 run.departed.append(gone)
+            gone = set(run.departed)
             for p in run.decisions:
-                if p not in run.members and p in cache:
+                # A deleted person's entry is the one cached; a person whose key
+                # changed and no longer finds it keeps none (their holdings say what
+                # to take back).
+                same_key = run.who.get(p, (None, None))[1] == cache[p].key if p in cache else False
+                if p not in run.members and p in cache and (p in gone or same_key):
                     run.members[p] = target.normalise(cache[p].member)
             scope = sorted({run.members[p] for p in run.decisions if p in run.members} | set(holders))
             actual = {target.normalise(m) for m in target.has_members(group, scope)} if scope else set()
