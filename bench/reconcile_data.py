@@ -179,7 +179,7 @@ def apply_change(url: str, n: int, ids: list[str], gid: str) -> tuple[int, int]:
                 for row in session.scalars(select(UserRow).where(UserRow.id.in_(part))):
                     data = copy.deepcopy(row.data)
                     data[WALKIN]["locationCode"] = "0789"
-                    user_rows.replace_user(session.connection(), row, data, now)
+                    user_rows.replace_user(session.connection(), row, data, now, key=store.person_key)
         return len(grant), len(revoke)
     finally:
         store.dispose()

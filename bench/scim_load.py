@@ -24,7 +24,7 @@ from sqlalchemy import insert, select
 from connector.scim.schema import GROUP, USER
 from connector.scim.values import normalise_resource
 from connector.store import groups as group_rows
-from connector.store import journal
+from connector.store import journal, person_keys
 from connector.store import users as user_rows
 from connector.store.database import Store
 from connector.store.journal import Event
@@ -35,6 +35,7 @@ from connector.store.models import (
 from scim_dataset import Dataset
 
 BATCH = 2000
+_PERSON_KEY = person_keys.key_path(person_keys.DEFAULT)  # the stores loaded here keep the default
 
 
 def _batches(items: list, size: int = BATCH) -> Iterable[list]:
@@ -45,7 +46,7 @@ def _batches(items: list, size: int = BATCH) -> Iterable[list]:
 def user_rows_of(uid: str, payload: dict, now: datetime) -> tuple[dict, list[dict], list[dict], dict]:
     data = normalise_resource(USER, payload)
     row = {"id": uid, "version": 1, "created": now, "last_modified": now, "data": data,
-           **user_rows.columns(data)}
+           **user_rows.columns(data), **user_rows.key_column(uid, data, _PERSON_KEY)}
     emails, certs = user_rows._children(uid, data)
     entry = {"at": now, "event": Event.USER_CREATED.value, "user_id": uid, "group_id": None,
              "detail": journal.policy_view(data), "source": "scim"}

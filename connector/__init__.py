@@ -27,7 +27,7 @@ def create_app(settings: Settings | None = None, store=None, clock: Clock | None
     from connector.store.database import Store
 
     settings = settings or Settings()
-    store = store or Store(settings.database_url)
+    store = store or Store(settings.database_url, person_key=settings.sync.person_key)
     app = Flask(__name__)
     app.config["WALKIN_SETTINGS"] = settings
     app.config["MAX_CONTENT_LENGTH"] = settings.max_request_bytes

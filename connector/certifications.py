@@ -143,7 +143,8 @@ def import_certifications(store: Store, text: str, clock: Clock) -> ImportReport
         for user_id, data in changed.items():
             if Urn.WALKIN.value not in data["schemas"]:
                 data["schemas"] = data["schemas"] + [Urn.WALKIN.value]
-            user_rows.replace_user(session.connection(), users[("id", user_id)], data, now, source="import")
+            user_rows.replace_user(session.connection(), users[("id", user_id)], data, now, key=store.person_key,
+                                   source="import")
         report.users_changed = len(changed)
     report.errors.sort(key=lambda e: int(e.split(" ", 2)[1].rstrip(":")))
     return report

@@ -27,12 +27,14 @@ def serve(host: str, port: int, workers: int, threads: int) -> None:
 
 @main.command()
 def migrate() -> None:
-    """Create or upgrade the store's schema to the newest revision."""
+    """Create or upgrade the store's schema to the newest revision, and fold the
+    users' person keys again when WALKIN_SYNC__PERSON_KEY changed."""
     from connector.store.database import Store
 
     settings = Settings()
-    Store(settings.database_url).dispose()
-    click.echo(f"schema is up to date on {_safe_url(settings.database_url)}")
+    Store(settings.database_url, person_key=settings.sync.person_key).dispose()
+    click.echo(f"schema is up to date on {_safe_url(settings.database_url)} "
+               f"(person keys: {settings.sync.person_key})")
 
 
 @main.group("import")
@@ -59,7 +61,7 @@ def import_certifications(csv_file: str) -> None:
             text = handle.read()
     except UnicodeDecodeError:
         raise click.ClickException(f"{csv_file} is not UTF-8 text") from None
-    store = Store(settings.database_url)
+    store = Store(settings.database_url, person_key=settings.sync.person_key)
     try:
         report = run_import(store, text, of_command())
     except ValueError as exc:

@@ -20,6 +20,7 @@ from connector.scim.schema import GROUP, USER, ResourceKind
 from connector.scim.values import normalise_resource
 from connector.settings import Settings
 from connector.store import groups as group_rows
+from connector.store import person_keys
 from connector.store import users as user_rows
 from connector.store.database import Store
 from connector.store.fields import GROUP_FIELDS, GROUP_SORT, USER_FIELDS, USER_SORT
@@ -73,6 +74,13 @@ def check_version(current: str, if_match: str | None) -> None:
 
 class Provisioning:
     def __init__(self, store: Store, settings: Settings, clock: Clock) -> None:
+        """:raises ValueError: ``store`` was opened for another person key than
+            ``settings.sync.person_key`` (users would be written with keys the sync
+            does not look for)."""
+        configured = store.configured_person_key
+        if configured is not None and str(configured) != str(person_keys.key_path(settings.sync.person_key)):
+            raise ValueError(f"the store holds {configured} as the person key, the settings say "
+                             f"{settings.sync.person_key}")
         self.store = store
         self.settings = settings
         self.clock = clock  # stamps meta, membership starts and journal events
@@ -90,7 +98,7 @@ class Provisioning:
     def create_user(self, body: Any, base: str) -> Written:
         data = normalise_resource(USER, body)
         with self.store.writing() as conn:
-            user = user_rows.insert_user(conn, data, self.clock.now())
+            user = user_rows.insert_user(conn, data, self.clock.now(), key=self.store.person_key)
         return Written(render.resource(USER, user, base), render.etag(user.version))  # a new user is in no group
 
     def get_user(self, user_id: str, base: str, proj: Projection) -> Written:
@@ -103,7 +111,7 @@ class Provisioning:
         proj = render.projection(USER, None, None)
         with self.store.writing() as conn:
             user, groups = self._user(conn, user_id, True, lock=True, if_match=if_match)
-            user = user_rows.replace_user(conn, user, data, self.clock.now()) or user
+            user = user_rows.replace_user(conn, user, data, self.clock.now(), key=self.store.person_key) or user
         return _user_out(user, groups, base, proj)
 
     def patch_user(self, user_id: str, body: Any, base: str, if_match: str | None, proj: Projection) -> Written:
@@ -112,7 +120,8 @@ class Provisioning:
             # The groups are read with the user: a user's own PATCH never changes them.
             user, groups = self._user(conn, user_id, proj.wants("groups"), lock=True, if_match=if_match)
             result = apply_patch(USER, user.data, ops)
-            user = user_rows.replace_user(conn, user, result.data, self.clock.now()) or user
+            user = user_rows.replace_user(conn, user, result.data, self.clock.now(),
+                                          key=self.store.person_key) or user
         return _user_out(user, groups, base, proj)
 
     def delete_user(self, user_id: str, if_match: str | None) -> None:

@@ -169,5 +169,7 @@ class _Server(BaseApplication):
 def run(settings: Settings, *, host: str, port: int, workers: int, threads: int) -> None:
     from connector.store.database import Store
 
-    Store(settings.database_url).dispose()  # migrate once, before the workers start
+    # Migrate once (and fold the person keys again if sync.person_key changed), before
+    # the workers start.
+    Store(settings.database_url, person_key=settings.sync.person_key).dispose()
     _Server(settings, gunicorn_options(host, port, workers, threads, settings.scim)).run()

@@ -80,5 +80,6 @@ def build_context(settings: Settings, *, store: Store | None = None, target: Tar
         target, target_name = make_target(settings, clock)
     # No memory map: a full run scans whole tables once, and mapped pages of the
     # database file would only swell the worker's resident memory.
-    return SyncContext(store or Store(settings.database_url, memory_map=False), settings, mapping, target,
+    store = store or Store(settings.database_url, memory_map=False, person_key=settings.sync.person_key)
+    return SyncContext(store, settings, mapping, target,
                        target_name or target.name, clock=clock, progress=progress)

@@ -15,6 +15,7 @@ from datetime import date
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from connector.store.keys import fold_key
 from connector.store.models import AccessLossRow, GroupRow, MemberRow, OverrideRow, UserRow
 from mappings.facts import Override, PersonFacts, user_to_facts
 from mappings.model import Mapping
@@ -28,7 +29,9 @@ class Person:
     person_id: str
     user_name: str | None
     key: str | None
-    """The value matched against the directory (the ``sync.person_key`` attribute)."""
+    """The value matched against the directory (the ``sync.person_key`` attribute, as
+    sent), or None: no value, or one the store holds no unique person key for (see
+    :func:`resolvable_key`)."""
     facts: PersonFacts
     problems: tuple[str, ...]
 
@@ -56,7 +59,7 @@ def load_people(session: Session, mapping: Mapping, person_key: str, person_ids:
     overrides = _overrides(session, ids)
     key_path = parse_path(person_key)
     people = []
-    for user_id, data in users.items():
+    for user_id, (data, stored_key) in users.items():
         user = {**data, "id": user_id}
         facts, problems = user_to_facts(
             user,
@@ -65,18 +68,33 @@ def load_people(session: Session, mapping: Mapping, person_key: str, person_ids:
             losses.get(user_id),
             overrides.get(user_id, ()),
         )
-        key = key_path.read(user)
-        people.append(Person(user_id, data.get("userName"), key if isinstance(key, str) and key else None,
+        people.append(Person(user_id, data.get("userName"), resolvable_key(key_path.read(user), stored_key),
                              facts, tuple(problems)))
     return people
 
 
-def _users(session: Session, ids: list[str] | None) -> dict[str, dict]:
+def resolvable_key(value: object, stored: str | None) -> str | None:
+    """The key to find a person's directory entry by: their ``sync.person_key`` value,
+    only when the store holds it, folded, as their unique person key
+    (``scim_user.person_key``, see connector/store/person_keys.py).
+
+    Otherwise None, and the person is reported unresolved: a key several users fold
+    to (left empty by the store), or a store filled from another attribute than this
+    process's setting, would let one directory entry be decided for two people.
+    """
+    if not isinstance(value, str) or stored is None or fold_key(value) != stored:
+        return None
+    return value
+
+
+def _users(session: Session, ids: list[str] | None) -> dict[str, tuple[dict, str | None]]:
+    """id → (stored User, stored person key)."""
+    columns = select(UserRow.id, UserRow.data, UserRow.person_key)
     if ids is None:
-        return dict(session.execute(select(UserRow.id, UserRow.data).order_by(UserRow.id)).all())
-    out: dict[str, dict] = {}
+        return {row[0]: (row[1], row[2]) for row in session.execute(columns.order_by(UserRow.id))}
+    out: dict[str, tuple[dict, str | None]] = {}
     for chunk in _chunks(ids):
-        out.update(session.execute(select(UserRow.id, UserRow.data).where(UserRow.id.in_(chunk))).all())
+        out.update({row[0]: (row[1], row[2]) for row in session.execute(columns.where(UserRow.id.in_(chunk)))})
     return out
 
 

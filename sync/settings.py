@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 
 
 class SyncSettings(BaseModel):
@@ -17,7 +17,9 @@ class SyncSettings(BaseModel):
     """The SCIM attribute matched against the directory's matching attribute,
     e.g. ``userName`` (→ ``uid``) or
     ``urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:employeeNumber``
-    (→ AD ``employeeID``)."""
+    (→ AD ``employeeID``): a single-valued string attribute. The store keeps it
+    folded as the directory compares it and unique among users
+    (connector/store/person_keys.py); every process must be given the same one."""
 
     allowlist: list[str] = Field(default_factory=list)
     """Members the connector never removes although no person of the store maps
@@ -64,3 +66,10 @@ class SyncSettings(BaseModel):
     resolve_ttl_hours: int = Field(default=24, ge=0)
     """How long a person's resolved directory entry is trusted before the full
     reconcile looks it up again (0: always)."""
+
+    @field_validator("person_key")
+    @classmethod
+    def _check_person_key(cls, value: str) -> str:
+        from mappings.scim import Type, check_path  # the User schemas: imported only when checked
+
+        return check_path(value, Type.STRING)

@@ -11,6 +11,9 @@ from typing import Iterator
 from sqlalchemy import Connection, Engine, text
 from sqlalchemy.orm import Session, sessionmaker
 
+from mappings.scim import AttributePath
+
+from . import person_keys
 from .engine import begin, make_engine, migrate
 
 
@@ -65,17 +68,34 @@ class Store:
     bare ``engine.begin()`` runs each statement on its own.
     """
 
-    def __init__(self, url: str, *, auto_migrate: bool = True, memory_map: bool = True) -> None:
+    def __init__(self, url: str, *, auto_migrate: bool = True, memory_map: bool = True,
+                 person_key: str | None = None) -> None:
         """:param memory_map: read an SQLite file through a memory map (the SCIM
             service's many small reads); off for processes that scan whole tables now
             and then (the sync), where it would only count the file's pages into
-            their resident memory."""
+            their resident memory.
+        :param person_key: the ``sync.person_key`` setting, which the users'
+            ``person_key`` column holds folded (:mod:`.person_keys`). Migrating then
+            folds every user's key again if the store recorded another attribute.
+            None: whatever the store recorded (read on first use), for processes
+            that do not configure it.
+        :raises ValueError: ``person_key`` is not a single-valued string attribute."""
+        self.configured_person_key = person_keys.key_path(person_key) if person_key is not None else None
         self.engine: Engine = make_engine(url, memory_map=memory_map)
+        self._person_key = self.configured_person_key
         if auto_migrate:
-            migrate(self.engine)
+            self._person_key = migrate(self.engine, self.configured_person_key)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
         sqlite = self.engine.dialect.name == "sqlite"
         self._lock = _WriterLock(self.engine.url.database) if sqlite else None
+
+    @property
+    def person_key(self) -> AttributePath:
+        """The attribute whose folded value every user write stores as its person key."""
+        if self._person_key is None:  # not migrated by this process: as recorded
+            with self.reading() as conn:
+                self._person_key = person_keys.recorded_path(conn)
+        return self._person_key
 
     @contextmanager
     def read(self) -> Iterator[Session]:

@@ -15,6 +15,9 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.pool import StaticPool
 
 from connector import jsontext
+from mappings.scim import AttributePath
+
+from . import person_keys
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 
@@ -106,11 +109,17 @@ def _migration_lock(engine: Engine) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def migrate(engine: Engine) -> None:
-    """Bring the schema to the newest revision (Alembic), creating it if needed."""
+def migrate(engine: Engine, person_key: AttributePath | None = None) -> AttributePath:
+    """Bring the schema to the newest revision (Alembic), creating it if needed, and,
+    given ``person_key``, make the users' person keys hold that attribute
+    (:func:`.person_keys.align`: folded again for everyone if another was recorded).
+
+    :returns: the person key attribute the store now holds.
+    """
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
     with _migration_lock(engine), engine.begin() as conn:
         begin(conn, write=True)
         config.attributes["connection"] = conn
         command.upgrade(config, "head")
+        return person_keys.after_upgrade(conn, person_key)

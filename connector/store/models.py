@@ -22,8 +22,10 @@ class Base(DeclarativeBase):
     pass
 
 
+INDEXED_MAX = 512  # characters in a filterable/unique column (PostgreSQL btree entries are bounded)
+
 _ID = String(64)
-_TEXT = String(512)
+_TEXT = String(INDEXED_MAX)
 
 
 class UserRow(Base):
@@ -54,10 +56,18 @@ class UserRow(Base):
     job_code: Mapped[str | None] = mapped_column(_TEXT, index=True)
     location_code: Mapped[str | None] = mapped_column(_TEXT, index=True)
     assignment_start: Mapped[str | None] = mapped_column(_TEXT)
+    person_key: Mapped[str | None] = mapped_column(_TEXT)
+    """The ``sync.person_key`` attribute folded as the directory compares it
+    (connector/store/keys.py); unique, so no two users reach one directory entry.
+    None: no value, or a value another user's folds to as well (left by a
+    migration or a change of the setting: see connector/store/person_keys.py)."""
 
-    # Every user's version without touching the (large) rows: a full sync run reads
-    # it for everyone to tell whose stored decision still holds (sync/decisions.py).
-    __table_args__ = (Index("ix_scim_user_id_version", "id", "version"),)
+    __table_args__ = (
+        # Every user's version without touching the (large) rows: a full sync run reads
+        # it for everyone to tell whose stored decision still holds (sync/decisions.py).
+        Index("ix_scim_user_id_version", "id", "version"),
+        Index("ux_scim_user_person_key", "person_key", unique=True),  # NULL any number of times
+    )
 
 
 class UserEmailRow(Base):
@@ -294,6 +304,18 @@ class GroupLockRow(Base):
     pid: Mapped[int] = mapped_column(Integer, nullable=False)
     taken_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
     lease_until: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+
+
+class StoreSettingRow(Base):
+    """What the store's derived columns were computed with (name → value), so a
+    process started with other settings computes them again: ``person_key`` (the
+    attribute path the users' ``person_key`` column holds) and ``person_key_folding``
+    (:data:`connector.store.keys.FOLDING`)."""
+
+    __tablename__ = "store_setting"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[str] = mapped_column(Text, nullable=False)
 
 
 class SyncCursorRow(Base):

@@ -29,17 +29,25 @@ def get_statements(table: Table):
     return plain, plain.with_for_update()
 
 
-def execute_unique(conn, statement, params: dict, kind: str, columns: dict[str, str]) -> None:
+def execute_unique(conn, statement, params: dict, kind: str, columns: dict[str, str],
+                   details: dict[str, str] | None = None) -> None:
     """Run an INSERT or UPDATE, turning a unique-index violation into 409 uniqueness.
 
     :param columns: column name → attribute name, in the order they are checked
-        against the database's message.
+        against the violated constraint's name (PostgreSQL) or the database's message
+        (SQLite: ``UNIQUE constraint failed: scim_user.user_name``).
+    :param details: column name → the detail to answer instead of "a User with this
+        … already exists".
     """
     try:
         conn.execute(statement, params)
     except IntegrityError as exc:
-        message = str(exc.orig).lower()
+        # PostgreSQL's message quotes the value too, which may spell another column's
+        # name: its constraint name is what tells them apart.
+        diag = getattr(exc.orig, "diag", None)
+        message = (getattr(diag, "constraint_name", None) or str(exc.orig)).lower()
         for column, attribute in columns.items():
             if column in message:
-                raise Uniqueness(f"a {kind} with this {attribute} already exists") from None
+                detail = (details or {}).get(column) or f"a {kind} with this {attribute} already exists"
+                raise Uniqueness(detail) from None
         raise

@@ -15,15 +15,14 @@ from sqlalchemy import JSON, Connection, ScalarSelect, bindparam, delete, func, 
 from connector.scim.errors import InvalidValue
 from connector.scim.schema import Urn
 
-from . import journal
+from mappings.scim import AttributePath
+
+from . import journal, person_keys
 from .journal import Event
-from .models import CertificationRow, GroupRow, MemberRow, UserEmailRow, UserRow
+from .models import INDEXED_MAX, CertificationRow, GroupRow, MemberRow, UserEmailRow, UserRow
 from .stored import Stored, execute_unique, get_statements
 
 _ENT, _WALKIN = Urn.ENTERPRISE.value, Urn.WALKIN.value
-
-
-INDEXED_MAX = 512  # characters in a filterable/unique column (PostgreSQL btree entries are bounded)
 
 
 def _low(value: Any) -> str | None:
@@ -103,25 +102,50 @@ def _write_children(conn: Connection, user_id: str, data: dict, old: dict | None
         conn.execute(_INSERT_CERTS, certs)
 
 
-_UNIQUE = {"external_id": "externalId", "user_name": "userName"}
+def key_column(user_id: str, data: dict, key: AttributePath) -> dict[str, str | None]:
+    """The ``person_key`` column of a stored User (:mod:`.person_keys`).
+
+    :raises InvalidValue: the folded key is too long for its index (NFKC can lengthen
+        a value).
+    """
+    folded = person_keys.key_of(user_id, data, key)
+    if folded is not None and len(folded) > INDEXED_MAX:
+        raise InvalidValue(f"{key} is longer than {INDEXED_MAX} characters once folded as the directory compares it")
+    return {"person_key": folded}
 
 
-def insert_user(conn: Connection, data: dict, now: datetime) -> Stored:
+_UNIQUE = {"external_id": "externalId", "user_name": "userName", "person_key": "person key"}
+
+
+def _unique(key: AttributePath, user_id: str, data: dict) -> dict[str, str]:
+    """A person-key collision names the attribute and the value sent."""
+    return {"person_key": person_keys.collision_detail(key, person_keys.raw_key(user_id, data, key))}
+
+
+def insert_user(conn: Connection, data: dict, now: datetime, *, key: AttributePath) -> Stored:
+    """Store a new user.
+
+    :param key: the person key attribute (``Store.person_key``).
+    :raises Uniqueness: its userName, externalId or person key is taken.
+    """
     user = Stored(str(uuid.uuid4()), 1, now, now, data)
-    execute_unique(conn, _INSERT, {**user._asdict(), **columns(data)}, "User", _UNIQUE)
+    execute_unique(conn, _INSERT, {**user._asdict(), **columns(data), **key_column(user.id, data, key)}, "User",
+                   _UNIQUE, _unique(key, user.id, data))
     _write_children(conn, user.id, data, None)
     journal.append(conn, now, [(Event.USER_CREATED, user.id, None, journal.policy_view(data))])
     return user
 
 
-def replace_user(conn: Connection, user: Stored | UserRow, data: dict, now: datetime,
+def replace_user(conn: Connection, user: Stored | UserRow, data: dict, now: datetime, *, key: AttributePath,
                  source: str = "scim") -> Stored | None:
     """Store ``data`` as the user's new representation.
 
     :param user: the user as read, locked (``get_user(..., lock=True)``).
+    :param key: the person key attribute (``Store.person_key``).
     :param source: who changed it, for the journal (``scim``, ``import``).
     :returns: the user as now stored, or None when nothing changed (no new version,
         no journal entry).
+    :raises Uniqueness: the new userName, externalId or person key is taken.
     """
     old = user.data
     if old == data:
@@ -131,8 +155,13 @@ def replace_user(conn: Connection, user: Stored | UserRow, data: dict, now: date
     # index on it, even to the same value (the stored columns are columns(old)).
     before = columns(old)
     changed = {k: v for k, v in columns(data).items() if before[k] != v}
+    # The stored person key is old's, unless a collision left it empty (see
+    # person_keys): it is written only when the key's value changes, so a PATCH that
+    # leaves it alone (a deactivation) never meets the collision again.
+    if person_keys.key_of(user.id, data, key) != person_keys.key_of(user.id, old, key):
+        changed.update(key_column(user.id, data, key))
     execute_unique(conn, _UPDATE, {"b_id": user.id, "version": new.version, "last_modified": now, "data": data,
-                                   **changed}, "User", _UNIQUE)
+                                   **changed}, "User", _UNIQUE, _unique(key, user.id, data))
     _write_children(conn, user.id, data, old)
     changes = journal.view_changes(journal.policy_view(old), journal.policy_view(data))
     if changes:

@@ -10,6 +10,7 @@ translated into :class:`TargetError` subclasses inside the target; nothing above
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -53,6 +54,38 @@ class PersonKey:
 
     person_id: str
     key: str
+
+
+def one_person_per_entry(people: list[PersonKey], found: dict[str, str], fold: Callable[[str], str]
+                         ) -> tuple[dict[str, str], dict[str, list[str]]]:
+    """Keep only the people of a resolve who have their directory entry to themselves.
+
+    The store refuses a second user whose key folds like another's, so this never
+    drops anyone in a sound store; it is the targets' defence in depth, since an
+    entry given to two people is granted on behalf of one and revoked on behalf of
+    the other at every run.
+
+    :param found: person id → member identifier, as the directory answered.
+    :param fold: how the target compares keys.
+    :returns: ``found`` without anyone whose folded key another person of ``people``
+        shares, or whose entry another person was given; and, for each of those,
+        every person id sharing their key or entry (theirs included), sorted.
+    """
+    by_key: dict[str, set[str]] = {}
+    for person in people:
+        folded = fold(person.key)
+        if folded:
+            by_key.setdefault(folded, set()).add(person.person_id)
+    by_member: dict[str, set[str]] = {}
+    for person_id, member in found.items():
+        by_member.setdefault(member, set()).add(person_id)
+    shared: dict[str, set[str]] = {}
+    for ids in (*by_key.values(), *by_member.values()):
+        if len(ids) > 1:
+            for person_id in ids:
+                shared.setdefault(person_id, set()).update(ids)
+    kept = {person_id: member for person_id, member in found.items() if person_id not in shared}
+    return kept, {person_id: sorted(ids) for person_id, ids in shared.items()}
 
 
 class Outcome(StrEnum):
@@ -103,6 +136,10 @@ class Target(ABC):
     @abstractmethod
     def resolve(self, people: list[PersonKey]) -> dict[str, str]:
         """Find the directory entries of ``people`` in bulk.
+
+        No entry is given to two people: when several people of the call share a key
+        (as the directory compares keys) or an entry, none of them is resolved
+        (:func:`one_person_per_entry`), and a warning names them.
 
         :returns: ``person_id → member identifier`` for those found; people absent
             from the result have no directory entry (callers report them).

@@ -50,6 +50,7 @@ from .base import (
     TargetUnavailable,
     WriteRefused,
     WriteResult,
+    one_person_per_entry,
 )
 from .ldap_filters import (
     ANY_ENTRY,
@@ -144,6 +145,11 @@ class LdapTarget(Target):
         """After :meth:`resolve` (the latest call, from any thread): person_id → the DNs
         of the several entries whose matching attribute holds that person's key. Those
         people are left unresolved rather than matched to one of them at random."""
+        self.last_shared: dict[str, list[str]] = {}
+        """After :meth:`resolve` (the latest call, from any thread): person_id → the ids
+        of every person of that call sharing their key (as ``match_attribute``
+        compares it) or their entry, theirs included. Those people are left
+        unresolved: one entry is never granted for one of them and revoked for another."""
 
     def normalise(self, member: str) -> str:
         try:
@@ -257,8 +263,11 @@ class LdapTarget(Target):
 
         wanted: dict[str, list[PersonKey]] = {}
         for person in people:
-            if person.key.strip(" "):
-                wanted.setdefault(fold(person.key), []).append(person)
+            folded = fold(person.key)
+            if folded:
+                wanted.setdefault(folded, []).append(person)
+        # The key as the person's data spells it: the directory applies its own
+        # matching rule to it (the folding above only groups and checks the answers).
         keys = [persons[0].key for persons in wanted.values()]
         found: dict[str, dict[str, str]] = {}  # folded key → {normal DN: DN}
         for search_filter, _ in match_any_chunks(s.match_attribute, keys, max_values=s.resolve_chunk_size):
@@ -286,7 +295,12 @@ class LdapTarget(Target):
                 self._spelling[normal] = dn
                 for person in persons:
                     resolved[person.person_id] = normal
+        resolved, shared = one_person_per_entry(people, resolved, fold)
+        for group in sorted({tuple(ids) for ids in shared.values()}):
+            log.warning("people %s share one %s or one entry; left unresolved: no entry is decided for two people",
+                        ", ".join(group), s.match_attribute)
         self.last_ambiguous = ambiguous
+        self.last_shared = shared
         return resolved
 
     def _search_people(self, search_filter: str) -> list[dict]:

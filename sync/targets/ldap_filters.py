@@ -15,6 +15,10 @@ behaviour of ``uid``, ``cn``, ``ou``, ``dc`` and of AD's naming attributes, RFC 
 §2.6.1), the AVAs of a multi-valued RDN are sorted, and the result is re-escaped with
 ``escape_rdn`` with no spaces around separators. Two DNs naming the same entry
 therefore normalise to the same string whatever their case or escaping style.
+
+Matching keys (``uid=…`` values of people) compare by
+:func:`connector.store.keys.fold_key` (re-exported here): RFC 4518's mapping, NFKC,
+case folding and insignificant spaces, the folding the store's unique person keys use.
 """
 
 from __future__ import annotations
@@ -26,6 +30,9 @@ from collections.abc import Iterable, Iterator
 from . import ldap3_import  # noqa: F401  (must precede the ldap3 imports)
 from ldap3.utils.conv import escape_filter_chars
 from ldap3.utils.dn import escape_rdn
+
+# Matching keys fold in one place, shared with the store (its unique person keys).
+from connector.store.keys import fold_key  # noqa: F401  (re-exported)
 
 #: A filter every entry matches (RFC 4512 §4.5.1: objectClass is always present).
 ANY_ENTRY = "(objectClass=*)"
@@ -253,14 +260,16 @@ def _normalise_parsed(dn: str) -> str:
     parts = []
     for avas in parse_dn(dn):
         normal = sorted(
-            (attr_type.lower(), value if is_hex else fold_key(value, case_insensitive=True), is_hex) for attr_type, value, is_hex in avas
+            (attr_type.lower(), value if is_hex else _fold_dn_value(value), is_hex) for attr_type, value, is_hex in avas
         )
         parts.append("+".join(f"{t}=#{v}" if is_hex else f"{t}={escape_dn_value(v)}" for t, v, is_hex in normal))
     return ",".join(parts)
 
 
-def fold_key(value: str, *, case_insensitive: bool) -> str:
-    """The comparable form of a matching-key value: insignificant spaces dropped and,
-    for a ``caseIgnoreMatch`` attribute, lower-cased (RFC 4518 §2.6.1)."""
+def _fold_dn_value(value: str) -> str:
+    """A DN attribute value as :func:`normalise_dn` compares it: runs of spaces
+    collapsed, outer spaces dropped, lower-cased (RFC 4518 §2.6.1). Narrower than
+    :func:`fold_key` on purpose: DNs keep the comparison the entry cache and the
+    members already read were normalised with."""
     folded = re.sub(" +", " ", value).strip(" ") if " " in value else value
-    return folded.lower() if case_insensitive else folded
+    return folded.lower()

@@ -3,9 +3,14 @@ and dry runs."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Set as AbstractSet
 
-from .base import GroupNotFound, Outcome, PersonKey, Target, TargetUnavailable, WriteResult
+from connector.store.keys import fold_key
+
+from .base import GroupNotFound, Outcome, PersonKey, Target, TargetUnavailable, WriteResult, one_person_per_entry
+
+log = logging.getLogger(__name__)
 
 
 class MemoryTarget(Target):
@@ -16,6 +21,8 @@ class MemoryTarget(Target):
         self.directory: dict[str, str] = dict(directory or {})  # key → member id
         self.available = True
         self.writes = 0
+        self.last_shared: dict[str, list[str]] = {}
+        """As :attr:`LdapTarget.last_shared <sync.targets.ldap.LdapTarget.last_shared>`."""
 
     def _group(self, group: str) -> set[str]:
         if not self.available:
@@ -28,9 +35,23 @@ class MemoryTarget(Target):
         return set(self._group(group))
 
     def resolve(self, people: list[PersonKey]) -> dict[str, str]:
+        """Keys compare as a ``caseIgnoreMatch`` attribute does (``fold_key``); a key
+        several entries hold resolves to none of them, and people sharing a key or
+        an entry are left unresolved (:func:`one_person_per_entry`), as in the LDAP target."""
         if not self.available:
             raise TargetUnavailable("memory target is switched off")
-        return {p.person_id: self.directory[p.key] for p in people if p.key in self.directory}
+        entries: dict[str, set[str]] = {}
+        for key, member in self.directory.items():
+            entries.setdefault(fold_key(key), set()).add(member)
+        found = {}
+        for person in people:
+            matches = entries.get(fold_key(person.key), set())
+            if len(matches) == 1:
+                found[person.person_id] = next(iter(matches))
+        found, self.last_shared = one_person_per_entry(people, found, fold_key)
+        for group in sorted({tuple(ids) for ids in self.last_shared.values()}):
+            log.warning("people %s share one key or one entry; left unresolved", ", ".join(group))
+        return found
 
     def add_members(self, group: str, members: list[str], *, current: AbstractSet[str] | None = None) -> WriteResult:
         return self._write(group, members, set.add)
