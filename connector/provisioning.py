@@ -14,7 +14,7 @@ from connector.clock import Clock
 from connector.scim import render
 from connector.scim.errors import InvalidFilter, InvalidValue, NotFound, PreconditionFailed
 from connector.scim.filters import parse
-from connector.scim.patch import apply_patch, parse_operations
+from connector.scim.patch import MemberAction, MemberOp, apply_patch, parse_operations
 from connector.scim.render import Projection
 from connector.scim.schema import GROUP, USER, ResourceKind
 from connector.scim.values import normalise_resource
@@ -174,7 +174,7 @@ class Provisioning:
         proj = render.projection(GROUP, None, None)
         with self.store.writing() as conn:
             group = self._locked_group(conn, group_id, if_match)
-            ops = group_rows.replace_members(conn, group, members)
+            ops = [MemberOp(MemberAction.REPLACE, ids=members)]
             group = group_rows.update_group(conn, group, data, ops, self.clock.now())
             listed = self._members(conn, group, proj)
         return _group_out(group, listed, base, proj)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+from dataclasses import dataclass
 from datetime import date, datetime, time, timezone
 
 from sqlalchemy import or_, select
@@ -16,17 +17,61 @@ COLUMNS = ["at", "run_id", "journal_seq", "action", "result", "entitlement", "ta
            "member", "reasons", "evidence", "detail"]
 
 
-def find_person(session: Session, user: str) -> str | None:
-    """A person id from a userName (any case), externalId or id."""
-    return session.scalar(select(UserRow.id).where(
-        or_(UserRow.id == user, UserRow.user_name == user.lower(), UserRow.external_id == user)).limit(1))
+@dataclass(frozen=True)
+class Candidate:
+    """A person a ``--user`` value names."""
+
+    id: str
+    user_name: str | None
+    external_id: str | None
+
+
+class AmbiguousUser(ValueError):
+    """A ``--user`` value names more than one person (one's id, another's userName or
+    externalId); acting on one of them would be a guess."""
+
+    def __init__(self, user: str, candidates: list[Candidate]) -> None:
+        self.user, self.candidates = user, candidates
+        lines = [f"  id {c.id}  userName {c.user_name or '-'}  externalId {c.external_id or '-'}"
+                 for c in candidates]
+        super().__init__("\n".join([f"'{user}' names {len(candidates)} users (by id, userName or externalId); "
+                                     "give the id of one:", *lines]))
+
+
+def find_person(session: Session, user: str) -> list[Candidate]:
+    """Every person ``user`` names, ordered by id: the id (exact), the userName (in
+    any case) or the externalId (exact, as the SCIM service compares it)."""
+    # The store keeps userName folded with str.lower() (connector/store/users.py
+    # columns()), so the same folding finds it; casefold() would match names the
+    # uniqueness index holds apart ("straße" and "strasse").
+    rows = session.execute(select(UserRow.id, UserRow.data, UserRow.external_id).where(
+        or_(UserRow.id == user, UserRow.user_name == user.lower(), UserRow.external_id == user),
+    ).order_by(UserRow.id))
+    return [Candidate(person_id, data.get("userName"), external_id) for person_id, data, external_id in rows]
+
+
+def one_person(session: Session, user: str) -> str | None:
+    """The id of the one person ``user`` names, or None when it names nobody.
+
+    :raises AmbiguousUser: when it names more than one.
+    """
+    found = find_person(session, user)
+    if len(found) > 1:
+        raise AmbiguousUser(user, found)
+    return found[0].id if found else None
 
 
 def read(session: Session, *, user: str | None = None, since: date | None = None,
          entitlement: str | None = None, run_id: int | None = None, limit: int = 10000) -> list[dict]:
+    """Audit entries, oldest first. ``user`` names one person as :func:`one_person`
+    does; one that names nobody in the store (a deleted user) is matched against the
+    entries' person id and userName as given.
+
+    :raises AmbiguousUser: when ``user`` names more than one person.
+    """
     stmt = select(AuditRow).order_by(AuditRow.id)
     if user:
-        person = find_person(session, user)
+        person = one_person(session, user)
         stmt = stmt.where(or_(AuditRow.person_id == (person or user), AuditRow.user_name == user))
     if since:
         stmt = stmt.where(AuditRow.at >= datetime.combine(since, time.min, tzinfo=timezone.utc))

@@ -44,7 +44,6 @@ def sync(dry_run: bool, entitlements: tuple[str, ...], user: str | None, release
     Exit status: 0 done; 3 removals held by the deletion guard (release them with
     --allow-removals RUN_ID); 1 failed, partial or refused.
     """
-    from .audit import find_person
     from .worker import entitlements_with_groups
 
     with _opened() as ctx:
@@ -55,12 +54,23 @@ def sync(dry_run: bool, entitlements: tuple[str, ...], user: str | None, release
         person_ids = None
         if user:
             with ctx.store.read() as session:
-                found = find_person(session, user)
-            if found is None:
-                raise click.UsageError(f"no user '{user}' in the store")
-            person_ids = [found]
+                person_ids = [_one_person(session, user)]
         worst = _sync_all(ctx, names, person_ids, dry_run, release)
     sys.exit(worst)
+
+
+def _one_person(session, user: str) -> str:
+    """The id of the one person ``user`` names; a usage error (exit 2) when it names
+    nobody, or several people (listed, so the caller can give one's id)."""
+    from .audit import AmbiguousUser, one_person
+
+    try:
+        found = one_person(session, user)
+    except AmbiguousUser as exc:
+        raise click.UsageError(str(exc)) from None
+    if found is None:
+        raise click.UsageError(f"no user '{user}' in the store")
+    return found
 
 
 def _sync_all(ctx, names: list[str], person_ids: list[str] | None, dry_run: bool, release: int | None) -> int:
@@ -110,7 +120,7 @@ def worker(once: bool) -> None:
 
 
 @click.command()
-@click.option("--user", help="userName, externalId or id.")
+@click.option("--user", help="userName, externalId or id (a deleted user's id or userName too).")
 @click.option("--since", type=click.DateTime(formats=["%Y-%m-%d"]), help="Entries from this date (UTC).")
 @click.option("--entitlement")
 @click.option("--run", "run_id", type=int)
@@ -119,13 +129,15 @@ def audit(user: str | None, since, entitlement: str | None, run_id: int | None, 
     """Show the audit trail: every grant, revoke, hold, drift and failure, and why."""
     from connector.store.database import Store
 
-    from .audit import read, render
+    from .audit import AmbiguousUser, read, render
 
     store = Store(Settings().database_url)
     try:
         with store.read() as session:
             rows = read(session, user=user, since=since.date() if since else None, entitlement=entitlement,
                         run_id=run_id)
+    except AmbiguousUser as exc:
+        raise click.UsageError(str(exc)) from None
     finally:
         store.dispose()
     click.echo(render(rows, fmt), nl=False)
@@ -152,7 +164,6 @@ def explain(user: str, at, entitlement: str, as_json: bool) -> None:
     from mappings.model import DEFAULT_MAPPING_PATH, load_mapping
     from mappings.policy import explain as explain_policy
 
-    from .audit import find_person
     from .people import load_people
 
     settings = Settings()
@@ -162,9 +173,7 @@ def explain(user: str, at, entitlement: str, as_json: bool) -> None:
     store = Store(settings.database_url)
     try:
         with store.read() as session:
-            person_id = find_person(session, user)
-            if person_id is None:
-                raise click.UsageError(f"no user '{user}' in the store")
+            person_id = _one_person(session, user)
             person = load_people(session, mapping, settings.sync.person_key, [person_id])[0]
     finally:
         store.dispose()

@@ -35,6 +35,7 @@ class MemberAction(StrEnum):
     REMOVE = "remove"
     REMOVE_WHERE = "remove_where"
     REMOVE_ALL = "remove_all"
+    REPLACE = "replace"  # the members become exactly ``ids``
 
 
 @dataclass(frozen=True)
@@ -319,8 +320,10 @@ def _member_op(result: PatchResult, op: Op, path: Path, value: Any) -> None:
         raise InvalidPath(f"'{op}' cannot target members through a filter")
     ids = _member_ids(path.attr, value)
     if op is Op.REPLACE:
-        result.members.append(MemberOp(MemberAction.REMOVE_ALL))
-    if ids:
+        # Not "remove all, then add": a member the replace keeps must keep its
+        # membership's start date, which dates the approval it stands for.
+        result.members.append(MemberOp(MemberAction.REPLACE, ids=ids))
+    elif ids:
         result.members.append(MemberOp(MemberAction.ADD, ids=ids))
 
 

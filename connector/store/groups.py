@@ -50,13 +50,18 @@ def insert_group(conn: Connection, data: dict, member_ids: tuple[str, ...], now:
     group = Stored(str(uuid.uuid4()), 1, now, now, data)
     execute_unique(conn, _INSERT, {**group._asdict(), **columns(data)}, "Group", _UNIQUE)
     journal.append(conn, now, [(Event.GROUP_CREATED, None, group.id, {"displayName": data["displayName"]})])
-    if member_ids:
-        _add(conn, group.id, list(member_ids), now)
+    members = _MemberWrite(conn, group.id, now)
+    members.add(list(member_ids))
+    members.journal()
     return group
 
 
 def update_group(conn: Connection, group: Stored, data: dict, ops: list[MemberOp], now: datetime) -> Stored:
     """Store new attributes and apply member operations in order.
+
+    Member changes are netted over the whole write: a member the write keeps
+    (listed again by a replace, or removed and added back) keeps its row and its
+    start date, and the journal records only the members that really came or went.
 
     :returns: the group as now stored (its version bumped once when anything changed).
     """
@@ -71,18 +76,26 @@ def update_group(conn: Connection, group: Stored, data: dict, ops: list[MemberOp
                 "externalId": [old_external, data.get("externalId")],
             })])
         changed = True
+    members = _MemberWrite(conn, group.id, now)
     for op in ops:
         if op.action is MemberAction.ADD:
-            changed |= _add(conn, group.id, list(op.ids), now)
+            members.add(list(op.ids))
         elif op.action is MemberAction.REMOVE:
-            changed |= _remove(conn, group.id, list(op.ids), now)
+            members.remove(list(op.ids))
         elif op.action is MemberAction.REMOVE_ALL:
-            ids = conn.scalars(_MEMBER_IDS, {"gid": group.id}).all()
-            changed |= _remove(conn, group.id, list(ids), now)
+            members.remove(list(conn.scalars(_MEMBER_IDS, {"gid": group.id})))
+        elif op.action is MemberAction.REPLACE:
+            # Only the difference is written: a member listed again keeps its row, so
+            # its start date (an approval is dated by it) survives the replace.
+            current = set(conn.scalars(_MEMBER_IDS, {"gid": group.id}))
+            wanted = dict.fromkeys(op.ids)
+            members.remove([m for m in current if m not in wanted])
+            members.add([m for m in wanted if m not in current])
         else:
             where = compile_filter(op.where, MEMBER_FIELDS)
-            ids = conn.scalars(select(_MEMBERS.c.member_id).where(_MEMBERS.c.group_id == group.id, where)).all()
-            changed |= _remove(conn, group.id, list(ids), now)
+            members.remove(list(conn.scalars(
+                select(_MEMBERS.c.member_id).where(_MEMBERS.c.group_id == group.id, where))))
+    changed |= members.journal()
     if not changed:
         return group
     # An UPDATE that counts from the stored version, not a read-modify-write, so
@@ -91,18 +104,51 @@ def update_group(conn: Connection, group: Stored, data: dict, ops: list[MemberOp
     return Stored(group.id, version, group.created, now, data)
 
 
-def replace_members(conn: Connection, group: Stored, member_ids: tuple[str, ...]) -> list[MemberOp]:
-    """Member operations that turn the current members into ``member_ids`` (PUT)."""
-    current = set(conn.scalars(_MEMBER_IDS, {"gid": group.id}))
-    wanted = dict.fromkeys(member_ids)
-    ops = []
-    gone = [m for m in current if m not in wanted]
-    new = [m for m in wanted if m not in current]
-    if gone:
-        ops.append(MemberOp(MemberAction.REMOVE, ids=tuple(gone)))
-    if new:
-        ops.append(MemberOp(MemberAction.ADD, ids=tuple(new)))
-    return ops
+class _MemberWrite:
+    """The member changes of one write, applied as they come and netted for the journal.
+
+    A membership removed earlier in the write and added back is inserted with the
+    start date it had, and counts as neither removed nor added; one added and then
+    removed again counts as neither either.
+    """
+
+    def __init__(self, conn: Connection, group_id: str, now: datetime) -> None:
+        self.conn, self.group_id, self.now = conn, group_id, now
+        self.added: dict[str, str] = {}  # member id -> type, new in this write
+        self.removed: dict[str, tuple[str, datetime]] = {}  # member id -> (type, start), gone in this write
+
+    def add(self, ids: list[str]) -> None:
+        if not ids:
+            return
+        types = _member_types(self.conn, ids, self.group_id)
+        # One statement inserts the members not there yet and says which they were;
+        # an existing membership keeps its start date.
+        rows = [{"group_id": self.group_id, "member_id": i, "member_type": types[i],
+                 "since": self.removed[i][1] if i in self.removed else self.now} for i in ids]
+        for member in (row[0] for row in self.conn.execute(_ADD[self.conn.dialect.name], rows)):
+            if self.removed.pop(member, None) is None:
+                self.added[member] = types[member]
+
+    def remove(self, ids: list[str]) -> None:
+        gone: list[tuple[str, str, datetime]] = []
+        for chunk in _chunks(ids):
+            gone.extend(self.conn.execute(_MEMBERS_IN, {"gid": self.group_id, "ids": chunk}))
+        for chunk in _chunks([m for m, _, _ in gone]):
+            self.conn.execute(_DELETE_MEMBERS_IN, {"gid": self.group_id, "ids": chunk})
+        for member, kind, since in gone:
+            if self.added.pop(member, None) is None:
+                self.removed[member] = (kind, since)
+
+    def journal(self) -> bool:
+        """Journal the net changes; :returns: whether there were any."""
+        journal.append(self.conn, self.now, [
+            (Event.MEMBER_REMOVED, m if t == "User" else None, self.group_id, {"member": m, "type": t})
+            for m, (t, _) in self.removed.items()
+        ] + [
+            (Event.MEMBER_ADDED, m if t == "User" else None, self.group_id, {"member": m, "type": t})
+            for m, t in self.added.items()
+        ])
+        return bool(self.added or self.removed)
 
 
 def _member_types(conn: Connection, ids: list[str], group_id: str) -> dict[str, str]:
@@ -127,35 +173,6 @@ def _existing(conn: Connection, statements: tuple, ids: list[str]) -> list[str]:
     one, many = statements
     rows = conn.execute(one, {"id": ids[0]}) if len(ids) == 1 else conn.execute(many, {"ids": ids})
     return [row[0] for row in rows]  # not Result.scalars(): its setup costs more than this query
-
-
-def _add(conn: Connection, group_id: str, ids: list[str], now: datetime) -> bool:
-    types = _member_types(conn, ids, group_id)
-    # One statement inserts the members not there yet and says which they were;
-    # an existing membership keeps its start date.
-    rows = [{"group_id": group_id, "member_id": i, "member_type": types[i], "since": now} for i in ids]
-    new = [row[0] for row in conn.execute(_ADD[conn.dialect.name], rows)]
-    if not new:
-        return False
-    journal.append(conn, now, [
-        (Event.MEMBER_ADDED, i if types[i] == "User" else None, group_id, {"member": i, "type": types[i]})
-        for i in new
-    ])
-    return True
-
-
-def _remove(conn: Connection, group_id: str, ids: list[str], now: datetime) -> bool:
-    gone: list[tuple[str, str]] = []
-    for chunk in _chunks(ids):
-        gone.extend(conn.execute(_MEMBERS_IN, {"gid": group_id, "ids": chunk}))
-    if not gone:
-        return False
-    for chunk in _chunks([m for m, _ in gone]):
-        conn.execute(_DELETE_MEMBERS_IN, {"gid": group_id, "ids": chunk})
-    journal.append(conn, now, [
-        (Event.MEMBER_REMOVED, m if t == "User" else None, group_id, {"member": m, "type": t}) for m, t in gone
-    ])
-    return True
 
 
 def delete_group(conn: Connection, group: Stored, now: datetime) -> None:
@@ -205,7 +222,10 @@ _ADD = {
 }
 _MEMBER_IDS = select(_MEMBERS.c.member_id).where(_MEMBERS.c.group_id == bindparam("gid"))
 _MEMBERS_OF_ONE = select(_MEMBERS.c.member_id, _MEMBERS.c.member_type).where(_MEMBERS.c.group_id == bindparam("gid"))
-_MEMBERS_IN = _MEMBERS_OF_ONE.where(_MEMBERS.c.member_id.in_(bindparam("ids", expanding=True)))
+_MEMBERS_IN = (
+    select(_MEMBERS.c.member_id, _MEMBERS.c.member_type, _MEMBERS.c.since)
+    .where(_MEMBERS.c.group_id == bindparam("gid"), _MEMBERS.c.member_id.in_(bindparam("ids", expanding=True)))
+)
 _DELETE_MEMBERS = delete(_MEMBERS).where(_MEMBERS.c.group_id == bindparam("gid"))
 _DELETE_MEMBERS_IN = _DELETE_MEMBERS.where(_MEMBERS.c.member_id.in_(bindparam("ids", expanding=True)))
 _LEAVE_GROUPS = delete(_MEMBERS).where(_MEMBERS.c.member_id == bindparam("gid"))

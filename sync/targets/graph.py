@@ -15,8 +15,15 @@ Groups and members are object ids, compared in lower case. Graph facts honoured 
   out the same way and, as a just-created user can be missing on some replicas for a
   few seconds, tried again for ``consistency_window`` seconds before it is FAILED.
 - Removals are ``DELETE /groups/{id}/members/{memberId}/$ref``, 20 to a ``POST /$batch``;
-  each answer has its own status: 204 done, 404 not a member (done), 429/503/504 sent
-  again (by :class:`~sync.targets.graph_http.GraphClient`), anything else FAILED.
+  each answer has its own status: 204 done, 404 not a member (done, once the group is
+  known to exist), 429/503/504 sent again (by
+  :class:`~sync.targets.graph_http.GraphClient`), anything else FAILED. Every answer
+  of a batch is settled before anything is raised: Graph applied the others.
+- Graph answers a member reference the group does not hold with the same 404 as a
+  group that does not exist, naming the group ("Resource '<group id>' does not exist
+  or one of its queried reference-property objects are not present."), so no message
+  says the group is gone: a 404 to a write is followed by ``GET /groups/{id}?$select=id``
+  (404 there: :class:`GroupNotFound`).
 - Lookups (``match`` other than ``object_id``) are ``GET /users?$filter=<property> in (…)``
   queries of up to 15 keys, 20 queries to a ``$batch``; values are OData string
   literals (single quotes doubled) and percent-encoded.
@@ -27,6 +34,7 @@ Throttling, the write budget, token refresh and the circuit breaker live in
 
 from __future__ import annotations
 
+import functools
 import logging
 import random
 import re
@@ -126,7 +134,6 @@ class GraphTarget(Target):
                                   sleep=sleep, clock=clock, jitter=jitter, wall_clock=wall_clock)
         self._sleep, self._clock = sleep, clock
         self._found: dict[str, tuple[str, float]] = {}  # folded key → (object id, when looked up)
-        self._groups_seen: set[str] = set()  # groups known to exist
         self.last_ambiguous: dict[str, list[str]] = {}
         """After :meth:`resolve`: person_id → the object ids of the several users whose
         matching property holds that person's key (left unresolved)."""
@@ -148,9 +155,7 @@ class GraphTarget(Target):
 
     def read_members(self, group: str) -> set[str]:
         gid = self._group_id(group)
-        members = self._member_ids(group, f"/groups/{gid}/members/microsoft.graph.user?$select=id&$top=999")
-        self._groups_seen.add(gid)
-        return members
+        return self._member_ids(group, f"/groups/{gid}/members/microsoft.graph.user?$select=id&$top=999")
 
     def _member_ids(self, group: str, url: str, headers: dict[str, str] | None = None) -> set[str]:
         """The ids on every page of a member list, following each ``@odata.nextLink`` whole."""
@@ -239,11 +244,13 @@ class GraphTarget(Target):
         found: dict[str, set[str]] = {}
         for group in chunks(queries, GRAPH_BATCH_LIMIT):
             items = [BatchItem(str(n), "GET", self._lookup_url(prop, query)) for n, query in enumerate(group)]
-            settled, unsettled = self.client.batch(items)
-            if unsettled:
+            answers = self.client.batch(items)
+            if answers.stopped is not None:
+                raise answers.stopped
+            if answers.unsettled:
                 raise TargetUnavailable(f"cannot look users up by {prop}: "
-                                        f"{next(iter(unsettled.values())).describe()}")
-            for reply in settled.values():
+                                        f"{next(iter(answers.unsettled.values())).describe()}")
+            for reply in answers.settled.values():
                 if not reply.ok:
                     raise refused(reply, f"cannot look users up by {prop}")
                 for user in (reply.body or {}).get("value", []):
@@ -303,8 +310,10 @@ class GraphTarget(Target):
 
     def _add_all(self, gid: str, pending: dict[str, list[str]], result: WriteResult) -> None:
         late: dict[str, GraphReply] = {}
+        # Looked up once per call at most: unlike a removal's, an add's 404 is never taken as done.
+        group_exists = functools.cache(lambda: self._group_exists(gid))
         for chunk in chunks(list(pending), GRAPH_BATCH_LIMIT):
-            self._add_chunk(gid, chunk, pending, result, late)
+            self._add_chunk(gid, group_exists, chunk, pending, result, late)
         if late:
             self._add_late(gid, late, pending, result)
 
@@ -312,17 +321,16 @@ class GraphTarget(Target):
         refs = [f"{self.settings.graph_url}/directoryObjects/{m}" for m in members]
         return self.client.send("PATCH", f"/groups/{gid}", body={"members@odata.bind": refs}, writes=1)
 
-    def _add_chunk(self, gid: str, chunk: list[str], pending: dict[str, list[str]], result: WriteResult,
-                   late: dict[str, GraphReply]) -> None:
+    def _add_chunk(self, gid: str, group_exists: Callable[[], bool], chunk: list[str], pending: dict[str, list[str]],
+                   result: WriteResult, late: dict[str, GraphReply]) -> None:
         """PATCH ``chunk``; split it on a member-level refusal; collect missing members in ``late``."""
         reply = self._patch(gid, chunk)
         if reply.ok:
-            self._groups_seen.add(gid)
             return self._settle(pending, result, chunk, Outcome.DONE, "added")
         if is_already_member(reply) and len(chunk) == 1:
             return self._settle(pending, result, chunk, Outcome.DONE, "already a member")
         if is_missing_object(reply):
-            if self._group_missing(gid, reply, chunk):
+            if reply.status == 404 and not group_exists():
                 raise GroupNotFound(f"{gid}: {reply.describe()}")
             if len(chunk) == 1:
                 late[chunk[0]] = reply
@@ -333,8 +341,8 @@ class GraphTarget(Target):
             return self._settle(pending, result, chunk, Outcome.FAILED, reply.describe())
         log.info("PATCH of %d members to %s refused (%s): splitting", len(chunk), gid, reply.describe())
         half = len(chunk) // 2
-        self._add_chunk(gid, chunk[:half], pending, result, late)
-        self._add_chunk(gid, chunk[half:], pending, result, late)
+        self._add_chunk(gid, group_exists, chunk[:half], pending, result, late)
+        self._add_chunk(gid, group_exists, chunk[half:], pending, result, late)
         return None
 
     def _add_late(self, gid: str, late: dict[str, GraphReply], pending: dict[str, list[str]],
@@ -367,35 +375,36 @@ class GraphTarget(Target):
         for chunk in chunks(list(pending), GRAPH_BATCH_LIMIT):
             by_id = {str(n): member for n, member in enumerate(chunk)}
             items = [BatchItem(n, "DELETE", f"/groups/{gid}/members/{m}/$ref", writes=1) for n, m in by_id.items()]
-            settled, unsettled = self.client.batch(items)
-            for item_id, reply in sorted(settled.items(), key=lambda kv: int(kv[0])):
+            answers = self.client.batch(items)
+            # Every answer is settled before anything is raised: Graph has applied the
+            # others, and a member left without an outcome is audited as not written.
+            absent: dict[str, GraphReply] = {}
+            for item_id, reply in sorted(answers.settled.items(), key=lambda kv: int(kv[0])):
                 member = by_id[item_id]
                 if reply.ok:
                     self._settle(pending, result, [member], Outcome.DONE, "removed")
                 elif reply.status == 404:
-                    if self._group_missing(gid, reply, [member]):
-                        raise GroupNotFound(f"{gid}: {reply.describe()}")
-                    self._settle(pending, result, [member], Outcome.DONE, "not a member")
+                    absent[member] = reply
                 else:
                     self._settle(pending, result, [member], Outcome.FAILED, reply.describe())
-            if unsettled:
-                raise TargetUnavailable(f"{len(unsettled)} removals from {gid} still unanswered: "
-                                        f"{next(iter(unsettled.values())).describe()}")
+            if answers.stopped is not None:
+                raise answers.stopped  # Graph unreachable or refusing: no group check to trust
+            if absent:
+                # "Not a member" is the state wanted, but only while the group exists;
+                # asked after the batch, which may have met the group's deletion part-way.
+                if not self._group_exists(gid):
+                    raise GroupNotFound(f"{gid}: {next(iter(absent.values())).describe()}")
+                self._settle(pending, result, list(absent), Outcome.DONE, "not a member")
+            if answers.unsettled:
+                raise TargetUnavailable(f"{len(answers.unsettled)} removals from {gid} still unanswered: "
+                                        f"{next(iter(answers.unsettled.values())).describe()}")
 
-    def _group_missing(self, gid: str, reply: GraphReply, members: list[str]) -> bool:
-        """Whether a "does not exist" answer is about the group rather than a member:
-        Graph names the missing object in its message; when it names neither, the group
-        is looked up (once per target while it exists)."""
-        text = reply.message.lower()
-        if gid in text:
-            self._groups_seen.discard(gid)
-            return True
-        if any(member in text for member in members) or gid in self._groups_seen:
-            return False
-        check = self.client.send("GET", f"/groups/{gid}?$select=id")
-        if check.status == 404:
-            return True
-        if not check.ok:
-            raise refused(check, f"cannot read the group {gid}")
-        self._groups_seen.add(gid)
-        return False
+    def _group_exists(self, gid: str) -> bool:
+        """``GET /groups/{id}?$select=id``: a 404 to a write cannot say (see the module doc).
+
+        :raises TargetAuthError, TargetUnavailable: the group could not be read.
+        """
+        reply = self.client.send("GET", f"/groups/{gid}?$select=id")
+        if not reply.ok and reply.status != 404:
+            raise refused(reply, f"cannot read the group {gid}")
+        return reply.ok

@@ -41,7 +41,7 @@ import requests
 
 from connector.clock import Clock, SystemClock
 
-from .base import TargetAuthError, TargetUnavailable
+from .base import TargetAuthError, TargetError, TargetUnavailable
 from .graph_auth import TokenProvider
 from .graph_settings import GRAPH_BATCH_LIMIT, GraphSettings
 
@@ -109,6 +109,10 @@ class GraphReply:
         return cls(response.status_code, dict(response.headers), body if isinstance(body, dict) else None)
 
 
+#: A request of a ``$batch`` that its answer left out (sent again, like a 503).
+_NO_ANSWER = GraphReply(503, {}, {"error": {"message": "no answer in the $batch response"}})
+
+
 @dataclass(frozen=True)
 class BatchItem:
     """One request of a ``$batch``: ``url`` is relative to the version root."""
@@ -128,6 +132,19 @@ class BatchItem:
         elif self.headers:
             item["headers"] = dict(self.headers)
         return item
+
+
+@dataclass
+class BatchAnswers:
+    """What a ``$batch`` came back with. An answer once given stands: Graph has acted
+    on it, whatever happens to the requests sent again."""
+
+    settled: dict[str, GraphReply]
+    """Each request's final answer, by id."""
+    unsettled: dict[str, GraphReply]
+    """The last (transient) answer of each request still without a final one."""
+    stopped: TargetError | None = None
+    """Why sending again stopped early (a resend unanswered or refused), if it did."""
 
 
 class WriteBudget:
@@ -293,12 +310,14 @@ class GraphClient:
             return None, f"{type(exc).__name__}: {exc}"
         return GraphReply.from_response(response), ""
 
-    def batch(self, items: list[BatchItem]) -> tuple[dict[str, GraphReply], dict[str, GraphReply]]:
+    def batch(self, items: list[BatchItem]) -> BatchAnswers:
         """Send up to 20 requests in one ``POST /$batch``; resend those answered 429/502/503/504.
 
-        :returns: (settled, unsettled): each request's final answer by id, and the
-            answers of those still transient when the retry limits ran out.
-        :raises TargetAuthError, TargetUnavailable: as :meth:`send`, for the batch itself.
+        A resend that fails does not raise: the answers already settled come back with
+        the error in ``stopped``, so the caller accounts for them first.
+
+        :raises TargetAuthError, TargetUnavailable: as :meth:`send`, for the first
+            ``$batch`` request (nothing is settled then).
         """
         if len(items) > GRAPH_BATCH_LIMIT:
             raise ValueError(f"a $batch holds at most {GRAPH_BATCH_LIMIT} requests, not {len(items)}")
@@ -310,12 +329,12 @@ class GraphClient:
         waited = 0.0
         while pending:
             attempt += 1
-            reply = self.send("POST", "/$batch", body={"requests": [i.as_json() for i in pending.values()]},
-                              writes=sum(i.writes for i in pending.values()))
-            if reply.status in (401, 403):
-                raise TargetAuthError(f"$batch refused: {reply.describe()}")
-            if not reply.ok:
-                raise TargetUnavailable(f"$batch answered {reply.describe()}")
+            try:
+                reply = self._send_batch(list(pending.values()))
+            except TargetError as exc:
+                if attempt == 1:
+                    raise
+                return BatchAnswers(settled, {i: last.get(i, _NO_ANSWER) for i in pending}, exc)
             answers = {str(r.get("id")): r for r in (reply.body or {}).get("responses", []) if isinstance(r, dict)}
             last = {}
             settled_now = 0
@@ -323,7 +342,7 @@ class GraphClient:
                 raw = answers.get(item_id)
                 answer = (GraphReply(int(raw.get("status", 0)), raw.get("headers") or {},
                                      raw.get("body") if isinstance(raw.get("body"), dict) else None)
-                          if raw else GraphReply(503, {}, {"error": {"message": "no answer in the $batch response"}}))
+                          if raw else _NO_ANSWER)
                 if answer.status in TRANSIENT:
                     last[item_id] = answer
                 else:
@@ -345,4 +364,14 @@ class GraphClient:
                      sorted({a.status for a in last.values()}), pause)
             waited += pause
             self._sleep(pause)
-        return settled, {item_id: last[item_id] for item_id in pending}
+        return BatchAnswers(settled, {item_id: last[item_id] for item_id in pending})
+
+    def _send_batch(self, items: list[BatchItem]) -> GraphReply:
+        """One ``POST /$batch``. :raises TargetAuthError, TargetUnavailable: not answered 2xx."""
+        reply = self.send("POST", "/$batch", body={"requests": [i.as_json() for i in items]},
+                          writes=sum(i.writes for i in items))
+        if reply.status in (401, 403):
+            raise TargetAuthError(f"$batch refused: {reply.describe()}")
+        if not reply.ok:
+            raise TargetUnavailable(f"$batch answered {reply.describe()}")
+        return reply

@@ -121,9 +121,11 @@ def test_group_member_operations_are_extracted_not_applied():
     )
     assert result.data == {"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"], "displayName": "H"}
     assert [m.action for m in result.members] == [
-        MemberAction.ADD, MemberAction.REMOVE, MemberAction.REMOVE_WHERE, MemberAction.REMOVE_ALL, MemberAction.ADD]
+        MemberAction.ADD, MemberAction.REMOVE, MemberAction.REMOVE_WHERE, MemberAction.REPLACE]
     assert result.members[0] == MemberOp(MemberAction.ADD, ids=("u1", "u2"))
     assert result.members[1] == MemberOp(MemberAction.REMOVE, ids=("u1",))
+    # A replace is one operation, so the store can keep the members it lists again.
+    assert result.members[3] == MemberOp(MemberAction.REPLACE, ids=("u4",))
 
 
 def test_operations_parse_every_op_spelling():

@@ -5,10 +5,14 @@ with Graph's real shapes, plus the Entra sign-in endpoints msal calls.
 body)`` like Graph would: paged member lists with an opaque ``@odata.nextLink``,
 ``$batch`` answers ``{"responses": [{"id", "status", "headers", "body"}]}``, the 400
 "One or more added object references already exist …" of a PATCH holding a present
-member, 404 ``Request_ResourceNotFound`` naming the missing object, error bodies
+member, 404 ``Request_ResourceNotFound`` naming the missing object — and, for a DELETE
+of a member reference the group does not hold, naming the group, exactly as when the
+group itself is gone (Graph's real answer: microsoftgraph/microsoft-graph-docs#9191,
+"it says groups itself does not exist") —, error bodies
 ``{"error": {"code", "message", "innerError": {"date", "request-id", "client-request-id"}}}``,
 401 ``InvalidAuthenticationToken`` for an expired token, and 429 + ``Retry-After``
-beyond a write budget. Faults are queued with :meth:`FakeGraph.fail`.
+beyond a write budget. Faults are queued with :meth:`FakeGraph.fail` (for a request
+inside a ``$batch`` or for the ``POST /$batch`` itself).
 
 :meth:`FakeGraph.register` serves it through ``responses``; the bench serves
 :meth:`FakeGraph.handle` over HTTP on 127.0.0.1.
@@ -85,6 +89,7 @@ class FakeGraph:
         self.issued = 0
         self.token_requests: list[dict[str, str]] = []  # form fields of each token request
         self.faults: list[Fault] = []
+        self.doomed: dict[str, int] = {}  # group id → member removals it still answers before it is deleted
         self.log: list[tuple[str, str]] = []  # (method, path) of every request and batch item handled
         self.write_limit, self.window, self.clock = write_limit, window, clock
         self._writes: deque[float] = deque()
@@ -103,6 +108,11 @@ class FakeGraph:
         group_id = group_id or str(uuid.uuid4())
         self.groups[group_id] = set(members or ())
         return group_id
+
+    def delete_group_after(self, gid: str, removals: int) -> None:
+        """Delete group ``gid`` (an administrator, mid-run) once ``removals`` more member
+        removals from it have been answered; those after find no group."""
+        self.doomed[gid] = removals
 
     def fail(self, method: str, path: str, reply: Reply | Callable[[], Reply], times: int = 1, *,
              after: int = 0) -> None:
@@ -138,18 +148,25 @@ class FakeGraph:
             payload = json.loads(body) if body else None
             if method == "POST" and path == "/$batch":
                 self.log.append((method, path))
-                return self._batch(payload or {}, headers)
+                return self._fault(method, path) or self._batch(payload or {}, headers)
             return self._one(method, path, query, headers, payload)
 
-    def _one(self, method: str, path: str, query: dict, headers: dict, payload: dict | None) -> Reply:
-        self.log.append((method, path))
+    def _fault(self, method: str, path: str) -> Reply | None:
+        """The queued fault's answer to this request, if one is due."""
         for fault in self.faults:
             if fault.times > 0 and fault.method == method and fault.pattern.search(path):
                 if fault.after > 0:
                     fault.after -= 1
-                    break
+                    return None
                 fault.times -= 1
                 return fault.reply() if callable(fault.reply) else fault.reply
+        return None
+
+    def _one(self, method: str, path: str, query: dict, headers: dict, payload: dict | None) -> Reply:
+        self.log.append((method, path))
+        faulted = self._fault(method, path)
+        if faulted is not None:
+            return faulted
         if method in ("PATCH", "DELETE") or (method == "POST" and path.endswith("/$ref")):
             if self._over_budget():
                 self.throttled += 1
@@ -260,10 +277,14 @@ class FakeGraph:
         return Reply(204)
 
     def _delete(self, gid: str, mid: str, *, query: dict, headers: dict, payload: object) -> Reply:
+        if self.doomed.get(gid) == 0:
+            del self.doomed[gid], self.groups[gid]
         if gid not in self.groups:
             return not_found(gid)
+        if gid in self.doomed:
+            self.doomed[gid] -= 1
         if mid not in self.groups[gid]:
-            return not_found(mid)
+            return not_found(gid)  # the group's id, not the member's: see the module doc
         self.groups[gid].discard(mid)
         return Reply(204)
 

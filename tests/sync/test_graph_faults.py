@@ -84,6 +84,40 @@ def test_throttled_batch_items_are_resent_alone(env):
     assert env.clock.slept == [151.0]
 
 
+@pytest.mark.parametrize(("reply", "raised"), [
+    (unavailable(503), TargetUnavailable),
+    (error(403, "Authorization_RequestDenied", "Insufficient privileges to complete the operation."), TargetAuthError),
+], ids=["503", "403"])
+def test_a_group_check_that_fails_leaves_the_answered_removals_done(env, reply, raised):
+    """A batch's one 404 needs the group's GET, which Graph does not answer (503 until
+    the retries run out) or refuses (403): the error is raised with the 19 removed
+    members DONE; the absent one has no outcome (not written)."""
+    members = people(env, 20)
+    gid = env.fake.add_group(set(members[1:]))
+    env.fake.fail("GET", f"^/groups/{gid}$", reply, times=99)
+    with pytest.raises(raised) as caught:
+        env.target().remove_members(gid, members)
+    partial = caught.value.partial
+    assert partial.done() == members[1:] and members[0] not in partial.outcomes
+    assert env.fake.groups[gid] == set()
+
+
+def test_a_resend_that_fails_leaves_the_first_answers_done(env):
+    """Ten of a batch's DELETEs are throttled; sending them again meets a Graph that is
+    down (503 to every $batch until the retries run out): TargetUnavailable, with the
+    ten removals answered the first time DONE and the ten throttled ones not written."""
+    members = people(env, 20)
+    gid = env.fake.add_group(set(members))
+    for member in members[10:]:
+        env.fake.fail("DELETE", f"/members/{member}/", throttled(2))
+    env.fake.fail("POST", r"^/\$batch$", unavailable(503), times=99, after=1)
+    with pytest.raises(TargetUnavailable, match="503") as caught:
+        env.target().remove_members(gid, members)
+    partial = caught.value.partial
+    assert partial.done() == members[:10] and set(partial.outcomes) == set(members[:10])
+    assert env.fake.groups[gid] == set(members[10:])
+
+
 # ===================================================================== circuit breaker
 
 

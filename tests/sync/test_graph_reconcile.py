@@ -9,13 +9,13 @@ import pytest
 import yaml
 from sqlalchemy import select
 
-from connector.store.models import AuditRow, SyncRunRow
+from connector.store.models import AccessLossRow, AuditRow, SyncRunRow
 from mappings.model import DEFAULT_MAPPING_PATH, parse_mapping
 from sync.ledger import RunStatus
 from sync.reconcile import SyncContext, reconcile
 from tests.sync import people as P
 
-from .graph_fake import error, serve_graph, unavailable
+from .graph_fake import error, not_found, serve_graph, unavailable
 
 
 def mapping_with_entra_group(group_id: str):
@@ -165,3 +165,59 @@ def test_a_refused_member_fails_alone(client, ctx, env, users, group, store):
     assert {e[4] for e in audit(store) if e[0] == "failed"} == {
         "grant: 400 Request_BadRequest: Invalid object identifier 'x'."}
     assert reconcile(ctx, "walkin").status is RunStatus.OK and len(env.fake.groups[group]) == 3
+
+
+def _revoke_everyone(client, ctx, env, group, settings, count: int) -> list[str]:
+    """``count`` people granted in one run, then all moved to an unapproved location."""
+    settings.sync.max_removals_percent = 100.0  # the guard is not what these tests are about
+    ids = entitled(client, [f"u{i}" for i in range(count)])
+    assert reconcile(ctx, "walkin").status is RunStatus.OK and len(env.fake.groups[group]) == count
+    for user_id in ids:
+        P.patch(client, user_id, {"op": "replace", "path": f"{P.WALKIN}:locationCode", "value": "0789"})
+    return ids
+
+
+def _losses(store) -> dict[str, str]:
+    with store.read() as s:
+        return {r.person_id: r.lost_on for r in s.scalars(select(AccessLossRow))}
+
+
+def test_every_revoke_of_a_batch_with_an_absent_member_is_audited_with_its_loss_date(
+        client, ctx, env, users, group, store, settings):
+    """20 revokes in one $batch; one person left the group in Entra meanwhile, so Graph
+    answers that DELETE 404 naming the group: the run is OK, with 20 revoke entries and
+    20 loss dates."""
+    ids = _revoke_everyone(client, ctx, env, group, settings, 20)
+    gone = users["u5"]
+
+    def removed_meanwhile():
+        env.fake.groups[group].discard(gone)
+        return not_found(group)
+
+    env.fake.fail("DELETE", f"/members/{gone}/", removed_meanwhile)
+    result = reconcile(ctx, "walkin")
+    assert result.status is RunStatus.OK and result.counts["removed"] == 20, result.detail
+    assert env.fake.groups[group] == set()
+    revokes = [e for e in audit(store) if e[0] == "revoke"]
+    assert len(revokes) == 20 and all(e[2:4] == ("ok", ["NO_APPROVAL"]) for e in revokes)
+    assert _losses(store) == dict.fromkeys(ids, "2026-11-29")
+
+
+def test_a_group_deleted_mid_batch_keeps_the_revokes_graph_applied(client, ctx, env, users, group, store, settings):
+    """The group is deleted after 10 of a batch's removals, and its third DELETE was
+    answered 404: the 10 applied revokes are audited ok with their loss dates, the other
+    10 failed as not written, and the run is partial."""
+    _revoke_everyone(client, ctx, env, group, settings, 20)
+    env.fake.fail("DELETE", "/members/", not_found(group), after=2)
+    env.fake.delete_group_after(group, 10)
+    result = reconcile(ctx, "walkin")
+    assert result.status is RunStatus.PARTIAL and result.counts["removed"] == 10
+    assert "Request_ResourceNotFound" in result.detail
+    with store.read() as s:
+        rows = s.execute(select(AuditRow.action, AuditRow.result, AuditRow.person_id, AuditRow.detail)
+                         .where(AuditRow.action.in_(["revoke", "failed"]))).all()
+    applied = {person for action, outcome, person, _ in rows if (action, outcome) == ("revoke", "ok")}
+    failed = [detail for action, _, _, detail in rows if action == "failed"]
+    assert len(applied) == 10 and len(failed) == 10
+    assert all(d.startswith("revoke: not written: ") for d in failed)
+    assert _losses(store) == dict.fromkeys(applied, "2026-11-29")

@@ -14,7 +14,7 @@ from sync.targets.base import GroupNotFound, Outcome, PersonKey, TargetUnavailab
 from sync.targets.graph import is_object_id, odata_string
 from sync.targets.graph_settings import GraphSettings
 
-from .graph_fake import TENANT, Reply, error, serve_graph
+from .graph_fake import TENANT, Reply, error, not_found, serve_graph
 
 
 @pytest.fixture
@@ -206,8 +206,8 @@ def test_not_an_object_id_fails_without_a_request(env):
 
 
 def test_removals_in_a_batch_with_mixed_statuses(env):
-    """One $batch of 20 DELETEs: 204 removed, 404 not a member (done), 403 FAILED with
-    Graph's message, 429 sent again after its Retry-After."""
+    """One $batch of 20 DELETEs: 204 removed, 404 not a member (done, the group being
+    there), 403 FAILED with Graph's message, 429 sent again after its Retry-After."""
     members = people(env, 20)
     gid = env.fake.add_group(set(members[:15]))
     env.fake.fail("DELETE", f"/members/{members[4]}/", error(403, "Authorization_RequestDenied",
@@ -220,17 +220,57 @@ def test_removals_in_a_batch_with_mixed_statuses(env):
     assert result.outcomes[members[9]] == (Outcome.DONE, "removed")
     assert result.outcomes[members[16]] == (Outcome.DONE, "not a member")
     assert env.fake.groups[gid] == {members[4]} and env.clock.slept == [7.0]
-    assert env.fake.calls("POST", "/$batch") == 2 and result.requests == 2
+    assert env.fake.calls("POST", "/$batch") == 2 and result.requests == 3  # + the group's GET
+
+
+@pytest.mark.parametrize("names", ["group", "member", "nothing"])
+def test_one_absent_member_in_twenty_removals_leaves_twenty_done(env, names):
+    """19 DELETEs answered 204 and one 404, whatever its message names (Graph's own
+    answer names the group): one GET finds the group, so all 20 are DONE."""
+    members = people(env, 20)
+    absent = members[6]
+    gid = env.fake.add_group(set(members) - {absent})
+    if names != "group":
+        env.fake.fail("DELETE", f"/members/{absent}/", not_found(absent) if names == "member" else error(
+            404, "Request_ResourceNotFound", "Resource does not exist."))
+    result = env.target().remove_members(gid, members)
+    assert result.done() == members and result.failed() == {}
+    assert result.outcomes[absent] == (Outcome.DONE, "not a member")
+    assert all(result.outcomes[m] == (Outcome.DONE, "removed") for m in members if m != absent)
+    assert env.fake.groups[gid] == set()
+    assert env.fake.log.count(("GET", f"/groups/{gid}")) == 1
+    assert env.fake.calls("POST", "/$batch") == 1 and result.requests == 2
+
+
+def test_a_group_deleted_mid_batch_is_raised_after_the_answered_removals(env):
+    """Two $batch of 20; the group is deleted after 30 removals were answered, one of
+    them a 404 for a member it did not hold. GroupNotFound comes with the 29 removed
+    members DONE (the second batch's included); the absent one and those after the
+    deletion have no outcome (not written)."""
+    members = people(env, 40)
+    absent = members[23]
+    gid = env.fake.add_group(set(members) - {absent})
+    env.fake.delete_group_after(gid, 30)
+    with pytest.raises(GroupNotFound, match="Request_ResourceNotFound") as caught:
+        env.target().remove_members(gid, members)
+    partial = caught.value.partial
+    removed = [m for m in members[:30] if m != absent]
+    assert partial.done() == removed and partial.failed() == {}
+    assert set(partial.outcomes) == set(removed)
+    assert gid not in env.fake.groups and env.fake.log.count(("GET", f"/groups/{gid}")) == 1
+    assert partial.requests == 3  # two $batch, one GET
 
 
 def test_writes_to_a_missing_group(env):
-    """PATCH and DELETE answered 404 naming the group raise GroupNotFound."""
+    """PATCH and DELETE answered 404: the group's GET answers 404 too, so GroupNotFound."""
     member = people(env, 1)[0]
     target = env.target()
     for write in (target.add_members, target.remove_members):
+        gid = str(uuid.uuid4())
         with pytest.raises(GroupNotFound) as caught:
-            write(str(uuid.uuid4()), [member])
+            write(gid, [member])
         assert caught.value.partial is not None and caught.value.partial.outcomes == {}
+        assert env.fake.log[-1] == ("GET", f"/groups/{gid}")
 
 
 def test_thousand_adds_and_thousand_removes_take_at_most_110_requests(env):
