@@ -28,6 +28,7 @@ from sync.targets.ldap_settings import LdapSettings
 from sync.targets.memory import MemoryTarget
 
 from .graph_fake import FakeGraph, graph_target
+from .samba_fixtures import samba, samba_server, samba_settings  # noqa: F401 - fixtures of test_samba_ad.py
 from .slapd import GROUP_DN, PEOPLE_DN, Slapd, free_port, missing_tools
 
 
