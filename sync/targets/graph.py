@@ -47,9 +47,11 @@ from urllib.parse import quote
 import requests
 
 from connector.clock import Clock
+from connector.store.keys import fold_key
 
 from .base import (
     GroupNotFound, Outcome, PersonKey, Target, TargetAuthError, TargetError, TargetUnavailable, WriteResult,
+    one_person_per_entry,
 )
 from .graph_auth import MsalTokens, TokenProvider
 from .graph_http import BatchItem, GraphClient, GraphReply
@@ -135,6 +137,7 @@ class GraphTarget(Target):
         self._sleep, self._clock = sleep, clock
         self._found: dict[str, tuple[str, float]] = {}  # folded key → (object id, when looked up)
         self.last_ambiguous: dict[str, list[str]] = {}
+        self.last_shared: dict[str, list[str]] = {}  # as LdapTarget.last_shared
         """After :meth:`resolve`: person_id → the object ids of the several users whose
         matching property holds that person's key (left unresolved)."""
 
@@ -235,6 +238,11 @@ class GraphTarget(Target):
             else:
                 self._found.pop(folded, None)
         self.last_ambiguous = ambiguous
+        # Defence in depth (the store keeps person keys unique): an object found for
+        # two people is resolved for neither.
+        resolved, self.last_shared = one_person_per_entry(people, resolved, fold_key)
+        if self.last_shared:
+            log.warning("left unresolved, sharing a key or an Entra user: %s", sorted(self.last_shared))
         return resolved
 
     def _look_up(self, prop: str, keys: list[str]) -> dict[str, set[str]]:

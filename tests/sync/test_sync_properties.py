@@ -27,6 +27,7 @@ from sync.context import SyncContext
 from sync.ledger import RunStatus
 from sync.people import load_people
 from sync.reconcile import reconcile
+from sync.targets.base import PersonKey
 from sync.targets.memory import MemoryTarget
 from tests.conftest import AUTH, NOON, TOKEN, _truncate, sqlite_copy
 from tests.sync import people as P
@@ -198,8 +199,9 @@ class Sync(RuleBasedStateMachine):
         out = set()
         for person in people:
             decision = decide_all(person.facts, self.ctx.today(), self.ctx.mapping, ("walkin",))["walkin"]
-            if decision.entitled and person.key in self.target.directory:
-                out.add(self.target.directory[person.key])
+            entry = self.target.resolve([PersonKey(person.person_id, person.key)]) if person.key else {}
+            if decision.entitled and entry:
+                out.add(entry[person.person_id])
         return out
 
     @invariant()
