@@ -324,10 +324,23 @@ def _fresh_after(ctx: SyncContext) -> datetime:
     return ctx.clock.now() - timedelta(hours=ctx.settings.sync.resolve_ttl_hours)
 
 
-def _resolve(ctx: SyncContext, people: list[Person], cache: dict[str, Cached], dry_run: bool, run: _Run
-             ) -> dict[str, str]:
+class Resolved(NamedTuple):
+    """What resolving some people found, and what the entry cache should learn."""
+
+    members: dict[str, str]
+    """person id → member (normalised)."""
+    from_cache: set[str]
+    """The people whose member came from the cache, unchecked."""
+    update: dict[str, tuple[str, str]]
+    """person id → (key, member) to cache."""
+    forget: list[str]
+    """People whose cached entry their key no longer finds."""
+
+
+def _resolve(ctx: SyncContext, people: list[Person], cache: dict[str, Cached]) -> Resolved:
     """person id → member, from the cache where it is fresh, else from the directory."""
     members: dict[str, str] = {}
+    from_cache: set[str] = set()
     lookup: list[PersonKey] = []
     for person in people:
         entry = cache.get(person.person_id)
@@ -335,17 +348,17 @@ def _resolve(ctx: SyncContext, people: list[Person], cache: dict[str, Cached], d
             continue
         if entry is not None and entry.key == person.key and entry.fresh:
             members[person.person_id] = ctx.target.normalise(entry.member)
+            from_cache.add(person.person_id)
         else:
             lookup.append(PersonKey(person.person_id, person.key))
-    if lookup:
-        ctx.say(f"resolving {len(lookup)} people in the directory")
-        found = ctx.target.resolve(lookup)
-        keys = {k.person_id: k.key for k in lookup}
-        members.update({p: ctx.target.normalise(m) for p, m in found.items()})
-        if not dry_run:
-            run.cache_update.update({p: (keys[p], m) for p, m in found.items()})
-            run.cache_forget.extend(k.person_id for k in lookup if k.person_id not in found and k.person_id in cache)
-    return members
+    if not lookup:
+        return Resolved(members, from_cache, {}, [])
+    ctx.say(f"resolving {len(lookup)} people in the directory")
+    found = ctx.target.resolve(lookup)
+    keys = {k.person_id: k.key for k in lookup}
+    members.update({p: ctx.target.normalise(m) for p, m in found.items()})
+    return Resolved(members, from_cache, {p: (keys[p], m) for p, m in found.items()},
+                    [k.person_id for k in lookup if k.person_id not in found and k.person_id in cache])
 
 
 def _aware(value: datetime) -> datetime:
@@ -415,8 +428,8 @@ class _Run:
         ctx = self.ctx
         with nullcontext(session) if session is not None else ctx.store.read() as reading:
             people = load_people(reading, ctx.mapping, ctx.settings.sync.person_key, ids, approvals=self.approvals)
-        members = _resolve(ctx, people, cache, self.dry_run, self)
-        self.members.update(members)
+        resolved = _resolve(ctx, people, cache)
+        members = resolved.members
         decisions = []
         for person in people:
             decided = decide_all(person.facts, self.today, ctx.mapping, self.names)
@@ -427,7 +440,24 @@ class _Run:
             if basis is not None:
                 self.decided[person.person_id] = (basis, decision, next_change(person.facts, self.today,
                                                                                decided.values()))
-            self.note(person, decision, members.get(person.person_id), actual)
+        # A grant rests on an entry read now: a cached one may have been renamed or
+        # deleted since (AD moves a renamed entry's member values itself).
+        again = [person for person in people if person.person_id in resolved.from_cache
+                 and self.decisions[person.person_id].entitled
+                 and (actual is None or members[person.person_id] not in actual)]
+        if again:
+            checked = _resolve(ctx, again, {})
+            for person in again:
+                members.pop(person.person_id, None)
+            members.update(checked.members)
+            resolved.update.update(checked.update)
+            resolved.forget.extend(p for p in (x.person_id for x in again) if p not in checked.members)
+        if not self.dry_run:
+            self.cache_update.update(resolved.update)
+            self.cache_forget.extend(resolved.forget)
+        self.members.update(members)
+        for person in people:
+            self.note(person, self.decisions[person.person_id], members.get(person.person_id), actual)
         if self.writer is not None and actual is not None:
             # An add rests on this person's decision alone: write it now.
             self.writer.add(plan(decisions, members, actual, {}, full=False).adds)

@@ -231,20 +231,6 @@ def test_stale_values_count_as_done_alone_or_among_others(samba, samba_settings,
 # ------------------------------------------------------------------ renames
 
 
-# What goes wrong today (sync/reconcile.py trusts a person's cached directory entry for
-# resolve_ttl_hours, 24 by default, and an event run only looks at the person's current
-# entry):
-# - entry renamed: the next full run takes the cached old DN, plans to add it (Samba: 32
-#   noSuchObject, the run ends partial) and removes the new DN as drift (UNKNOWN_MEMBER,
-#   no person), so the person loses access until the cache entry expires;
-# - userName changed to another account's: the event run adds the new account and
-#   leaves the old one in the group; the next full run removes that as drift, not as
-#   the person's revoke.
-RENAME_XFAIL = pytest.mark.xfail(
-    strict=True, reason="issue 11: renames keep the link — being fixed in sync/reconcile.py")
-
-
-@RENAME_XFAIL
 def test_a_renamed_entry_stays_a_member_once(client, samba, ctx, store):
     """The person's AD entry is renamed (modrdn): AD rewrites the group's member value
     (a linked attribute), and the next full run finds the person under the new DN:
