@@ -74,11 +74,12 @@ def _one_person(session, user: str) -> str:
 
 
 def _sync_all(ctx, names: list[str], person_ids: list[str] | None, dry_run: bool, release: int | None) -> int:
+    from .ledger import RunKind
     from .reconcile import reconcile
 
     worst = 0
     for name in names:
-        result = reconcile(ctx, name, kind="release" if release else "manual", person_ids=person_ids,
+        result = reconcile(ctx, name, kind=RunKind.RELEASE if release else RunKind.MANUAL, person_ids=person_ids,
                            dry_run=dry_run, release=release)
         if dry_run:
             _print_plan(name, result.plan)

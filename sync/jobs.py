@@ -29,6 +29,8 @@ from connector.store.database import Store
 from connector.store.journal import Event
 from connector.store.models import JournalRow, MemberRow, SyncCursorRow, SyncJobRow
 
+from .ledger import RunKind
+
 JOURNAL = "journal"
 SCHEDULE = "schedule"
 INGEST_BATCH = 5000
@@ -190,5 +192,5 @@ def last_full_start(store: Store) -> datetime | None:
 
     with store.read() as session:
         return session.scalar(select(SyncRunRow.started_at).where(
-            SyncRunRow.kind.in_(["full", "daily"]), SyncRunRow.dry_run.is_(False))
+            SyncRunRow.kind.in_([RunKind.FULL.value, RunKind.DAILY.value]), SyncRunRow.dry_run.is_(False))
             .order_by(SyncRunRow.id.desc()).limit(1))

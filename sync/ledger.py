@@ -22,6 +22,18 @@ from mappings.policy import Decision
 from .people import Person
 
 
+class RunKind(StrEnum):
+    FULL = "full"  # everyone, on the worker's schedule
+    DAILY = "daily"  # the first full run of a district day (expiries take effect)
+    EVENT = "event"  # the people of some journal events
+    MANUAL = "manual"  # walkin sync
+    RELEASE = "release"  # walkin sync --allow-removals: a held run's removals
+
+
+#: Kinds that cover everyone (their counts tell the group's size).
+EVERYONE = (RunKind.FULL, RunKind.DAILY, RunKind.MANUAL)
+
+
 class RunStatus(StrEnum):
     RUNNING = "running"
     INTERRUPTED = "interrupted"  # its process went away mid-run; the next run of the group settled it
@@ -76,7 +88,7 @@ class AuditEntry:
     journal_seq: int | None = None
 
 
-def start_run(session: Session, *, kind: str, entitlement: str, target: str, dry_run: bool, now: datetime) -> int:
+def start_run(session: Session, *, kind: RunKind, entitlement: str, target: str, dry_run: bool, now: datetime) -> int:
     row = SyncRunRow(kind=kind, entitlement=entitlement, target=target, dry_run=dry_run, started_at=now,
                      status=RunStatus.RUNNING.value, counts={}, held=[])
     session.add(row)

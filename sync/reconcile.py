@@ -33,7 +33,7 @@ from mappings.vocabulary import ReasonCode
 
 from . import ledger
 from .context import SyncContext
-from .ledger import AuditAction, AuditEntry, AuditResult, RunStatus
+from .ledger import AuditAction, AuditEntry, AuditResult, RunKind, RunStatus
 from . import decisions as stored_decisions
 from .people import Person, approval_groups, load_people
 from .planner import Action, Change, Plan, deletion_guard, plan
@@ -71,7 +71,7 @@ def _departed(person_id: str, entitlement: str, today: date) -> Decision:
     return Decision(person_id, entitlement, today, False, False, (ReasonCode.NOT_ACTIVE,), None, None)
 
 
-def reconcile(ctx: SyncContext, entitlement: str, *, kind: str = "manual", person_ids: list[str] | None = None,
+def reconcile(ctx: SyncContext, entitlement: str, *, kind: RunKind = RunKind.MANUAL, person_ids: list[str] | None = None,
               dry_run: bool = False, journal_seqs: dict[str, int] | None = None,
               release: int | None = None) -> RunResult:
     """Make the entitlement's group match today's decisions (see module doc).
@@ -94,7 +94,7 @@ def reconcile(ctx: SyncContext, entitlement: str, *, kind: str = "manual", perso
             gc.enable()
 
 
-def _reconcile(ctx: SyncContext, entitlement: str, *, kind: str, person_ids: list[str] | None, dry_run: bool,
+def _reconcile(ctx: SyncContext, entitlement: str, *, kind: RunKind, person_ids: list[str] | None, dry_run: bool,
                journal_seqs: dict[str, int] | None, release: int | None) -> RunResult:
     if entitlement not in ctx.mapping.entitlements:
         raise ValueError(f"unknown entitlement '{entitlement}'")
@@ -118,7 +118,7 @@ def _reconcile(ctx: SyncContext, entitlement: str, *, kind: str, person_ids: lis
         lock.release()
 
 
-def _run(ctx: SyncContext, entitlement: str, group: str, kind: str, person_ids: list[str] | None, dry_run: bool,
+def _run(ctx: SyncContext, entitlement: str, group: str, kind: RunKind, person_ids: list[str] | None, dry_run: bool,
          journal_seqs: dict[str, int] | None, release: int | None, today: date,
          lock: GroupLock | None = None) -> RunResult:
     """One run of a group whose lock is held (or a dry run)."""
@@ -387,7 +387,8 @@ def _last_group_size(session, entitlement: str, target: str) -> int:
     counts = session.scalar(
         select(SyncRunRow.counts).where(
             SyncRunRow.entitlement == entitlement, SyncRunRow.target == target,
-            SyncRunRow.kind.in_(["full", "daily", "manual"]), SyncRunRow.status.in_(["ok", "held", "partial"]))
+            SyncRunRow.kind.in_([k.value for k in ledger.EVERYONE]),
+            SyncRunRow.status.in_([RunStatus.OK.value, RunStatus.HELD.value, RunStatus.PARTIAL.value]))
         .order_by(SyncRunRow.id.desc()).limit(1)
     )
     return int((counts or {}).get("actual", 0))
@@ -398,7 +399,7 @@ class _Run:
     :class:`~sync.recorder.Recorder` (the run row, audit entries, holdings, loss
     dates) and, at the end, the caches (stored decisions, the entry cache)."""
 
-    def __init__(self, ctx: SyncContext, entitlement: str, kind: str, group: str, dry_run: bool,
+    def __init__(self, ctx: SyncContext, entitlement: str, kind: RunKind, group: str, dry_run: bool,
                  journal_seqs: dict[str, int], approvals: dict[str, dict], today: date) -> None:
         self.ctx, self.entitlement, self.kind, self.dry_run = ctx, entitlement, kind, dry_run
         self.journal_seqs, self.approvals, self.today = journal_seqs, approvals, today

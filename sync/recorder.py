@@ -28,7 +28,7 @@ from connector.store.models import SyncRunRow
 
 from . import ledger
 from .context import SyncContext
-from .ledger import AuditAction, AuditEntry, AuditResult, RunStatus
+from .ledger import AuditAction, AuditEntry, AuditResult, RunKind, RunStatus
 from .planner import Action, Change
 
 log = logging.getLogger("walkin.sync")
@@ -53,7 +53,7 @@ class Recorder:
 
     ctx: SyncContext
     entitlement: str
-    kind: str
+    kind: RunKind
     group: str
     today: date
     entry: EntryFactory

@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 from mappings.calendar import local_date
 
 from . import jobs
-from .ledger import RunStatus
+from .ledger import RunKind, RunStatus
 from .reconcile import SyncContext, reconcile
 from .targets.base import TargetError
 
@@ -81,7 +81,7 @@ class Worker:
     def run_jobs(self, claimed: list[jobs.Job]) -> None:
         ctx = self.ctx
         full = claimed[0].full
-        kind = "daily" if full and self._first_today() else ("full" if full else "event")
+        kind = RunKind.DAILY if full and self._first_today() else (RunKind.FULL if full else RunKind.EVENT)
         persons = None if full else sorted({j.person_id for j in claimed})
         seqs = {j.person_id: j.last_seq for j in claimed if j.person_id}
         failed = []
