@@ -292,7 +292,9 @@ def _survey(ctx: SyncContext, rows: Iterable[list[stored_decisions.Surveyed]], a
                     if holds:
                         settled.add(member)
                     continue
-                cache[person] = Cached(key, member, fresh)
+                # Entitled by the stored decision yet not in the group: removed behind our
+                # back, or the entry was renamed (AD moves its member values) — look it up.
+                cache[person] = Cached(key, member, fresh and not holds)
             todo.append(person)
             bases[person] = basis
             if len(todo) == PEOPLE_CHUNK:
@@ -441,11 +443,11 @@ class _Run:
             if basis is not None:
                 self.decided[person.person_id] = (basis, decision, next_change(person.facts, self.today,
                                                                                decided.values()))
-        # A grant rests on an entry read now: a cached one may have been renamed or
-        # deleted since (AD moves a renamed entry's member values itself).
+        # An event run's grant rests on an entry read now: a cached one may have been
+        # renamed or deleted since (AD moves a renamed entry's member values itself).
+        # A full run distrusts the cache where it matters, in the survey (above).
         again = [person for person in people if person.person_id in resolved.from_cache
-                 and self.decisions[person.person_id].entitled
-                 and (actual is None or members[person.person_id] not in actual)]
+                 and self.decisions[person.person_id].entitled] if actual is None else []
         if again:
             checked = _resolve(ctx, again, {})
             for person in again:
