@@ -26,7 +26,7 @@ from sync.targets import ldap3_import  # noqa: F401  (imports ldap3 without pyas
 from ldap3 import MODIFY_ADD, MODIFY_DELETE, NONE, SAFE_SYNC, Connection, Server
 from ldap3.core.exceptions import LDAPOperationResult
 
-from connector.store.models import AccessLossRow, AuditRow
+from connector.store.models import AccessLossRow, AuditRow, HoldingRow, PendingChangeRow, SyncRunRow
 from mappings.model import DEFAULT_MAPPING_PATH
 from sync.context import build_context
 from sync.ledger import RunStatus
@@ -333,3 +333,17 @@ def test_a_sync_killed_mid_run_then_converges(client, samba, sync_settings, stor
     assert result.status is RunStatus.OK, result.detail
     assert members(samba) == entitled
     assert result.counts["added"] == len(entitled - interrupted) and result.counts["removed"] == 3
+    # The killed run is closed as interrupted, and every grant the directory holds is
+    # in the audit trail exactly once — recorded by the killed run as the directory
+    # confirmed it, or found by the next run ("found applied after an interrupted run").
+    with store.read() as s:
+        runs = [(r.id, r.status) for r in s.scalars(select(SyncRunRow).order_by(SyncRunRow.id))]
+        grants = [(r.member, r.run_id, r.detail) for r in s.scalars(
+            select(AuditRow).where(AuditRow.action == "grant", AuditRow.result == "ok"))]
+        held = {r.member for r in s.scalars(select(HoldingRow))}
+        pending = s.scalars(select(PendingChangeRow)).all()
+    assert runs[0][1] == "interrupted" and runs[-1] == (result.run_id, "ok")
+    assert sorted(m for m, _, _ in grants) == sorted(entitled) and held == entitled and pending == []
+    found = [m for m, run_id, detail in grants if detail and detail.startswith("found applied after an interrupted")]
+    assert all(run_id == result.run_id for m, run_id, detail in grants if m in found)
+    assert set(found) <= interrupted
