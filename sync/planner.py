@@ -67,6 +67,7 @@ def plan(
     full: bool = True,
     settled: Iterable[str] = (),
     holders: Mapping[str, str] | None = None,
+    with_adds: bool = True,
 ) -> Plan:
     """Compute the changes that make ``actual`` equal the entitled people.
 
@@ -88,6 +89,9 @@ def plan(
         entitlement through their new entry). It is never drift, and never removed
         for them when it has become another decided person's entry: that person's
         decision rules it.
+    :param with_adds: ``False`` when the adds were planned already (a full run plans
+        each chunk's adds as it decides it and writes them at once): only removals,
+        the unresolved and the kept are planned then.
     """
     out = Plan(actual_size=len(actual))
     allowed = set(allowlist)
@@ -104,7 +108,8 @@ def plan(
         in_scope.add(member)
         present = member in actual
         if decision.entitled and not present:
-            out.adds.append(Change(Action.GRANT, member, decision.person_id, decision))
+            if with_adds:
+                out.adds.append(Change(Action.GRANT, member, decision.person_id, decision))
         elif not decision.entitled and present and member not in allowed:
             out.removes.append(Change(Action.REVOKE, member, decision.person_id, decision))
         elif present:

@@ -187,8 +187,11 @@ def _run(ctx: SyncContext, entitlement: str, group: str, kind: RunKind, person_i
         ctx.say(f"{entitlement}: {len(run.decisions)} people decided")
 
     allowlist = {target.normalise(m) for m in ctx.settings.sync.allowlist}
+    streamed = run.writer is not None  # a full run's adds are planned already, chunk by chunk
     the_plan = plan(run.decisions.values(), run.members, actual, known, allowlist=allowlist, full=full,
-                    settled=settled, holders=holders)
+                    settled=settled, holders=holders, with_adds=not streamed)
+    if streamed:
+        the_plan.adds = run.streamed
     ctx.say(f"{entitlement}: plan {len(the_plan.adds)} adds, {len(the_plan.removes)} removes, "
             f"{len(the_plan.unresolved)} unresolved, {the_plan.kept} kept")
     if dry_run:
@@ -416,6 +419,7 @@ class _Run:
         self.departed: list[str] = []  # people no longer in the store
         self.orphans = False  # whether stored decisions of people no longer in the store remain
         self.writer: Writer | None = None
+        self.streamed: list[Change] = []  # adds planned and handed to the writer while deciding
         self.recorder = Recorder(ctx, entitlement, kind, group, today, self._entry)
 
     @property
@@ -462,8 +466,10 @@ class _Run:
         for person in people:
             self.note(person, self.decisions[person.person_id], members.get(person.person_id), actual)
         if self.writer is not None and actual is not None:
-            # An add rests on this person's decision alone: write it now.
-            self.writer.add(plan(decisions, members, actual, {}, full=False).adds)
+            # An add rests on this person's decision alone: plan and write it now.
+            adds = plan(decisions, members, actual, {}, full=False).adds
+            self.streamed.extend(adds)
+            self.writer.add(adds)
 
     def note(self, person: Person, decision: Decision, member: str | None, actual: set[str] | None) -> None:
         """Remember who a person is and, when their membership may change (or
@@ -532,7 +538,8 @@ class _Run:
         as the directory confirms it; what is left for the end is the run's summary."""
         ctx = self.ctx
         writer = self.writer or self.start_writing(group, None)  # a run about a few people read no complete group
-        writer.add([c for c in the_plan.adds if c.member not in writer.handed])
+        if not self.streamed:
+            writer.add(the_plan.adds)
         writer.remove(removes)
         writer.close()
         with ctx.store.write() as session:  # caches only: right whatever the writes' outcome
