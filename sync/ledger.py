@@ -220,6 +220,16 @@ def holdings(session: Session, target: str, entitlement: str, person_ids: list[s
     return out
 
 
+def holdings_of_members(session: Session, target: str, entitlement: str, members: list[str]) -> dict[str, Holding]:
+    """member → who it was granted to, for the given members (as held: normalised)."""
+    stmt = select(HoldingRow.member, HoldingRow.person_id, HoldingRow.user_name).where(
+        HoldingRow.target == target, HoldingRow.entitlement == entitlement)
+    out = {}
+    for i in range(0, len(members), 500):
+        out.update({m: Holding(p, u) for m, p, u in session.execute(stmt.where(HoldingRow.member.in_(members[i:i + 500])))})
+    return out
+
+
 def hold(session: Session, target: str, entitlement: str, granted: list[tuple[str, str, str | None]],
          now: datetime, run_id: int | None) -> None:
     """Record ``(member, person id, userName)`` as granted (an upsert: the member is

@@ -126,13 +126,26 @@ def _run(ctx: SyncContext, entitlement: str, group: str, kind: RunKind, person_i
     full = person_ids is None
     empty = Plan()
 
+    run = _Run(ctx, entitlement, kind, group, dry_run, journal_seqs or {}, {}, today)
+    if lock is not None:
+        # First settle what an interrupted run left (its changes may be holdings the
+        # reads below must see).
+        try:
+            lock.attach(run.recorder.start())
+            recovery.settle_leftovers(run.recorder, group)
+        except TargetError as exc:
+            return run.refuse(empty, f"the directory could not be read ({exc})", status=RunStatus.FAILED)
+        except BaseException:
+            run.abandon()
+            raise
+
     fingerprint = stored_decisions.fingerprint(ctx.mapping)
     with ctx.store.read() as session:
         held_before = _held_members(session, release) if release else set()
         approvals = approval_groups(session, ctx.mapping)
         if full:
             nobody = session.scalar(select(UserRow.id).limit(1)) is None
-            holdings = ledger.holdings(session, ctx.target_name, entitlement)
+            holdings = {}  # read once the run knows whose it needs (_decide_holders)
         else:
             # Bases first, then the people: a change racing with this run can only
             # make a stored basis stale (decided again next time), never fresh.
@@ -142,23 +155,17 @@ def _run(ctx: SyncContext, entitlement: str, group: str, kind: RunKind, person_i
             cache = {p: Cached(e.key, e.member, _aware(e.resolved_at) >= fresh_after)
                      for p, e in ledger.cached_entries(session, ctx.target_name, ids).items()}
             holdings = ledger.holdings(session, ctx.target_name, entitlement, ids)
-    holders = {target.normalise(m): h.person_id for m, h in holdings.items()}
-
-    run = _Run(ctx, entitlement, kind, group, dry_run, journal_seqs or {}, approvals, today)
-    for h in holdings.values():
-        run.who.setdefault(h.person_id, (h.user_name, None))  # deleted people keep their name in the audit
+    run.approvals = approvals
+    holders = run.note_holdings(holdings)
     if full and nobody:
         return run.refuse(empty, "the store holds no people: refusing to act (a reconcile would empty the group)")
 
     known: dict[str, str] = {}
     settled: set[str] = set()
     try:
-        if lock is not None:
-            lock.attach(run.recorder.start())
-            recovery.settle_leftovers(run.recorder, group)
         if full:
             actual, settled = _decide_everyone(ctx, run, group, fingerprint, known)
-            _decide_holders(ctx, run, holders, actual, settled)
+            holders = _decide_holders(ctx, run, actual, settled)
         else:
             run.decide(ids, bases, cache, None)
             for gone in set(ids) - set(run.decisions):
@@ -205,18 +212,30 @@ def _run(ctx: SyncContext, entitlement: str, group: str, kind: RunKind, person_i
         raise
 
 
-def _decide_holders(ctx: SyncContext, run: _Run, holders: dict[str, str], actual: set[str], settled: set[str]) -> None:
+def _decide_holders(ctx: SyncContext, run: _Run, actual: set[str], settled: set[str]) -> dict[str, str]:
     """A full run: members of the group granted to someone the run did not decide
     (a person renamed or deleted since) are theirs to keep or lose — never
-    anonymous drift. Decide those people now (the deleted: as departed)."""
+    anonymous drift. Decide those people now (the deleted: as departed).
+
+    Only the holdings that can matter are read: those of the people decided, and
+    those of members nobody decided here or settled (usually none).
+
+    :returns: member → holder, for the plan."""
+    name, entitlement = ctx.target_name, run.entitlement
     covered = set(run.members.values()) | settled
+    with ctx.store.read() as session:
+        holdings = ledger.holdings(session, name, entitlement, sorted(run.decisions))
+        holdings.update(ledger.holdings_of_members(session, name, entitlement, sorted(actual - covered)))
+    holders = run.note_holdings(holdings)
     owners = sorted({holders[m] for m in actual - covered if m in holders} - set(run.decisions))
-    if not owners:
-        return
-    run.decide(owners, {}, {}, actual)
-    for gone in set(owners) - set(run.decisions):
-        run.decisions[gone] = _departed(gone, run.entitlement, run.today)
-        run.departed.append(gone)
+    if owners:
+        run.decide(owners, {}, {}, actual)
+        for gone in set(owners) - set(run.decisions):
+            run.decisions[gone] = _departed(gone, entitlement, run.today)
+            run.departed.append(gone)
+        with ctx.store.read() as session:
+            holders.update(run.note_holdings(ledger.holdings(session, name, entitlement, owners)))
+    return holders
 
 
 def _decide_everyone(ctx: SyncContext, run: _Run, group: str, fingerprint: str, known: dict[str, str]
@@ -427,6 +446,13 @@ class _Run:
         return self.recorder.run_id
 
     # ------------------------------------------------------------ deciding
+
+    def note_holdings(self, holdings: dict[str, ledger.Holding]) -> dict[str, str]:
+        """Remember the holders' names (a deleted person keeps the name they were
+        granted under in the audit); :returns: member (normalised) → holder."""
+        for h in holdings.values():
+            self.who.setdefault(h.person_id, (h.user_name, None))
+        return {self.ctx.target.normalise(m): h.person_id for m, h in holdings.items()}
 
     def decide(self, ids: list[str], bases: dict[str, str], cache: dict[str, Cached], actual: set[str] | None, *,
                session=None) -> None:

@@ -19,6 +19,7 @@ true account.
 from __future__ import annotations
 
 import logging
+import queue
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -63,7 +64,11 @@ class Recorder:
     """Every audit entry of a change stored so far (the writer thread appends)."""
     unstored: list[Settled] = field(default_factory=list)
     """Settled changes the store could not take when they were settled (retried at the end)."""
+    failed: bool = False
+    """Whether storing an outcome failed (the writer then writes nothing more)."""
     _guard: threading.Lock = field(default_factory=threading.Lock)
+    _queue: queue.SimpleQueue | None = None
+    _thread: threading.Thread | None = None
 
     @property
     def _target(self) -> str:
@@ -105,6 +110,41 @@ class Recorder:
             self.unstored = []
             self.recorded.extend(s.entry for s in batch)
 
+    def settle_soon(self, settled: list[Settled]) -> None:
+        """:meth:`settle`, in the recorder's thread (outcomes queued meanwhile are
+        stored together); :meth:`flush` waits for it."""
+        if self._thread is None:
+            self._queue = queue.SimpleQueue()
+            self._thread = threading.Thread(target=self._work, name="walkin-recorder", daemon=True)
+            self._thread.start()
+        self._queue.put(settled)
+
+    def _work(self) -> None:
+        while (item := self._queue.get()) is not None:
+            batch = list(item)
+            stop = False
+            while not self._queue.empty():
+                more = self._queue.get()
+                if more is None:
+                    stop = True
+                    break
+                batch.extend(more)
+            try:
+                self.settle(batch)
+            except Exception:  # noqa: BLE001 - kept in unstored, stored at the end or settled by the next run
+                log.exception("could not record the outcome of writes to %s", self.group)
+                self.failed = True
+            if stop:
+                return
+
+    def flush(self) -> None:
+        """Wait until every outcome handed to :meth:`settle_soon` is stored (or kept
+        for the end), and stop the recorder's thread."""
+        if self._thread is not None:
+            self._queue.put(None)
+            self._thread.join()
+            self._thread = None
+
     def defer(self, settled: list[Settled]) -> None:
         """Changes settled without a word from the directory (never attempted): stored at the end."""
         with self._guard:
@@ -137,6 +177,7 @@ class Recorder:
                more: Callable[[object], None] | None = None) -> None:
         """Write the run's last audit entries (and whatever the writer could not
         store), run ``more`` in the same transaction, and close the run row."""
+        self.flush()
         end = self.ctx.clock.now()
         with self._guard, self.ctx.store.write() as session:
             if self.run_id is None:

@@ -17,10 +17,11 @@ failed (refused, with the target's reason), or not attempted (the target became
 unavailable earlier in the run: nothing more is tried, the next run converges).
 Nothing is recorded as done that the target did not confirm.
 
-The run's :class:`~sync.recorder.Recorder` is told of each chunk before it goes to
-the target (pending) and right after the target answered (settled), from this
-thread, so what the directory confirmed is in the store before the next chunk is
-sent. Should the store fail to take it, nothing more is written.
+The run's :class:`~sync.recorder.Recorder` records every change as pending when it
+is handed over (before the directory can see it) and each chunk's outcome as soon as
+the target answered — in the recorder's own thread, so the directory is not kept
+waiting; a change whose outcome a kill kept from the store is still pending, and the
+next run settles it. Should the store fail to take an outcome, nothing more is written.
 """
 
 from __future__ import annotations
@@ -104,6 +105,7 @@ class Writer:
 
     def _hand(self, changes: list[Change], adding: bool) -> None:
         if changes:
+            self._recorder.pend(changes)  # pending in the store before the directory sees them
             self._handed_count += len(changes)
             self._queue.put((changes, adding))
 
@@ -121,7 +123,8 @@ class Writer:
         return not self._thread.is_alive()
 
     def finish(self) -> None:
-        """Close and wait until every change handed over is written or settled."""
+        """Close and wait until every change handed over is written or settled, and
+        its outcome handed to the recorder."""
         self.close()
         self.join()
 
@@ -145,12 +148,9 @@ class Writer:
         by_member = {c.member: c for c in chunk}
         write = self.target.add_members if adding else self.target.remove_members
         error: BaseException | None = None
-        try:
-            self._recorder.pend(list(by_member.values()))
-        except Exception as exc:  # the store: write nothing we could not account for
-            log.exception("could not record the changes to %s as pending", self.group)
+        if self._recorder.failed:  # the store cannot take outcomes: write nothing we could not account for
             self.stopped = True
-            self._not_attempted(chunk, f"not attempted, the store could not record it ({exc.__class__.__name__})")
+            self._not_attempted(chunk, "not attempted, the store could not record the outcomes")
             return
         settled: list[Settled] = []
         try:
@@ -184,11 +184,7 @@ class Writer:
             # Refused: not made. No answer for it (the request broke off): unknown, kept pending.
             settled.append(Settled(change, self.entries[-1], False if outcome is not None else None))
             self.failures.append(f"{change.member}: {why}")
-        try:
-            self._recorder.settle(settled)
-        except Exception:  # noqa: BLE001 - retried at the end of the run; nothing more is written meanwhile
-            log.exception("could not record the outcome of writes to %s", self.group)
-            error = error or RuntimeError("the store could not record the outcome")
+        self._recorder.settle_soon(settled)  # stored by the recorder's thread while the directory goes on
         self._written += len(chunk)
         if self._handed_count > WRITE_CHUNK:
             self._say(f"{self._written}/{self._handed_count} changes written")

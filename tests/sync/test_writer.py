@@ -56,6 +56,7 @@ class ListRecorder:
     about the writer; tests/sync/test_crashes.py covers the store side)."""
 
     entry = staticmethod(entry)
+    failed = False
 
     def __init__(self) -> None:
         self.pending: list[str] = []
@@ -67,6 +68,8 @@ class ListRecorder:
 
     def settle(self, settled) -> None:
         self.settled.extend((s.change.member, s.applied) for s in settled)
+
+    settle_soon = settle
 
     def defer(self, settled) -> None:
         self.deferred.extend(s.change.member for s in settled)
