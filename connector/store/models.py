@@ -259,10 +259,13 @@ class HoldingRow(Base):
     target: Mapped[str] = mapped_column(String(32), primary_key=True)
     entitlement: Mapped[str] = mapped_column(String(64), primary_key=True)
     member: Mapped[str] = mapped_column(Text, primary_key=True)  # in the target's normal form
-    person_id: Mapped[str] = mapped_column(_ID, nullable=False, index=True)
+    person_id: Mapped[str] = mapped_column(_ID, nullable=False)
     user_name: Mapped[str | None] = mapped_column(_TEXT)  # for the audit of a revoke after the person is deleted
     since: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
     run_id: Mapped[int | None] = mapped_column(Integer)
+
+    # A run reads the holdings of the people it decides: (target, entitlement) = and person IN (…).
+    __table_args__ = (Index("ix_sync_holding_person", "target", "entitlement", "person_id"),)
 
 
 class PendingChangeRow(Base):

@@ -28,7 +28,7 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('target', 'entitlement', 'member'),
     )
     with op.batch_alter_table('sync_holding', schema=None) as batch_op:
-        batch_op.create_index('ix_sync_holding_person_id', ['person_id'], unique=False)
+        batch_op.create_index('ix_sync_holding_person', ['target', 'entitlement', 'person_id'], unique=False)
     op.create_table('sync_pending',
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=True, nullable=False),
     sa.Column('run_id', sa.Integer(), nullable=False),
@@ -73,5 +73,5 @@ def downgrade() -> None:
         batch_op.drop_index('ix_sync_pending_run_id')
     op.drop_table('sync_pending')
     with op.batch_alter_table('sync_holding', schema=None) as batch_op:
-        batch_op.drop_index('ix_sync_holding_person_id')
+        batch_op.drop_index('ix_sync_holding_person')
     op.drop_table('sync_holding')
