@@ -30,7 +30,6 @@ import datetime
 import os
 import random
 import shutil
-import signal
 import socket
 import ssl
 import subprocess
@@ -47,6 +46,7 @@ from ldap3.utils.dn import escape_rdn
 from sync.targets.ldap_session import VerifyingTls
 
 from .certificates import write_certificates
+from .processes import terminate
 
 SAMBA = "/usr/sbin/samba"
 SAMBA_TOOL = "/usr/bin/samba-tool"
@@ -221,13 +221,7 @@ class SambaDc:
         self._drop_admin()
         if self._process is None:
             return
-        if self._process.poll() is None:
-            self._process.send_signal(signal.SIGTERM)
-            try:
-                self._process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self._process.kill()
-                self._process.wait()
+        terminate(self._process)
         self._reap()
 
     def discard(self) -> None:

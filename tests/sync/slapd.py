@@ -20,7 +20,6 @@ import datetime
 import os
 import random
 import shutil
-import signal
 import socket
 import subprocess
 import time
@@ -35,6 +34,7 @@ from ldap3 import MODIFY_REPLACE
 from sync.targets.ldap_filters import child_dn
 
 from .certificates import write_certificates
+from .processes import terminate
 
 SLAPD = "/usr/sbin/slapd"
 SLAPADD = "/usr/sbin/slapadd"
@@ -199,13 +199,7 @@ class Slapd:
         self._drop_admin()
         if self._process is None:
             return
-        if self._process.poll() is None:
-            self._process.send_signal(signal.SIGTERM)
-            try:
-                self._process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self._process.kill()
-                self._process.wait()
+        terminate(self._process)
         self._reap()
 
     def _reap(self) -> None:
