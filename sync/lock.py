@@ -26,7 +26,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, update
 
 from connector.clock import Clock
 from connector.store.database import Store
@@ -164,10 +164,3 @@ class GroupLock:
             with self.store.write() as session:
                 session.execute(delete(GroupLockRow).where(self._mine()))
 
-
-def holders(store: Store, clock: Clock, target: str) -> dict[str, Holder]:
-    """group → who holds its lock now (dead holders included, marked)."""
-    now = clock.now()
-    with store.read() as session:
-        rows = session.scalars(select(GroupLockRow).where(GroupLockRow.target == target)).all()
-    return {row.grp: GroupLock._holder(row, now) for row in rows}

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import gc
 import logging
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import closing, nullcontext
 from dataclasses import dataclass, field
@@ -22,25 +22,21 @@ from datetime import date, datetime, timedelta, timezone
 from itertools import chain
 from typing import NamedTuple
 
-from connector.settings import Settings
 from sqlalchemy import select
 
-from connector.store.database import Store
 from connector.store.models import SyncRunRow, UserRow
-from mappings.model import Mapping
 from mappings.policy import Decision, decide_all, next_change
 from mappings.vocabulary import ReasonCode
 
-from . import ledger
+from . import decisions as stored_decisions
+from . import ledger, recovery
 from .context import SyncContext
 from .ledger import AuditAction, AuditEntry, AuditResult, RunKind, RunStatus
-from . import decisions as stored_decisions
-from .people import Person, approval_groups, load_people
-from .planner import Action, Change, Plan, deletion_guard, plan
-from .targets.base import GroupNotFound, PersonKey, Target, TargetAuthError, TargetError
-from . import recovery
 from .lock import GroupBusy, GroupLock
+from .people import Person, approval_groups, load_people
+from .planner import Change, Plan, deletion_guard, plan
 from .recorder import Recorder
+from .targets.base import GroupNotFound, PersonKey, TargetAuthError, TargetError
 from .writer import Writer
 
 log = logging.getLogger("walkin.sync")

@@ -60,8 +60,6 @@ class Recorder:
     entry: EntryFactory
     run_id: int | None = None
     finished: bool = False
-    recorded: list[AuditEntry] = field(default_factory=list)
-    """Every audit entry of a change stored so far (the writer thread appends)."""
     unstored: list[Settled] = field(default_factory=list)
     """Settled changes the store could not take when they were settled (retried at the end)."""
     failed: bool = False
@@ -103,12 +101,11 @@ class Recorder:
             batch = [*self.unstored, *settled]
             try:
                 with self.ctx.store.write() as session:
-                    self._store(session, batch)
+                    self.store(session, batch)
             except Exception:
                 self.unstored = batch
                 raise
             self.unstored = []
-            self.recorded.extend(s.entry for s in batch)
 
     def settle_soon(self, settled: list[Settled]) -> None:
         """:meth:`settle`, in the recorder's thread (outcomes queued meanwhile are
@@ -150,7 +147,9 @@ class Recorder:
         with self._guard:
             self.unstored.extend(settled)
 
-    def _store(self, session, batch: list[Settled]) -> None:
+    def store(self, session, batch: list[Settled]) -> None:
+        """In ``session``: the audit entries of settled changes, their effects
+        (holdings, loss dates) and the end of their pending rows."""
         now = self.ctx.clock.now()
         ledger.write_audit(session, [s.entry for s in batch], run_id=self.run_id, entitlement=self.entitlement,
                            target=self._target, now=now)
@@ -184,8 +183,7 @@ class Recorder:
                 self.run_id = ledger.start_run(session, kind=self.kind, entitlement=self.entitlement,
                                                target=self._target, dry_run=False, now=end)
             if self.unstored:
-                self._store(session, self.unstored)
-                self.recorded.extend(s.entry for s in self.unstored)
+                self.store(session, self.unstored)
                 self.unstored = []
             ledger.write_audit(session, entries, run_id=self.run_id, entitlement=self.entitlement,
                                target=self._target, now=end)

@@ -56,9 +56,8 @@ def settle_leftovers(recorder: Recorder, group: str) -> int:
         settled.append(Settled(Change(kind, member, person_id, None), entry, True))
     with ctx.store.write() as session:
         if settled:
-            recorder._store(session, settled)
+            recorder.store(session, settled)
         ledger.drop_pending(session, [r[0] for r in rows])
-    recorder.recorded.extend(s.entry for s in settled)
     if made:
         log.warning("%s: %d change(s) of interrupted runs were found made and recorded", recorder.entitlement, made)
     return made

@@ -31,14 +31,10 @@ import queue
 import threading
 from collections.abc import Callable
 
-from typing import TYPE_CHECKING
-
 from .ledger import AuditAction, AuditEntry, AuditResult
 from .planner import Change
+from .recorder import Recorder, Settled
 from .targets.base import Outcome, Target, TargetError, partial_result
-
-if TYPE_CHECKING:
-    from .recorder import Recorder
 
 log = logging.getLogger("walkin.sync")
 
@@ -72,8 +68,6 @@ class Writer:
         self.removed = 0
         self.stopped = False
         """Whether the target became unavailable (what followed was not attempted)."""
-        self.handed: set[str] = set()
-        """Members handed over for adding (a run hands each add over once)."""
         self._handed_count = 0
         self._batch = max(1, target.write_batch)
         self._adds: list[Change] = []  # adds held back until they fill a write request
@@ -87,7 +81,6 @@ class Writer:
         """Hand over adds (written in the background, in order). They go to the
         target in whole multiples of its ``write_batch``; the rest waits for the
         next adds, the removals or :meth:`finish`."""
-        self.handed.update(c.member for c in changes)
         self._adds.extend(changes)
         whole = len(self._adds) - len(self._adds) % self._batch
         if whole:
@@ -143,8 +136,6 @@ class Writer:
 
     def _write(self, chunk: list[Change], adding: bool) -> None:
         """One target call; record exactly what the target confirmed."""
-        from .recorder import Settled
-
         by_member = {c.member: c for c in chunk}
         write = self.target.add_members if adding else self.target.remove_members
         error: BaseException | None = None
@@ -192,8 +183,6 @@ class Writer:
             self.stopped = True
 
     def _not_attempted(self, chunk: list[Change], why: str = "not attempted, the directory is unavailable") -> None:
-        from .recorder import Settled
-
         settled = []
         for change in chunk:
             self.entries.append(self._entry(change, AuditAction.FAILED, AuditResult.FAILED,
