@@ -191,6 +191,13 @@ def main() -> None:
                 sites[label] = top_sites(tracemalloc.take_snapshot())
             return out
         rec.load_people = load_then_snapshot
+        real_plan = rec.plan
+
+        def plan_then_snapshot(*a, **k):  # a full run's last plan: everyone decided, nothing written yet
+            if k.get("full"):
+                sites["plan: everyone decided (the full plan)"] = top_sites(tracemalloc.take_snapshot())
+            return real_plan(*a, **k)
+        rec.plan = plan_then_snapshot
 
     wrapped: list[str] = []
     missing: list[str] = []

@@ -49,6 +49,7 @@ from connector.store.models import AccessLossRow, DecisionRow, DirectoryEntryRow
 from mappings.model import Mapping
 from mappings.policy import Decision
 
+from . import ledger
 from . import people as people_module
 
 _CHUNK = 500
@@ -80,20 +81,23 @@ def _chunks(ids: list[str]) -> Iterator[list[str]]:
         yield ids[i:i + _CHUNK]
 
 
-def _extras(session: Session, approvals: dict[str, dict], ids: list[str] | None) -> dict[str, str]:
-    """person id → the part of their basis beyond the user's version (people with none are absent)."""
+def _extras(session: Session, approvals: dict[str, dict], ids: list[str] | None = None,
+            between: tuple[str, str] | None = None) -> dict[str, str]:
+    """person id → the part of their basis beyond the user's version (people with
+    none are absent): of the given people, or of the people whose id lies
+    ``between`` two ids (inclusive, in the database's order)."""
     parts: dict[str, list[str]] = defaultdict(list)
 
     conn = session.connection()  # Core: plain rows, no ORM loading
 
     def rows(stmt, column) -> Iterable:
         if ids is None:
+            if between is not None:
+                stmt = stmt.where(column.between(*between))
             return conn.execute(stmt).all()
         return (row for chunk in _chunks(ids) for row in conn.execute(stmt.where(column.in_(chunk))))
 
-    meaning = {gid: hashlib.blake2b(json.dumps({k: v for k, v in group.items() if k != "members"},
-                                               sort_keys=True, default=str).encode(), digest_size=6).hexdigest()
-               for gid, group in approvals.items()}  # what each group says, in 12 characters
+    meaning = _meanings(approvals)
     since = type_coerce(MemberRow.since, String)  # the stored text: nothing to parse
     for chunk in _chunks(list(meaning)):
         stmt = select(MemberRow.member_id, MemberRow.group_id, since).where(MemberRow.group_id.in_(chunk))
@@ -106,6 +110,13 @@ def _extras(session: Session, approvals: dict[str, dict], ids: list[str] | None)
                            OverrideRow.reason, OverrideRow.by), OverrideRow.person_id):
         parts[row[0]].append("o" + json.dumps(list(row[1:])))
     return {person: "|".join(sorted(items)) for person, items in parts.items()}
+
+
+def _meanings(approvals: dict[str, dict]) -> dict[str, str]:
+    """group id → what the approval group says (all but its members), in 12 characters."""
+    return {gid: hashlib.blake2b(json.dumps({k: v for k, v in group.items() if k != "members"},
+                                            sort_keys=True, default=str).encode(), digest_size=6).hexdigest()
+            for gid, group in approvals.items()}
 
 
 def bases(session: Session, mapping_fingerprint: str, approvals: dict[str, dict],
@@ -152,8 +163,14 @@ def survey(session: Session, entitlement: str, target: str, mapping_fingerprint:
     their stored decision holds, and their cached directory entry — one query over
     the users, the stored decisions and the entry cache (a full run's first look at
     everyone), answered ``batch`` people at a time so the caller can act on the
-    first people before the last are read."""
-    extras = _extras(session, approvals, None)
+    first people before the last are read.
+
+    The people come in id order, so each batch's memberships, loss dates and
+    overrides are read for its range of ids, when the batch is: the first people are
+    answered after a twentieth of that reading, not all of it (the writer starts
+    sooner). Each range is read after the users it covers, and before their data
+    is (:func:`sync.people.load_people`), so a basis is never fresher than the
+    facts decided on it (see the module doc)."""
     day = today.isoformat()
     d, e = DecisionRow, DirectoryEntryRow
     in_date = and_(d.decided_on <= day, or_(d.recheck_on.is_(None), d.recheck_on > day))
@@ -164,11 +181,13 @@ def survey(session: Session, entitlement: str, target: str, mapping_fingerprint:
         .outerjoin(e, and_(e.person_id == UserRow.id, e.target == target))
         # PostgreSQL: a server-side cursor, so the first rows come before the last are
         # sent (SQLite steps through its result as it is read anyway)
+        .order_by(UserRow.id)  # SQLite walks the (id, version) index: no sort
         .execution_options(stream_results=True, max_row_buffer=batch)
-    )  # no ORDER BY: SQLite then walks the (id, version) index and the two primary keys
+    )
     head = mapping_fingerprint + ":"
     with session.connection().execute(stmt) as result:  # closed also when the caller stops early
         for rows in result.partitions(batch):
+            extras = _extras(session, approvals, between=(rows[0][0], rows[-1][0]))
             out = []
             for person, version, stored_basis, usable, entitled, member, key, fresh in rows:
                 basis = _basis(head, version, extras.get(person))
@@ -191,20 +210,21 @@ def save(session: Session, entitlement: str, decided: dict[str, tuple[str, Decis
     if not decided:
         return
     insert = pg_insert if session.bind.dialect.name == "postgresql" else sqlite_insert
-    values = [
-        {"entitlement": entitlement, "person_id": person, "basis": basis, "decided_on": d.at.isoformat(),
-         "recheck_on": None if recheck is None else recheck.isoformat(), "entitled": d.entitled,
-         "by_override": d.by_override, "reasons": ",".join(d.reasons),
-         "valid_through": None if d.valid_through is None else d.valid_through.isoformat(),
-         "entitled_since": None if d.entitled_since is None else d.entitled_since.isoformat()}
-        for person, (basis, d, recheck) in decided.items()
-    ]
-    stmt = insert(DecisionRow.__table__)  # Core: one executemany, not the ORM's bulk path
+    stmt = insert(DecisionRow.__table__)  # Core: executemany, not the ORM's bulk path
     stmt = stmt.on_conflict_do_update(
         index_elements=["entitlement", "person_id"],
         set_={name: stmt.excluded[name] for name in _UPDATED},
     )
-    session.connection().execute(stmt, values)
+    conn, items = session.connection(), list(decided.items())
+    for i in range(0, len(items), ledger.WRITE_SLICE):  # a cold run stores everyone's: a slice of rows at a time
+        conn.execute(stmt, [
+            {"entitlement": entitlement, "person_id": person, "basis": basis, "decided_on": d.at.isoformat(),
+             "recheck_on": None if recheck is None else recheck.isoformat(), "entitled": d.entitled,
+             "by_override": d.by_override, "reasons": ",".join(d.reasons),
+             "valid_through": None if d.valid_through is None else d.valid_through.isoformat(),
+             "entitled_since": None if d.entitled_since is None else d.entitled_since.isoformat()}
+            for person, (basis, d, recheck) in items[i:i + ledger.WRITE_SLICE]
+        ])
 
 
 _UPDATED = ("basis", "decided_on", "recheck_on", "entitled", "by_override", "reasons", "valid_through",

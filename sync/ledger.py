@@ -32,6 +32,7 @@ class RunKind(StrEnum):
 
 #: Kinds that cover everyone (their counts tell the group's size).
 EVERYONE = (RunKind.FULL, RunKind.DAILY, RunKind.MANUAL)
+WRITE_SLICE = 2000  # rows built and sent per executemany when a run writes many (bounded memory)
 
 
 class RunStatus(StrEnum):
@@ -184,9 +185,10 @@ def store_entries(session: Session, target: str, found: dict[str, tuple[str, str
         index_elements=[DirectoryEntryRow.target, DirectoryEntryRow.person_id],
         set_={"key": stmt.excluded.key, "member": stmt.excluded.member, "resolved_at": stmt.excluded.resolved_at},
     )
-    session.connection().execute(stmt, [
-        {"target": target, "person_id": p, "key": k, "member": m, "resolved_at": now} for p, (k, m) in found.items()
-    ])
+    conn, items = session.connection(), list(found.items())
+    for i in range(0, len(items), WRITE_SLICE):  # a cold run caches everyone: never all the rows at once
+        conn.execute(stmt, [{"target": target, "person_id": p, "key": k, "member": m, "resolved_at": now}
+                            for p, (k, m) in items[i:i + WRITE_SLICE]])
 
 
 def forget_entries(session: Session, target: str, person_ids: list[str]) -> None:
@@ -243,10 +245,10 @@ def hold(session: Session, target: str, entitlement: str, granted: list[tuple[st
         set_={"person_id": stmt.excluded.person_id, "user_name": stmt.excluded.user_name,
               "since": stmt.excluded.since, "run_id": stmt.excluded.run_id},
     )
-    session.connection().execute(stmt, [
-        {"target": target, "entitlement": entitlement, "member": m, "person_id": p, "user_name": u, "since": now,
-         "run_id": run_id} for m, p, u in dict((g[0], g) for g in granted).values()
-    ])
+    conn, rows = session.connection(), list(dict((g[0], g) for g in granted).values())
+    for i in range(0, len(rows), WRITE_SLICE):  # a first run adopts the whole group: a slice at a time
+        conn.execute(stmt, [{"target": target, "entitlement": entitlement, "member": m, "person_id": p,
+                             "user_name": u, "since": now, "run_id": run_id} for m, p, u in rows[i:i + WRITE_SLICE]])
 
 
 def unhold(session: Session, target: str, entitlement: str, members: list[str]) -> None:

@@ -104,6 +104,35 @@ def test_a_rename_then_offboarding_before_any_run_removes_the_old_entry(client, 
     assert _losses(store) == {(uid, "walkin"): "2026-11-29"}
 
 
+@pytest.mark.parametrize("entitled_again", [True, False])
+def test_deleted_and_created_again_under_the_same_key_in_one_event_run(client, store, slapd, ctx, entitled_again):
+    """A user deleted and created again (a new id) with the same userName before the
+    worker ran (found by the property test): the entry is the new person's, and the
+    new person's decision rules it — the deleted one's cached entry does not revoke it."""
+    slapd.add_people(["w0020"])
+    old = P.create(client, P.person("w0020"))
+    group = P.approvers(client, "0123", [old])
+    _event(ctx, old)
+    assert _members(slapd) == {_dn(slapd, "w0020")}
+    assert client.delete(f"/scim/v2/Users/{old}", headers=AUTH).status_code == 204
+    new = P.create(client, P.person("w0020"))
+    if entitled_again:
+        r = client.patch(f"/scim/v2/Groups/{group}", headers=AUTH, json={"Operations": [
+            {"op": "add", "path": "members", "value": [{"value": new}]}]})
+        assert r.status_code in (200, 204)
+    assert _event(ctx, old, new).status is RunStatus.OK
+    with store.read() as s:
+        holders = {(r.member, r.person_id) for r in s.scalars(select(HoldingRow))}
+    if entitled_again:
+        assert _members(slapd) == {_dn(slapd, "w0020")}
+        assert holders == {(_dn(slapd, "w0020"), new)}  # the entry is the new person's now
+        assert [a[0] for a in _audit(store)] == ["grant"]
+    else:
+        assert _members(slapd) == set()
+        assert [(a[0], a[3]) for a in _audit(store)] == [("grant", []), ("revoke", ["NO_APPROVAL"])]
+        assert holders == set() and _losses(store) == {(new, "walkin"): "2026-11-29"}
+
+
 def test_renamed_and_no_longer_qualifying_in_one_full_run_is_a_revoke_not_drift(client, store, slapd, ctx):
     """Path 7: the old entry of a person the connector granted goes as their revoke,
     with a loss date, so a quiz alone cannot bring access back."""
