@@ -10,7 +10,7 @@ import yaml
 from sqlalchemy import delete, select
 
 import sync.reconcile as reconcile_module
-from connector.store.models import DecisionRow, OverrideRow
+from connector.store.models import AccessLossRow, DecisionRow, OverrideRow
 from mappings.model import DEFAULT_MAPPING_PATH, parse_mapping
 from sync.reconcile import SyncContext, reconcile
 from sync.targets.memory import MemoryTarget
@@ -323,3 +323,30 @@ def test_a_full_run_drops_decisions_of_people_who_left_unseen(client, ctx, targe
     reconcile(ctx, "walkin")
     assert set(stored_rows(store)) == {a, b}
     assert target.groups[GROUP] == {dn("u1")}
+
+
+def test_the_survey_reads_each_batch_by_its_id_range_and_agrees_with_bases(client, ctx, store):
+    """The survey reads memberships, loss dates and overrides a batch's id range at a
+    time: with batches of 2 over 7 people (every boundary between two people
+    falls somewhere), everyone's basis is the one :func:`bases` gives each alone, and
+    everyone comes exactly once, in id order."""
+    from sync import decisions as stored
+    from sync.people import approval_groups
+
+    ids = [P.create(client, P.person(f"u{i}")) for i in range(7)]
+    P.approvers(client, "0123", ids[::2])
+    P.approvers(client, "0456", ids[1:4])
+    with store.write() as s:
+        s.add(OverrideRow(person_id=ids[5], entitlement="walkin", effect="grant", until="2027-01-31",
+                          reason="pilot", by="admin", created_at=NOON))
+        s.add(AccessLossRow(person_id=ids[6], entitlement="walkin", lost_on="2026-10-01"))
+    fingerprint = stored.fingerprint(ctx.mapping)
+    with store.read() as s:
+        groups = approval_groups(s, ctx.mapping)
+        alone = stored.bases(s, fingerprint, groups, ids)
+        seen = [row for rows in stored.survey(s, "walkin", "ldap", fingerprint, groups, ctx.today(),
+                                              NOON, batch=2) for row in rows]
+    assert [r.person_id for r in seen] == sorted(ids)
+    assert {r.person_id: r.basis for r in seen} == alone
+    # everyone has a membership, a loss date or an override: each batch's range read found theirs
+    assert all("|" in basis for basis in alone.values())
