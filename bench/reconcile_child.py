@@ -241,6 +241,10 @@ def main() -> None:
         import sync.writer as writer_mod
 
         wrap(writer_mod.Writer, "join", "writer_wait")
+        import sync.recorder as recorder_mod
+
+        wrap(recorder_mod.Recorder, "pend", "pend")
+        wrap(recorder_mod.Recorder, "settle", "settle", sample_rss=False)
         for fn in ("start_run", "write_audit", "record_losses", "store_entries", "forget_entries", "finish_run"):
             wrap(ledger, fn, "ledger_write")
         wrap(ledger, "evidence_digest", "apply.evidence_digest", sample_rss=False)
@@ -324,12 +328,12 @@ def main() -> None:
     target.close()
     ctx.store.dispose()
 
-    top = ["load_people", "cache_read", "stored_decisions", "decide", "resolve", "plan", "guard",
+    top = ["load_people", "cache_read", "stored_decisions", "decide", "resolve", "plan", "guard", "pend",
            "ledger_write", "commit", "writer_wait"]
     phases = {k: round(times[k], 4) for k in top if k in times}
     if phases:
         phases["other"] = round(wall - sum(phases.values()), 4)
-        for k in ("read_group", "apply"):  # in threads of their own, overlapping the phases above
+        for k in ("read_group", "apply", "settle"):  # in threads of their own, overlapping the phases above
             phases[k] = round(times[k], 4)
     subs = {k: round(v, 4) for k, v in times.items() if k not in phases}
     print(json.dumps({

@@ -235,7 +235,7 @@ def forget(session: Session, entitlement: str, person_ids: Iterable[str] | None 
     """Drop stored decisions of the given people, or (``None``) of people no longer in the store."""
     base = delete(DecisionRow).where(DecisionRow.entitlement == entitlement)
     if person_ids is None:
-        session.execute(base.where(DecisionRow.person_id.not_in(select(UserRow.id))))
+        session.execute(base.where(~ledger.in_store(DecisionRow.person_id)))
         return
     for chunk in _chunks(sorted(set(person_ids))):
         session.execute(base.where(DecisionRow.person_id.in_(chunk)))

@@ -24,7 +24,7 @@ from typing import NamedTuple
 
 from sqlalchemy import select
 
-from connector.store.models import SyncRunRow, UserRow
+from connector.store.models import DecisionRow, DirectoryEntryRow, HoldingRow, SyncRunRow, UserRow
 from mappings.policy import Decision, decide_all, next_change
 from mappings.vocabulary import ReasonCode
 
@@ -44,6 +44,7 @@ log = logging.getLogger("walkin.sync")
 GUARD_WINDOW = timedelta(hours=1)
 PEOPLE_CHUNK = 1000  # people read and decided at a time in a full run (their adds then go to the writer)
 PROGRESS_EVERY = 10_000  # people decided between progress messages
+BULK_ROWS = 10_000  # rows a run writes to one cache table past which the planner's statistics are refreshed
 
 
 @dataclass
@@ -626,6 +627,10 @@ class _Run:
                 self.recorder.release_of(session, release)
 
         self.recorder.finish(entries, status, counts, held_list, detail, record)
+        written = {HoldingRow.__tablename__: len(adopt), DecisionRow.__tablename__: len(self.decided),
+                   DirectoryEntryRow.__tablename__: len(self.cache_update)}
+        if max(written.values()) >= BULK_ROWS:  # a first run, or the back-fill's first
+            ctx.store.refresh_statistics(written)
         ctx.say(f"{self.entitlement}: run {self.run_id} {status.value}: +{writer.added} -{writer.removed}"
                 + (f", {len(held)} removals held" if held else "")
                 + (f", {len(writer.failures)} failed" if writer.failures else ""))

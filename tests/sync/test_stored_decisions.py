@@ -350,3 +350,51 @@ def test_the_survey_reads_each_batch_by_its_id_range_and_agrees_with_bases(clien
     assert {r.person_id: r.basis for r in seen} == alone
     # everyone has a membership, a loss date or an override: each batch's range read found theirs
     assert all("|" in basis for basis in alone.values())
+
+
+def test_a_run_that_writes_many_rows_has_postgresql_look_at_the_tables_again(client, ctx, store, monkeypatch):
+    """A run that stores decisions (or entries, or holdings) for at least BULK_ROWS
+    people runs ANALYZE on PostgreSQL, so its next lookups by person use the indexes
+    (pg_class.reltuples: -1 or 0 until the table is analysed). On SQLite nothing
+    is to be done, and the run is the same."""
+    from sqlalchemy import text
+
+    monkeypatch.setattr(reconcile_module, "BULK_ROWS", 3)
+    three(client)
+
+    def counted() -> float | None:
+        if store.engine.dialect.name != "postgresql":
+            return None
+        with store.read() as s:
+            return s.scalar(text("SELECT reltuples FROM pg_class WHERE relname = 'sync_decision'"))
+
+    before = counted()
+    assert reconcile(ctx, "walkin").status.value == "ok"
+    assert len(stored_rows(store)) == 3
+    if before is not None:
+        assert before <= 0 and counted() == 3
+
+
+def test_statistics_are_refreshed_only_for_a_table_that_outgrew_them(store):
+    """ANALYZE runs for a table the planner believes smaller than what was just
+    written, not for one it already knows to be larger (no ANALYZE after every big run)."""
+    from sqlalchemy import text
+
+    if store.engine.dialect.name != "postgresql":
+        store.refresh_statistics({"sync_decision": 10**6})  # SQLite: nothing to do, no error
+        return
+    with store.write() as s:
+        s.execute(text("INSERT INTO sync_pending (run_id, target, entitlement, grp, action, member, reasons) "
+                       "SELECT 1, 'ldap', 'walkin', 'g', 'grant', 'm' || i, '[]' FROM generate_series(1, 50) i"))
+
+    def believed() -> float:
+        with store.read() as s:
+            return s.scalar(text("SELECT reltuples FROM pg_class WHERE relname = 'sync_pending'"))
+
+    assert believed() <= 0
+    store.refresh_statistics({"sync_pending": 50})
+    assert believed() == 50
+    with store.write() as s:
+        s.execute(text("DELETE FROM sync_pending"))
+    store.refresh_statistics({"sync_pending": 10})  # believed 50 ≥ 10: left alone
+    assert believed() == 50
