@@ -74,7 +74,7 @@ def _one_person(session, user: str) -> str:
 
 
 def _sync_all(ctx, names: list[str], person_ids: list[str] | None, dry_run: bool, release: int | None) -> int:
-    from .ledger import RunKind
+    from .ledger import RunKind, RunStatus
     from .reconcile import reconcile
 
     worst = 0
@@ -82,14 +82,17 @@ def _sync_all(ctx, names: list[str], person_ids: list[str] | None, dry_run: bool
         result = reconcile(ctx, name, kind=RunKind.RELEASE if release else RunKind.MANUAL, person_ids=person_ids,
                            dry_run=dry_run, release=release)
         if dry_run:
-            _print_plan(name, result.plan)
+            if result.status is not RunStatus.OK:  # the plan could not be made: say why, never "0 to add"
+                click.echo(f"{name}: dry run {result.status.value} — {result.detail}", err=True)
+            else:
+                _print_plan(name, result.plan)
         else:
             click.echo(f"{name}: run {result.run_id} {result.status.value} {result.counts}"
                        + (f" — {result.detail}" if result.detail else ""))
             if result.held:
                 click.echo(f"  {len(result.held)} removals held: review, then `walkin sync --allow-removals "
                            f"{result.run_id}`")
-        worst = max(worst, result.exit_code if not dry_run else 0)
+        worst = max(worst, result.exit_code)
     return worst
 
 

@@ -280,7 +280,7 @@ def _decide_everyone(ctx: SyncContext, run: _Run, group: str, fingerprint: str, 
         run.orphans = stored_decisions.count(session, run.entitlement) > found.seen
         known.update({ctx.target.normalise(e.member): p for p, e in ledger.entries_of_departed(session, name).items()})
     ctx.say(f"{run.entitlement}: {len(run.decisions)} people decided afresh; the stored decisions of "
-            f"{found.seen - len(run.decisions)} others hold")
+            f"{found.surveyed - len(run.decisions)} others hold")
     return actual, found.settled
 
 
@@ -298,6 +298,8 @@ class _Survey:
     """The cached directory entries of the people in the chunk last yielded."""
     seen: int = 0
     """How many stored decisions exist for people in the store."""
+    surveyed: int = 0
+    """How many people the store holds (everyone the survey went through)."""
 
 
 def _survey(ctx: SyncContext, rows: Iterable[list[stored_decisions.Surveyed]], actual: set[str],
@@ -315,6 +317,7 @@ def _survey(ctx: SyncContext, rows: Iterable[list[stored_decisions.Surveyed]], a
     settled, known, bases, cache = found.settled, found.known, found.bases, found.cache
     todo: list[str] = []
     for batch in rows:
+        found.surveyed += len(batch)
         for person, basis, holds, stored, member, key, fresh in batch:
             found.seen += stored
             if member is not None:

@@ -103,3 +103,32 @@ def test_full_reconcile_schedule(sync_settings, store, clock):
     assert not full_due(ctx, denver_0004 + timedelta(minutes=1), denver_0004 + timedelta(minutes=30))
     assert full_due(ctx, denver_0004, denver_0004 + timedelta(hours=1, minutes=1))
     ctx.target.close()
+
+
+def test_a_dry_run_against_an_unreachable_directory_exits_1_with_the_reason(client, store, slapd, sync_settings,
+                                                                             clock, monkeypatch):
+    """Not "0 to add, 0 to remove" and exit 0: the plan could not be made. And the
+    first run's progress line counts the people whose stored decision held (none),
+    never a negative number."""
+    _env(monkeypatch, sync_settings)
+    slapd.add_people(["d1", "d2"])
+    ids = [P.create(client, P.person(u)) for u in ("d1", "d2")]
+    P.approvers(client, "0123", ids)
+    runner = CliRunner()
+    first = runner.invoke(main, ["sync", "--dry-run"], obj=clock)
+    assert first.exit_code == 0, first.output
+    assert "2 people decided afresh; the stored decisions of 0 others hold" in first.output
+
+    monkeypatch.setenv("WALKIN_LDAP__URLS", json.dumps([f"ldap://127.0.0.1:{_free_port()}"]))
+    monkeypatch.setenv("WALKIN_LDAP__RETRY_ATTEMPTS", "1")
+    dry = runner.invoke(main, ["sync", "--dry-run"], obj=clock)
+    assert dry.exit_code == 1, dry.output
+    assert "to add" not in dry.output and "walkin: dry run failed — the directory could not be read" in dry.output
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
