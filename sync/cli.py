@@ -13,17 +13,22 @@ from connector.settings import Settings
 
 
 @contextmanager
-def _opened(progress: bool = True) -> Iterator:
-    """The sync context from the settings; its store and target are closed after use."""
+def _opened(progress: bool = True, read_only: bool = False) -> Iterator:
+    """The sync context from the settings; its store and target are closed after use.
+    ``read_only``: the store is opened for reading only (and never migrated)."""
     from connector.clock import of_command
 
     from .context import build_context
     from .targets.base import TargetError
 
+    settings = Settings()
+    store = _read_only_store(settings.database_url) if read_only else None
     try:
-        ctx = build_context(Settings(), progress=(lambda m: click.echo(m, err=True)) if progress else None,
+        ctx = build_context(settings, store=store, progress=(lambda m: click.echo(m, err=True)) if progress else None,
                             clock=of_command())
     except TargetError as exc:
+        if store is not None:
+            store.dispose()
         raise click.ClickException(str(exc)) from None
     try:
         yield ctx
@@ -46,7 +51,7 @@ def sync(dry_run: bool, entitlements: tuple[str, ...], user: str | None, release
     """
     from .worker import entitlements_with_groups
 
-    with _opened() as ctx:
+    with _opened(read_only=dry_run) as ctx:
         names = list(entitlements) or entitlements_with_groups(ctx)
         unknown = [n for n in names if n not in ctx.mapping.entitlements]
         if unknown:
@@ -57,6 +62,18 @@ def sync(dry_run: bool, entitlements: tuple[str, ...], user: str | None, release
                 person_ids = [_one_person(session, user)]
         worst = _sync_all(ctx, names, person_ids, dry_run, release)
     sys.exit(worst)
+
+
+def _read_only_store(url: str, **kwargs):
+    """The store for a command that only reads: never migrated, writes refused; a
+    store that is not there or not at this release's schema is one clear line."""
+    from connector.store.database import Store
+    from connector.store.engine import SchemaBehind
+
+    try:
+        return Store(url, read_only=True, **kwargs)
+    except SchemaBehind as exc:
+        raise click.ClickException(str(exc)) from None
 
 
 def _one_person(session, user: str) -> str:
@@ -131,11 +148,9 @@ def worker(once: bool) -> None:
 @click.option("--format", "fmt", type=click.Choice(["table", "json", "csv"]), default="table", show_default=True)
 def audit(user: str | None, since, entitlement: str | None, run_id: int | None, fmt: str) -> None:
     """Show the audit trail: every grant, revoke, hold, drift and failure, and why."""
-    from connector.store.database import Store
-
     from .audit import AmbiguousUser, read, render
 
-    store = Store(Settings().database_url)
+    store = _read_only_store(Settings().database_url)
     try:
         with store.read() as session:
             rows = read(session, user=user, since=since.date() if since else None, entitlement=entitlement,
@@ -162,7 +177,6 @@ def explain(user: str, at, entitlement: str, as_json: bool) -> None:
     """
     import json as json_module
 
-    from connector.store.database import Store
     from mappings.advice import explain_decision
     from connector.clock import of_command
     from mappings.model import DEFAULT_MAPPING_PATH, load_mapping
@@ -174,7 +188,7 @@ def explain(user: str, at, entitlement: str, as_json: bool) -> None:
     mapping = load_mapping(settings.mapping_path or DEFAULT_MAPPING_PATH)
     if entitlement not in mapping.entitlements:
         raise click.UsageError(f"unknown entitlement '{entitlement}'")
-    store = Store(settings.database_url)
+    store = _read_only_store(settings.database_url)
     try:
         with store.read() as session:
             person_id = _one_person(session, user)

@@ -6,15 +6,16 @@ import fcntl
 import os
 import threading
 from contextlib import contextmanager, nullcontext
-from typing import Iterable, Iterator
+from typing import Iterator
 
 from sqlalchemy import Connection, Engine, text
+from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 from mappings.scim import AttributePath
 
 from . import person_keys
-from .engine import begin, make_engine, migrate
+from .engine import SchemaBehind, begin, check_schema, make_engine, migrate
 
 
 class _WriterLock:
@@ -58,6 +59,16 @@ class _WriterLock:
         self._fd = None
 
 
+def _must_exist(url: str) -> None:
+    """A read-only store on an SQLite file that is not there: say so (connecting
+    would create an empty file)."""
+    parsed = make_url(url)
+    database = parsed.database
+    if parsed.get_backend_name() == "sqlite" and database not in (None, "", ":memory:") \
+            and not database.startswith("file:") and not os.path.exists(database):
+        raise SchemaBehind(f"no store at {database}: run `walkin migrate` (or start `walkin serve`) to create it")
+
+
 class Store:
     """Owns the engine. ``read()`` and ``write()`` give a session in a transaction
     that commits on success and rolls back on any exception; ``reading()`` and
@@ -69,7 +80,7 @@ class Store:
     """
 
     def __init__(self, url: str, *, auto_migrate: bool = True, memory_map: bool = True,
-                 person_key: str | None = None) -> None:
+                 person_key: str | None = None, read_only: bool = False) -> None:
         """:param memory_map: read an SQLite file through a memory map (the SCIM
             service's many small reads); off for processes that scan whole tables now
             and then (the sync), where it would only count the file's pages into
@@ -79,15 +90,25 @@ class Store:
             folds every user's key again if the store recorded another attribute.
             None: whatever the store recorded (read on first use), for processes
             that do not configure it.
-        :raises ValueError: ``person_key`` is not a single-valued string attribute."""
+        :param read_only: for the commands that only read (``walkin audit``,
+            ``explain``, ``sync --dry-run``): never migrates, creates no file, and
+            the database refuses writes; the schema must be at this release's head.
+        :raises ValueError: ``person_key`` is not a single-valued string attribute.
+        :raises SchemaBehind: read-only, and the schema is not at head (or, for an
+            SQLite file, there is no file)."""
+        self.read_only = read_only
         self.configured_person_key = person_keys.key_path(person_key) if person_key is not None else None
-        self.engine: Engine = make_engine(url, memory_map=memory_map)
+        if read_only:
+            _must_exist(url)
+        self.engine: Engine = make_engine(url, memory_map=memory_map, read_only=read_only)
         self._person_key = self.configured_person_key
-        if auto_migrate:
+        if read_only:
+            check_schema(self.engine)
+        elif auto_migrate:
             self._person_key = migrate(self.engine, self.configured_person_key)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
         sqlite = self.engine.dialect.name == "sqlite"
-        self._lock = _WriterLock(self.engine.url.database) if sqlite else None
+        self._lock = _WriterLock(self.engine.url.database) if sqlite and not read_only else None
 
     @property
     def person_key(self) -> AttributePath:

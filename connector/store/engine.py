@@ -22,14 +22,19 @@ from . import person_keys
 MIGRATIONS = Path(__file__).with_name("migrations")
 
 
-def make_engine(url: str, *, memory_map: bool = True) -> Engine:
+def make_engine(url: str, *, memory_map: bool = True, read_only: bool = False) -> Engine:
     """An engine for ``url``; SQLite connections get WAL, a busy timeout, foreign
     keys and case-sensitive ``LIKE`` (so case-exact attributes compare exactly, as
-    they do on PostgreSQL)."""
+    they do on PostgreSQL).
+
+    :param read_only: the database refuses every write on these connections
+        (SQLite ``query_only``; PostgreSQL ``default_transaction_read_only``), and
+        the journal mode is left as the database has it."""
     parsed = make_url(url)
     codec = {"json_serializer": jsontext.dumps}
     if parsed.get_backend_name() != "sqlite":
-        return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=10, **codec)
+        extra = {"connect_args": {"options": "-c default_transaction_read_only=on"}} if read_only else {}
+        return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=10, **codec, **extra)
     memory = parsed.database in (None, "", ":memory:")
     engine = create_engine(
         url,
@@ -41,7 +46,9 @@ def make_engine(url: str, *, memory_map: bool = True) -> Engine:
     @event.listens_for(engine, "connect")
     def _pragmas(dbapi_conn, _record) -> None:  # pragma: no cover - trivial
         cur = dbapi_conn.cursor()
-        if not memory:
+        if read_only:
+            cur.execute("PRAGMA query_only=ON")
+        elif not memory:
             cur.execute("PRAGMA journal_mode=WAL")
             cur.execute("PRAGMA synchronous=NORMAL")
             # Checkpoint every ~40 MB of WAL, not every 4 MB: a write dirties a page of
@@ -83,6 +90,28 @@ def begin(conn: Connection, *, write: bool) -> None:
         # 50 is still in flight, and the worker's cursor, past 51, would never see 50.
         # SQLite writers take turns anyway.
         conn.execute(_WRITERS_IN_TURN)
+
+
+class SchemaBehind(Exception):
+    """The store's schema is not the one this release needs (read-only commands
+    never migrate: ``walkin migrate`` does)."""
+
+
+def check_schema(engine: Engine) -> None:
+    """:raises SchemaBehind: the database has no schema, or another revision than
+    this release's newest."""
+    from alembic.runtime.migration import MigrationContext
+    from alembic.script import ScriptDirectory
+
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    head = ScriptDirectory.from_config(config).get_current_head()
+    with engine.connect() as conn:
+        current = MigrationContext.configure(conn).get_current_revision()
+    if current != head:
+        where = engine.url.render_as_string(hide_password=True)
+        raise SchemaBehind(f"the store at {where} has schema revision {current or 'none (empty)'}, this release "
+                           f"needs {head}: run `walkin migrate`")
 
 
 @contextmanager
