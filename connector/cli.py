@@ -7,7 +7,31 @@ import click
 from connector.settings import Settings
 
 
-@click.group()
+class _Commands(click.Group):
+    """The ``walkin`` group: a bad setting, mapping file or store becomes one line
+    (exit 1) at this one boundary, whichever command met it (connector/setting_problems.py)."""
+
+    def invoke(self, ctx: click.Context):
+        from pydantic import ValidationError
+        from pydantic_settings import SettingsError
+
+        from connector.setting_problems import mapping_line, settings_line, source_line
+        from connector.store.engine import SchemaBehind
+        from mappings.model import MappingError
+
+        try:
+            return super().invoke(ctx)
+        except ValidationError as exc:
+            raise click.ClickException(settings_line(exc)) from None
+        except SettingsError as exc:
+            raise click.ClickException(source_line(exc)) from None
+        except MappingError as exc:
+            raise click.ClickException(mapping_line(exc.problems, exc.source)) from None
+        except SchemaBehind as exc:
+            raise click.ClickException(str(exc)) from None
+
+
+@click.group(cls=_Commands)
 def main() -> None:
     """walkin: SCIM provisioning connector for IC Walk-in Scheduling."""
 

@@ -78,6 +78,28 @@ class Settings(BaseSettings):
     ``WALKIN_GRAPH__CLIENT_ID=…``, a certificate or a client secret); required when
     ``sync.target`` is ``entra``."""
 
+    @field_validator("database_url")
+    @classmethod
+    def _check_database_url(cls, value: str) -> str:
+        """A URL SQLAlchemy can open: SQLite (whose file's folder must exist) or PostgreSQL."""
+        from sqlalchemy.engine import make_url
+        from sqlalchemy.exc import ArgumentError
+
+        try:
+            url = make_url(value)
+        except ArgumentError:
+            raise ValueError("not a database URL; expected sqlite:///PATH or "
+                             "postgresql+psycopg://USER@HOST:PORT/DATABASE") from None
+        backend = url.get_backend_name()
+        if backend not in ("sqlite", "postgresql"):
+            raise ValueError(f"the store is SQLite or PostgreSQL, not {backend}")
+        database = url.database or ""
+        if backend == "sqlite" and database not in ("", ":memory:") and not database.startswith("file:"):
+            folder = Path(database).resolve().parent
+            if not folder.is_dir():
+                raise ValueError(f"the folder {folder} of the SQLite file does not exist")
+        return value
+
     @field_validator("scim_token", mode="before")
     @classmethod
     def _split_tokens(cls, value: object) -> object:

@@ -8,6 +8,7 @@ It reads no environment variables itself.
 from __future__ import annotations
 
 from typing import Literal
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
@@ -110,6 +111,13 @@ class LdapSettings(BaseModel):
         for url in urls:
             if not url.lower().startswith(_SCHEMES):
                 raise ValueError(f"{url!r} is not an ldap://, ldaps:// or ldapi:// URL")
+            try:
+                parts = urlsplit(url)
+                parts.port  # noqa: B018 - raises on a port that is not a number in range
+            except ValueError as exc:
+                raise ValueError(f"{url!r} is not a valid URL ({exc})") from None
+            if not url.lower().startswith("ldapi://") and not parts.hostname:
+                raise ValueError(f"{url!r} names no host")
         return urls
 
     @field_validator("sasl_mechanism")
