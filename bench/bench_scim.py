@@ -164,12 +164,13 @@ def free_port() -> int:
             return port
 
 
-def start_walkin(name: str, url: str, workers: int, threads: int, token: str, tmp: Path) -> Server:
+def start_walkin(name: str, url: str, workers: int, threads: int, token: str, tmp: Path,
+                 worker_class: str = "gevent") -> Server:
     """``walkin serve`` itself: connector.cli → connector.server.run (gunicorn_options)."""
     port = free_port()
     env = {**os.environ, "WALKIN_DATABASE_URL": url, "WALKIN_SCIM_TOKEN": token}
     argv = [str(VENV_BIN / "walkin"), "serve", "--host", HOST, "--port", str(port),
-            "--workers", str(workers), "--threads", str(threads)]
+            "--workers", str(workers), "--threads", str(threads), "--worker-class", worker_class]
     return Server(name, argv, env, Target(name, HOST, port, "/scim/v2", token), "/readyz",
                   tmp / f"{name}-{port}.log", workers, threads, "walkin")
 
@@ -325,6 +326,8 @@ def main() -> int:
     parser.add_argument("--member-add-budget", type=float, default=60.0,
                         help="seconds at most for the member adds, per server (default 60)")
     parser.add_argument("--no-scim2", action="store_true", help="measure walkin only")
+    parser.add_argument("--compare-gthread", action="store_true",
+                        help="also run walkin's shipped config on gunicorn's gthread workers (before gevent)")
     parser.add_argument("--postgres", metavar="URL",
                         help="also serve walkin on PostgreSQL (loopback server; a database per server is created "
                              "from a template and dropped), e.g. postgresql+psycopg://postgres@127.0.0.1:5432/test")
@@ -430,10 +433,13 @@ def main() -> int:
             results["datasets"][str(size)] = data
 
             servers: list[Server] = []
-            for name, workers in ((f"walkin-{head}", 1), (f"walkin-{shipped}", args.shipped_workers)):
+            walkins = [(f"walkin-{head}", 1, "gevent"), (f"walkin-{shipped}", args.shipped_workers, "gevent")]
+            if args.compare_gthread:  # the worker class walkin shipped before gevent, same store and workers
+                walkins.append((f"walkin-gthread-{shipped}", args.shipped_workers, "gthread"))
+            for name, workers, worker_class in walkins:
                 db = tmp / f"{name}-{size}.db"
                 shutil.copyfile(base, db)
-                servers.append(start_walkin(name, f"sqlite:///{db}", workers, args.threads, token, tmp))
+                servers.append(start_walkin(name, f"sqlite:///{db}", workers, args.threads, token, tmp, worker_class))
             if not args.no_scim2:
                 servers.append(start_scim2(f"scim2-{head}", size, args.seed, 1, args.threads, token, tmp))
             pg_template = None

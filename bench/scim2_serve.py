@@ -23,7 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from gunicorn.app.base import BaseApplication  # noqa: E402
 
-from connector.server import gunicorn_options  # noqa: E402
+from connector.server import WorkerKind, gunicorn_options  # noqa: E402
 from connector.settings import ScimSettings  # noqa: E402
 
 
@@ -65,7 +65,8 @@ def main() -> None:
     args = parser.parse_args()
     if args.host not in ("127.0.0.1", "localhost", "::1"):
         parser.error("the benchmark serves on loopback only")
-    options = gunicorn_options(args.host, args.port, args.workers, args.threads, ScimSettings())
+    options = gunicorn_options(args.host, args.port, args.workers, args.threads, ScimSettings(),
+                               WorkerKind.GTHREAD)  # threads: scim2-server's storage is not greenlet-aware
     options["preload_app"] = True
     Scim2Server(options, args.users, args.seed, args.token).run()
 

@@ -41,12 +41,18 @@ def main() -> None:
 @click.option("--port", default=8000, show_default=True, type=int, help="Port to listen on.")
 @click.option("--workers", default=2, show_default=True, type=int,
               help="Worker processes (SQLite serialises writes; use PostgreSQL for many).")
-@click.option("--threads", default=4, show_default=True, type=int, help="Threads per worker.")
-def serve(host: str, port: int, workers: int, threads: int) -> None:
+@click.option("--threads", default=4, show_default=True, type=int, help="Threads per worker (gthread only).")
+@click.option("--worker-class", "kind", type=click.Choice(["gevent", "gthread"]), default="gevent", show_default=True,
+              help="gevent: a greenlet per connection, slow clients cannot starve the service; gthread: only "
+                   "behind a proxy that buffers whole requests.")
+@click.option("--body-timeout", "body_seconds", type=click.FloatRange(min=0.1), default=30.0, show_default=True,
+              help="Seconds a client has to send a request body (gevent; the headers have the keep-alive 5 s).")
+def serve(host: str, port: int, workers: int, threads: int, kind: str, body_seconds: float) -> None:
     """Run the SCIM service under gunicorn (a production WSGI server)."""
-    from connector.server import run
+    from connector.server import WorkerKind, run
 
-    run(Settings(), host=host, port=port, workers=workers, threads=threads)
+    run(Settings(), host=host, port=port, workers=workers, threads=threads, kind=WorkerKind(kind),
+        body_seconds=body_seconds)
 
 
 @main.command()

@@ -3,6 +3,7 @@ Docker image run the same server settings."""
 
 from __future__ import annotations
 
+from enum import StrEnum
 from http import HTTPStatus
 
 from gunicorn.app.base import BaseApplication
@@ -17,12 +18,37 @@ from connector.scim.errors import error_body
 from connector.settings import ScimSettings, Settings
 
 
-def gunicorn_options(host: str, port: int, workers: int, threads: int, scim: ScimSettings) -> dict:
+class WorkerKind(StrEnum):
+    """How ``walkin serve``'s gunicorn workers handle connections."""
+
+    GEVENT = "gevent"
+    """A greenlet per connection, each read with a deadline (connector/gevent_worker.py):
+    slow clients cannot starve the service. The default."""
+    GTHREAD = "gthread"
+    """A thread per connection while its request is read (gunicorn's gthread): only
+    behind a proxy that buffers whole requests (nginx, a cloud load balancer)."""
+
+
+WORKER_CLASSES = {WorkerKind.GEVENT: "connector.gevent_worker.ScimGeventWorker",
+                  WorkerKind.GTHREAD: "connector.server.ScimThreadWorker"}
+WORKER_CONNECTIONS = 1000  # connections one gevent worker holds at most (gunicorn's default)
+
+
+def gunicorn_options(host: str, port: int, workers: int, threads: int, scim: ScimSettings,
+                     kind: WorkerKind = WorkerKind.GEVENT, body_seconds: float | None = None) -> dict:
+    """:param body_seconds: (gevent) seconds a client has to send a request body."""
+
+    def post_fork(_server, worker) -> None:
+        if body_seconds is not None:
+            worker.body_seconds = body_seconds
+
     return {
+        "post_fork": post_fork,
         "bind": f"{host}:{port}",
         "workers": workers,
         "threads": threads,
-        "worker_class": "connector.server.ScimThreadWorker",
+        "worker_class": WORKER_CLASSES[kind],
+        "worker_connections": WORKER_CONNECTIONS,
         "limit_request_line": request_line_limit(scim.max_filter_length),
         "timeout": 60,
         "graceful_timeout": 30,
@@ -87,10 +113,10 @@ class AccessLogger(Logger):
         }
 
 
-class ScimThreadWorker(ThreadWorker):
-    """gunicorn's gthread worker, answering the requests gunicorn rejects before
-    the app sees them (a request line or headers over the limits, bytes that are
-    not HTTP/1.1) with an RFC 7644 §3.12 error instead of gunicorn's HTML page."""
+class ScimErrors:
+    """For a gunicorn worker: the requests gunicorn rejects before the app sees them
+    (a request line or headers over the limits, bytes that are not HTTP/1.1) are
+    answered with an RFC 7644 §3.12 error instead of gunicorn's HTML page."""
 
     def handle_error(self, req, client, addr, exc) -> None:
         # gunicorn chooses the status and logs the error and the access line;
@@ -100,7 +126,7 @@ class ScimThreadWorker(ThreadWorker):
         super().handle_error(req, page, addr, exc)
         status, reason = page.status_line()
         try:
-            write_nonblock(client, _error_response(status, reason, self._detail(status, reason)))
+            write_nonblock(client, error_response(status, reason, self._detail(status, reason)))
         except OSError:
             self.log.debug("Failed to send error message.")  # as gunicorn: the client has gone
 
@@ -115,6 +141,10 @@ class ScimThreadWorker(ThreadWorker):
         if status == 400:
             return "the request is not valid HTTP/1.1 (RFC 9112)"
         return "internal error" if status == 500 else reason
+
+
+class ScimThreadWorker(ScimErrors, ThreadWorker):
+    """gunicorn's gthread worker with SCIM error bodies (:class:`ScimErrors`)."""
 
 
 class _WrittenPage:
@@ -140,7 +170,8 @@ class _WrittenPage:
             return 500, HTTPStatus.INTERNAL_SERVER_ERROR.phrase
 
 
-def _error_response(status: int, reason: str, detail: str) -> bytes:
+def error_response(status: int, reason: str, detail: str) -> bytes:
+    """A complete HTTP/1.1 response carrying a SCIM error; the connection closes after it."""
     body = dumps_utf8(error_body(status, detail))
     head = (f"HTTP/1.1 {status} {reason}\r\n"
             "Connection: close\r\n"
@@ -166,10 +197,11 @@ class _Server(BaseApplication):
         return create_app(self.settings)
 
 
-def run(settings: Settings, *, host: str, port: int, workers: int, threads: int) -> None:
+def run(settings: Settings, *, host: str, port: int, workers: int, threads: int,
+        kind: WorkerKind = WorkerKind.GEVENT, body_seconds: float | None = None) -> None:
     from connector.store.database import Store
 
     # Migrate once (and fold the person keys again if sync.person_key changed), before
     # the workers start.
     Store(settings.database_url, person_key=settings.sync.person_key).dispose()
-    _Server(settings, gunicorn_options(host, port, workers, threads, settings.scim)).run()
+    _Server(settings, gunicorn_options(host, port, workers, threads, settings.scim, kind, body_seconds)).run()

@@ -19,7 +19,8 @@ import pytest
 from gunicorn.config import Config
 from gunicorn.glogging import Logger
 
-from connector.server import AccessLogger, ScimThreadWorker, gunicorn_options, request_line_limit
+from connector.server import (WORKER_CLASSES, AccessLogger, ScimThreadWorker, WorkerKind, gunicorn_options,
+                              request_line_limit)
 from connector.settings import ScimSettings
 from tests.conftest import AUTH, TOKEN, sqlite_copy
 
@@ -70,13 +71,18 @@ def test_request_line_limit_follows_the_filter_limit(max_filter_length, limit):
     assert request_line_limit(max_filter_length) == limit
 
 
-def test_options_load_the_scim_worker():
-    """gunicorn resolves the worker class from its dotted path and keeps the derived limit."""
+@pytest.mark.parametrize("kind", list(WorkerKind))
+def test_options_load_the_scim_worker(kind):
+    """gunicorn resolves the worker class from its dotted path and keeps the derived
+    limit; gevent is the default."""
+    from connector.gevent_worker import ScimGeventWorker
+
     cfg = Config()
-    for key, value in gunicorn_options(HOST, 8000, 1, 4, ScimSettings(max_filter_length=1000)).items():
+    for key, value in gunicorn_options(HOST, 8000, 1, 4, ScimSettings(max_filter_length=1000), kind).items():
         cfg.set(key, value)
-    assert cfg.worker_class is ScimThreadWorker
+    assert cfg.worker_class is {WorkerKind.GEVENT: ScimGeventWorker, WorkerKind.GTHREAD: ScimThreadWorker}[kind]
     assert cfg.limit_request_line == 5048
+    assert gunicorn_options(HOST, 8000, 1, 4, ScimSettings())["worker_class"] == WORKER_CLASSES[WorkerKind.GEVENT]
 
 
 def test_an_error_outside_the_app_is_a_bare_500():
