@@ -43,7 +43,9 @@ CASES = {
         _with_policy("holidays", LAUGHS),
         "policy.holidays[1][0]: YAML aliases are not allowed (*l0)",
     ),
-    "900-deep-list": (_with_policy("holidays", _deep(900)), f"policy.holidays{'[0]' * (MAX_DEPTH - 1)}: nested more than"),
+    "900-deep-list": (
+        _with_policy("holidays", _deep(900)), f"policy.holidays{'[0]' * (MAX_DEPTH - 1)}: nested more than"
+    ),
     "900-deep-mapping": ("{k: " * 900 + "1" + "}" * 900, f"{'.'.join(['k'] * MAX_DEPTH)}: nested more than"),
     "too-many-values": (
         _with_policy("holidays", "[" + ", ".join(["2025-12-25"] * MAX_NODES) + "]"),
@@ -113,7 +115,8 @@ def test_walkin_start_up_with_an_alias_bomb_says_one_line_and_no_traceback(tmp_p
     env = {key: value for key, value in os.environ.items() if not key.startswith("WALKIN_")}
     started = time.perf_counter()
     result = subprocess.run(
-        [sys.executable, "-m", "connector.cli", "evaluate", str(facts), "--at", "2026-01-05", "--mapping", str(mapping)],
+        [sys.executable, "-m", "connector.cli", "evaluate", str(facts), "--at", "2026-01-05",
+         "--mapping", str(mapping)],
         capture_output=True, text=True, cwd=ROOT, env=env, timeout=30, check=False,
     )
     assert time.perf_counter() - started < 10
