@@ -308,8 +308,9 @@ class LdapTarget(Target):
                 if not cookie:
                     return entries
 
-        with ldap_errors(f"search people under {s.people_base}"):
-            return self._session.run("resolve people", paged)
+        what = f"search people under {s.people_base}"
+        with ldap_errors(what):
+            return self._session.run(what, paged)
 
     # ------------------------------------------------------------------ writing
 
