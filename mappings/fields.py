@@ -2,11 +2,26 @@
 
 from __future__ import annotations
 
+import reprlib
 from datetime import date
 from typing import Annotated
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, ValidationError
 from pydantic_core import ErrorDetails
+
+
+_SHORT = reprlib.Repr()
+_SHORT.maxstring = 60
+_SHORT.maxother = 60
+_SHORT.maxlong = 40
+_SHORT.maxlist = _SHORT.maxtuple = _SHORT.maxset = _SHORT.maxdict = 4
+_SHORT.maxlevel = 2
+
+
+def shown(value: object) -> str:
+    """``repr(value)`` cut short, for error messages: never renders a huge value whole
+    (a mapping file or a request may hold one), and costs the same for any size."""
+    return _SHORT.repr(value)
 
 
 class FrozenModel(BaseModel):
@@ -33,7 +48,7 @@ def parse_iso_date(value: object) -> date:
                 return date.fromisoformat(value)
             except ValueError:
                 pass
-    raise ValueError(f"invalid date {value!r}, expected YYYY-MM-DD")
+    raise ValueError(f"invalid date {shown(value)}, expected YYYY-MM-DD")
 
 
 #: A date given as ``YYYY-MM-DD`` (or as a ``date``).
@@ -61,6 +76,5 @@ def _describe(error: ErrorDetails) -> str:
     elif kind in {"json_invalid", "model_type", "dict_type"}:
         problem = error["msg"]
     else:
-        shown = repr(error["input"])
-        problem = f"{error['msg']}, got {shown if len(shown) <= 60 else shown[:57] + '...'}"
+        problem = f"{error['msg']}, got {shown(error['input'])}"
     return f"{''.join(parts)}: {problem}" if parts else problem

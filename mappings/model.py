@@ -2,7 +2,7 @@
 
 The file is YAML, loaded once into frozen pydantic models that forbid unknown keys.
 Every mistake stops loading with a :class:`MappingError` naming the key path and the
-problem (``entitlements.walkin.course: unknown field``), because a mapping that
+problem (``entitlements.walkin.course: unknown field``), one line each, because a mapping that
 silently ignored a typo would grant or revoke access on the wrong rules.
 """
 
@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-import yaml
 from pydantic import (
     AfterValidator,
     BeforeValidator,
@@ -30,7 +29,8 @@ from pydantic import (
 )
 
 from mappings.calendar import SchoolCalendar, parse_school_year
-from mappings.fields import FrozenModel, IsoDate, describe_errors
+from mappings.fields import FrozenModel, IsoDate, describe_errors, shown
+from mappings.loading import MAX_MAPPING_BYTES, MappingError, read_document
 from mappings.scim import AttributeType, check_path
 from mappings.vocabulary import (
     CERTIFICATION_CODES,
@@ -47,23 +47,13 @@ DEFAULT_MAPPING_PATH = Path(__file__).with_name("walkin.yaml")
 _NAME = re.compile(r"[a-z][a-z0-9_]*")
 
 
-class MappingError(Exception):
-    """The mapping file cannot be used; each problem names its key path."""
-
-    def __init__(self, problems: list[str], source: str | None = None) -> None:
-        self.problems = problems
-        self.source = source
-        prefix = f"{source}: " if source else ""
-        super().__init__("\n".join(prefix + problem for problem in problems))
-
-
 def _month_day(value: object) -> str:
     if not isinstance(value, str) or not re.fullmatch(r"\d\d-\d\d", value):
-        raise ValueError(f"invalid month-day {value!r}, expected MM-DD such as '07-01'")
+        raise ValueError(f"invalid month-day {shown(value)}, expected MM-DD such as '07-01'")
     try:
         SchoolCalendar(int(value[:2]), int(value[3:]))
     except ValueError:
-        raise ValueError(f"invalid month-day {value!r}: not a day of every year") from None
+        raise ValueError(f"invalid month-day {shown(value)}: not a day of every year") from None
     return value
 
 
@@ -71,14 +61,14 @@ def _time_zone(value: str) -> str:
     try:
         ZoneInfo(value)
     except (ZoneInfoNotFoundError, ValueError):
-        raise ValueError(f"unknown time zone {value!r}") from None
+        raise ValueError(f"unknown time zone {shown(value)}") from None
     return value
 
 
 def _requirement(value: object) -> ReasonCode:
     if value not in REQUIREMENT_CODES:
         known = ", ".join(code.value for code in REQUIREMENT_CODES)
-        raise ValueError(f"unknown requirement {value!r}; known: {known}")
+        raise ValueError(f"unknown requirement {shown(value)}; known: {known}")
     return ReasonCode(value)
 
 
@@ -86,9 +76,9 @@ def _regex(value: str) -> str:
     try:
         compiled = re.compile(value)
     except re.error as exc:
-        raise ValueError(f"invalid regular expression {value!r}: {exc}") from None
+        raise ValueError(f"invalid regular expression {shown(value)}: {exc}") from None
     if "location" not in compiled.groupindex:
-        raise ValueError(f"regular expression {value!r} has no named group (?P<location>...)")
+        raise ValueError(f"regular expression {shown(value)} has no named group (?P<location>...)")
     return value
 
 
@@ -261,7 +251,7 @@ class Mapping(FrozenModel):
     def _entitlement_names(cls, value: dict[str, Entitlement]) -> dict[str, Entitlement]:
         for name in value:
             if not _NAME.fullmatch(name):
-                raise ValueError(f"invalid entitlement name {name!r}: use lower-case letters, digits and _")
+                raise ValueError(f"invalid entitlement name {shown(name)}: use lower-case letters, digits and _")
         return value
 
     @model_validator(mode="after")
@@ -270,7 +260,7 @@ class Mapping(FrozenModel):
             for index, prerequisite in enumerate(entitlement.prerequisites):
                 if prerequisite not in self.entitlements:
                     raise ValueError(
-                        f"entitlements.{name}.prerequisites[{index}]: unknown entitlement {prerequisite!r}"
+                        f"entitlements.{name}.prerequisites[{index}]: unknown entitlement {shown(prerequisite)}"
                     )
         self.evaluation_order  # noqa: B018 - raises on a cycle, at load time
         return self
@@ -318,7 +308,7 @@ class Mapping(FrozenModel):
         while pending:
             name = pending.pop()
             if name not in self.entitlements:
-                raise ValueError(f"unknown entitlement {name!r}; known: {', '.join(self.entitlements)}")
+                raise ValueError(f"unknown entitlement {shown(name)}; known: {', '.join(self.entitlements)}")
             if name not in needed:
                 needed.add(name)
                 pending.extend(self.entitlements[name].prerequisites)
@@ -344,38 +334,11 @@ def parse_mapping(data: object, source: str | None = None) -> Mapping:
         raise MappingError(describe_errors(exc), source) from exc
 
 
-def load_mapping(path: str | Path = DEFAULT_MAPPING_PATH) -> Mapping:
-    """Read and validate a mapping file.
+def load_mapping(path: str | Path = DEFAULT_MAPPING_PATH, max_bytes: int = MAX_MAPPING_BYTES) -> Mapping:
+    """Read and validate a mapping file (at most ``max_bytes`` long; see :mod:`mappings.loading`).
 
-    :raises MappingError: when the file cannot be read, is not YAML, or is invalid.
+    :raises MappingError: when the file cannot be read, is too large, is not YAML
+        (or uses aliases, or nests too deep), or is invalid.
     """
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise MappingError([f"cannot read: {exc.strerror or exc}"], str(path)) from exc
-    try:
-        data = yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
-    except yaml.YAMLError as exc:
-        raise MappingError([f"not valid YAML: {exc}"], str(path)) from exc
-    return parse_mapping(data, str(path))
-
-
-class _UniqueKeyLoader(yaml.SafeLoader):
-    """A safe loader that refuses duplicate keys, which PyYAML would silently merge."""
-
-    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
-        seen: set[Any] = set()
-        for key_node, _ in node.value:
-            key = self.construct_object(key_node, deep=deep)
-            try:
-                duplicate = key in seen
-            except TypeError:  # unhashable: SafeLoader reports it below
-                continue
-            if duplicate:
-                mark = key_node.start_mark
-                raise yaml.constructor.ConstructorError(
-                    None, None, f"duplicate key {key!r} (line {mark.line + 1}, column {mark.column + 1})", mark
-                )
-            seen.add(key)
-        return super().construct_mapping(node, deep=deep)
+    return parse_mapping(read_document(path, max_bytes), str(path))

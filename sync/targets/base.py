@@ -34,6 +34,11 @@ class TargetAuthError(TargetError):
     """The target refused our credentials: stop, nothing was written."""
 
 
+class TargetMisconfigured(TargetError):
+    """The target's settings cannot work (a server certificate not trusted, a base that
+    does not exist): stop and say which setting to fix; retrying will not help."""
+
+
 class GroupNotFound(TargetError):
     """The configured group does not exist in the directory."""
 

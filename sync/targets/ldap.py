@@ -38,17 +38,15 @@ from dataclasses import dataclass
 
 from . import ldap3_import  # noqa: F401  (must precede the ldap3 imports)
 from ldap3 import BASE, DEREF_NEVER, MODIFY_ADD, MODIFY_DELETE, NO_ATTRIBUTES, SUBTREE, Connection
-from ldap3.core.exceptions import LDAPException, LDAPOperationResult
+from ldap3.core.exceptions import LDAPOperationResult
 
 from .base import (
     GroupNotFound,
     Outcome,
     PersonKey,
     Target,
-    TargetAuthError,
     TargetError,
     TargetUnavailable,
-    WriteRefused,
     WriteResult,
     one_person_per_entry,
 )
@@ -62,7 +60,7 @@ from .ldap_filters import (
     parse_range,
     ranged,
 )
-from .ldap_session import LdapSession, describe
+from .ldap_session import MISSING_RESULTS, SESSION_RESULTS, Access, LdapSession, describe, ldap_errors
 from .ldap_settings import LdapSettings
 
 log = logging.getLogger(__name__)
@@ -181,24 +179,14 @@ class LdapTarget(Target):
             return self.read_members(group) & set(wanted)
         if not self._group_exists(group):
             raise GroupNotFound(group)
-        try:
-            return {normal for normal, given in wanted.items()
-                    if self._is_member(group, self._spelling.get(normal, given))}
-        except LDAPException as exc:
-            raise TargetUnavailable(f"cannot read {group}: {describe(exc)}") from exc
+        return {normal for normal, given in wanted.items()
+                if self._is_member(group, self._spelling.get(normal, given))}
 
     def _read_values(self, group: str) -> dict[str, str]:
         """The group's member values: normal form → value as stored (placeholder included)."""
-        try:
-            raw = self._session.run(f"read members of {group}", lambda conn: self._read_ranged(conn, group))
-        except LDAPOperationResult as exc:
-            if exc.result in (32, 34):  # noSuchObject, invalidDNSyntax
-                raise GroupNotFound(group) from exc
-            if exc.result == 50:
-                raise TargetAuthError(f"not allowed to read {group}: {describe(exc)}") from exc
-            raise TargetUnavailable(f"cannot read {group}: {describe(exc)}") from exc
-        except LDAPException as exc:
-            raise TargetUnavailable(f"cannot read {group}: {describe(exc)}") from exc
+        what = f"read members of {group}"
+        with ldap_errors(what, group=group):
+            raw = self._session.run(what, lambda conn: self._read_ranged(conn, group))
         values: dict[str, str] = {}
         for value in raw:
             normal = self.normalise(value)
@@ -320,14 +308,9 @@ class LdapTarget(Target):
                 if not cookie:
                     return entries
 
-        try:
-            return self._session.run("resolve people", paged)
-        except LDAPOperationResult as exc:
-            if exc.result == 50:
-                raise TargetAuthError(f"not allowed to search {s.people_base}: {describe(exc)}") from exc
-            raise TargetUnavailable(f"cannot search {s.people_base}: {describe(exc)}") from exc
-        except LDAPException as exc:
-            raise TargetUnavailable(f"cannot search {s.people_base}: {describe(exc)}") from exc
+        what = f"search people under {s.people_base}"
+        with ldap_errors(what):
+            return self._session.run(what, paged)
 
     # ------------------------------------------------------------------ writing
 
@@ -341,17 +324,14 @@ class LdapTarget(Target):
     def _write(self, group: str, members: list[str], op: int, current: AbstractSet[str] | None) -> WriteResult:
         state = _Write(group, op, WriteResult())
         try:
-            items = self._plan(state, members, current)
-            size = self.settings.batch_size
-            for start in range(0, len(items), size):
-                self._apply(state, items[start:start + size])
+            with ldap_errors(f"modify {group}", access=Access.WRITE, group=group):
+                items = self._plan(state, members, current)
+                size = self.settings.batch_size
+                for start in range(0, len(items), size):
+                    self._apply(state, items[start:start + size])
         except TargetError as exc:
             exc.partial = state.result
             raise
-        except LDAPException as exc:  # client-side ldap3 errors (e.g. a DN it cannot encode)
-            refused = WriteRefused(f"{group}: {describe(exc)}")
-            refused.partial = state.result
-            raise refused from exc
         return state.result
 
     def _plan(self, state: _Write, members: list[str], known: AbstractSet[str] | None) -> list[_Item]:
@@ -420,10 +400,12 @@ class LdapTarget(Target):
             if with_placeholder and exc.result == 20:  # in a removal, only the placeholder add can exist
                 state.placeholder_pending = False
                 return self._apply(state, items)
+            # Re-raised for _write's ldap_errors: GroupNotFound, TargetAuthError or WriteRefused.
             if exc.result == 32 and not self._group_exists(state.group):
-                raise GroupNotFound(state.group) from exc
-            if exc.result in REFUSED_RESULTS or (exc.result == 53 and s.flavour != "ad"):
-                raise WriteRefused(f"{state.group}: {describe(exc)}") from exc
+                raise
+            if exc.result in REFUSED_RESULTS or exc.result in SESSION_RESULTS or (
+                    exc.result == 53 and s.flavour != "ad"):
+                raise
             if len(items) == 1:
                 return self._settle(state, items[0], exc)
             log.info("modify of %s with %d values failed (%s); splitting", state.group, len(items), describe(exc))
@@ -457,26 +439,24 @@ class LdapTarget(Target):
             _, _, response, _ = conn.search(group, search_filter, BASE, DEREF_NEVER, attributes=[NO_ATTRIBUTES])
             return any(r.get("type") == "searchResEntry" for r in response or ())
 
-        return self._session.run(f"check member of {group}", check)
+        what = f"check member of {group}"
+        # A read, also inside a write: its failure is not a refused write.
+        with ldap_errors(what, group=group):
+            return self._session.run(what, check)
 
     def _placeholder_present(self, group: str) -> bool:
         """Whether the configured placeholder is a member (``True`` when none is configured)."""
         if self._placeholder is None:
             return True
-        try:
-            return self._is_member(group, self.settings.placeholder_member)
-        except LDAPOperationResult as exc:
-            if exc.result in (32, 34):  # noSuchObject, invalidDNSyntax
-                raise GroupNotFound(group) from exc
-            raise TargetUnavailable(f"cannot read {group}: {describe(exc)}") from exc
+        return self._is_member(group, self.settings.placeholder_member)
 
     def _group_exists(self, group: str) -> bool:
-        try:
-            return self._session.run(f"find {group}", lambda conn: self._base_entry(conn, group, [NO_ATTRIBUTES])) \
-                is not None
-        except LDAPOperationResult as exc:
-            if exc.result in (32, 34):  # noSuchObject, invalidDNSyntax
-                return False
-            raise TargetUnavailable(f"cannot read {group}: {describe(exc)}") from exc
-        except LDAPException as exc:
-            raise TargetUnavailable(f"cannot read {group}: {describe(exc)}") from exc
+        what = f"find {group}"
+        with ldap_errors(what):
+            try:
+                return self._session.run(what, lambda conn: self._base_entry(conn, group, [NO_ATTRIBUTES])) \
+                    is not None
+            except LDAPOperationResult as exc:
+                if exc.result in MISSING_RESULTS:
+                    return False
+                raise

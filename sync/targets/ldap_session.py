@@ -4,9 +4,14 @@
 when the directory is unreachable, too busy or unavailable: it drops the broken
 connection, waits (exponential backoff, capped), reconnects to the first server of
 the failover list that answers, and after the configured number of attempts raises
-:class:`TargetUnavailable`. Credentials refused raise :class:`TargetAuthError` at
-once. Every other ldap3 exception is left to the caller, who knows what it means
-(a missing group, a stale member value).
+:class:`TargetUnavailable`. Only transient failures are retried (:func:`is_transient`:
+connection refused or lost, timeouts, busy 51, unavailable 52); every other ldap3
+exception reaches the caller at once, untranslated, so that it can act on a result
+code (a stale member value, a missing group).
+
+:func:`ldap_errors` is the one place where ldap3 exceptions become the target
+errors of :mod:`sync.targets.base` (:func:`translate`): the LDAP target runs every
+directory access inside it, and nothing outside ``sync/targets/`` sees ldap3.
 
 Why not ldap3's own machinery:
 
@@ -25,10 +30,13 @@ from __future__ import annotations
 
 import logging
 import math
+import re
 import ssl
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from enum import StrEnum
 from typing import TypeVar
 
 from . import ldap3_import  # noqa: F401  (must precede the ldap3 imports)
@@ -42,7 +50,14 @@ from ldap3.core.exceptions import (
     LDAPStartTLSError,
 )
 
-from .base import TargetAuthError, TargetUnavailable
+from .base import (
+    GroupNotFound,
+    TargetAuthError,
+    TargetError,
+    TargetMisconfigured,
+    TargetUnavailable,
+    WriteRefused,
+)
 from .ldap_settings import LdapSettings
 
 log = logging.getLogger(__name__)
@@ -53,19 +68,119 @@ T = TypeVar("T")
 #: returns for transient server-side conditions (RFC 4511 §4.1.9, MS-ADTS 3.1.1.3.1.5).
 TRANSIENT_RESULTS = frozenset({51, 52, 80})
 
-#: Result codes meaning our identity is refused or too weak (RFC 4511 Appendix A):
-#: authMethodNotSupported, strongerAuthRequired, confidentialityRequired,
-#: inappropriateAuthentication, invalidCredentials.
-AUTH_RESULTS = frozenset({7, 8, 13, 48, 49})
+#: Result codes refusing who we are (RFC 4511 Appendix A): authMethodNotSupported,
+#: inappropriateAuthentication, invalidCredentials (AD adds "data 52e" and kin).
+CREDENTIAL_RESULTS = frozenset({7, 48, 49})
+
+#: Result codes asking for a protected connection or a stronger bind:
+#: strongerAuthRequired (AD refuses simple binds over plain LDAP with it, slapd
+#: anonymous writes) and confidentialityRequired (slapd's ``olcSecurity``).
+PROTECTION_RESULTS = frozenset({8, 13})
+
+#: Results about our connection or identity, never about one value of a request.
+SESSION_RESULTS = CREDENTIAL_RESULTS | PROTECTION_RESULTS
+
+#: noSuchObject, invalidDNSyntax: the base of the operation does not exist.
+MISSING_RESULTS = frozenset({32, 34})
+
+#: insufficientAccessRights.
+NOT_ALLOWED = 50
+
+PROTECTION_HINT = ("use LDAPS (an ldaps:// URL in WALKIN_LDAP__URLS) or StartTLS (WALKIN_LDAP__START_TLS=true), "
+                   "and a bind DN or SASL")
+
+
+class Access(StrEnum):
+    """What an operation does, which decides what a refusal means."""
+
+    READ = "read"
+    WRITE = "write"
+
+
+def untrusted_certificate(exc: BaseException) -> str | None:
+    """Why the server's certificate failed verification, when that is what ``exc`` is.
+
+    ldap3 wraps the ``ssl.SSLCertVerificationError`` (LDAPS: in an
+    ``LDAPSocketOpenError``'s text; StartTLS: as the context of an
+    ``LDAPStartTLSError``), so both the chain and the text are searched.
+    """
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, ssl.SSLCertVerificationError) and getattr(current, "verify_message", None):
+            return current.verify_message
+        text = str(current)
+        found = re.search(r"certificate verify failed:?\s*([^(\]\'\"]*)", text, re.IGNORECASE)
+        if found or "CERTIFICATE_VERIFY_FAILED" in text:
+            return (found.group(1).strip() if found else "") or "certificate verify failed"
+        current = current.__cause__ or current.__context__
+    return None
 
 
 def is_transient(exc: BaseException) -> bool:
-    """Whether trying again later (on a new connection) may succeed."""
+    """Whether trying again later (on a new connection) may succeed.
+
+    A certificate that fails verification looks like a failed connection to ldap3,
+    but fails the same way every time.
+    """
     if isinstance(exc, LDAPOperationResult):
         return exc.result in TRANSIENT_RESULTS
-    return isinstance(
+    if not isinstance(
         exc, (LDAPCommunicationError, LDAPResponseTimeoutError, LDAPMaximumRetriesError, LDAPStartTLSError, OSError)
-    )
+    ):
+        return False
+    return untrusted_certificate(exc) is None
+
+
+def translate(exc: BaseException, what: str, *, access: Access = Access.READ,
+              group: str | None = None) -> TargetError:
+    """The target error for an ldap3 exception (or ``OSError``) raised while doing ``what``.
+
+    :param access: a refusal of a write is :class:`WriteRefused`; of a read, the
+        account's rights (:class:`TargetAuthError`) or the directory's state.
+    :param group: the group ``what`` works on: noSuchObject then means
+        :class:`GroupNotFound`.
+    """
+    if isinstance(exc, TargetError):
+        return exc
+    reason = untrusted_certificate(exc)
+    if reason is not None:
+        return TargetMisconfigured(
+            f"{what}: the server's TLS certificate was not trusted ({reason}); set WALKIN_LDAP__CA_FILE to the "
+            "PEM file of the CA that issued it")
+    if isinstance(exc, LDAPOperationResult):
+        code = exc.result
+        if code in CREDENTIAL_RESULTS:
+            return TargetAuthError(f"{what}: credentials refused ({describe(exc)}); "
+                                   "check WALKIN_LDAP__BIND_DN and WALKIN_LDAP__BIND_PASSWORD")
+        if code in PROTECTION_RESULTS:
+            return TargetAuthError(f"{what}: the directory requires a protected connection or a stronger bind "
+                                   f"({describe(exc)}); {PROTECTION_HINT}")
+        if code in MISSING_RESULTS:
+            if group is not None:
+                return GroupNotFound(group)
+            return TargetMisconfigured(f"{what}: {describe(exc)}: the base entry does not exist")
+        if access is Access.WRITE:
+            return WriteRefused(f"{group or what}: {describe(exc)}")
+        if code == NOT_ALLOWED:
+            return TargetAuthError(f"{what}: not allowed ({describe(exc)}): the bind account needs read access")
+        return TargetUnavailable(f"{what}: {describe(exc)}")
+    if access is Access.WRITE and not is_transient(exc):  # client-side, e.g. a DN ldap3 cannot encode
+        return WriteRefused(f"{group or what}: {describe(exc)}")
+    return TargetUnavailable(f"{what}: {describe(exc)}")
+
+
+@contextmanager
+def ldap_errors(what: str, *, access: Access = Access.READ, group: str | None = None) -> Iterator[None]:
+    """Run the block with every ldap3 exception (and ``OSError``) raised as its
+    target error (:func:`translate`), caused by it; target errors pass through."""
+    try:
+        yield
+    except TargetError:
+        raise
+    except (LDAPException, OSError) as exc:
+        raise translate(exc, what, access=access, group=group) from exc
 
 
 def describe(exc: BaseException) -> str:
@@ -230,8 +345,8 @@ class LdapSession:
         """Run ``operation`` on a bound connection, retrying transient failures.
 
         :raises TargetUnavailable: still unreachable/busy after the last attempt.
-        :raises TargetAuthError: the bind was refused.
-        :raises LDAPException: any other ldap3 error, for the caller to translate.
+        :raises LDAPException: any other ldap3 error, at once, for the caller to act on
+            or translate (:func:`ldap_errors`).
         """
         s = self.settings
         for attempt in range(1, s.retry_attempts + 1):
@@ -239,22 +354,16 @@ class LdapSession:
             try:
                 conn = self.connection()
                 return operation(conn)
-            except LDAPOperationResult as exc:
-                if exc.result in AUTH_RESULTS:
-                    if conn is not None:
-                        self.discard(conn)
-                    raise TargetAuthError(f"{what}: credentials refused ({describe(exc)})") from exc
-                if not is_transient(exc):
-                    raise
-                failure: BaseException = exc
             except (LDAPException, OSError) as exc:
                 if not is_transient(exc):
                     raise
-                failure = exc
+                failure: BaseException = exc
             if conn is not None:
                 self.discard(conn)
             if attempt == s.retry_attempts:
-                raise TargetUnavailable(f"{what}: {describe(failure)} (after {attempt} attempts)") from failure
+                kind = "busy or unavailable" if isinstance(failure, LDAPOperationResult) else "unreachable"
+                raise TargetUnavailable(f"{what}: directory {kind} ({describe(failure)}) after {attempt} "
+                                        f"attempt{'s' if attempt > 1 else ''}") from failure
             delay = min(s.retry_backoff_cap, s.retry_backoff_base * 2 ** (attempt - 1))
             log.warning("%s failed (%s); attempt %d of %d in %.1f s", what, describe(failure), attempt + 1,
                         s.retry_attempts, delay)

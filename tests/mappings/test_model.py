@@ -276,7 +276,7 @@ def test_file_level_mistakes(tmp_path: Path, text: str, message: str) -> None:
     path = _write(tmp_path, text)
     with pytest.raises(MappingError, match=re.escape(message)) as caught:
         load_mapping(path)
-    assert str(caught.value).startswith(str(path))
+    assert str(caught.value).startswith(f"mapping {path}: ")
 
 
 def test_a_missing_file_is_a_mapping_error(tmp_path: Path) -> None:

@@ -6,7 +6,8 @@ with ``slapadd``, and runs ``slapd`` in the foreground on free loopback ports:
 
 - ``ldap://127.0.0.1:<port>`` (StartTLS offered),
 - ``ldaps://127.0.0.1:<tls_port>``,
-- ``ldapi://<socket>`` where SASL EXTERNAL maps this process's uid/gid to the rootdn.
+- ``ldapi://<socket>`` where SASL EXTERNAL maps this process's uid/gid to the rootdn
+  (which may also change cn=config: :meth:`Slapd.requiring`).
 
 The TLS certificates come from a CA generated for the run (``ca_file``).
 :meth:`stop` and :meth:`start` stop and restart the server on the same ports with the
@@ -23,6 +24,8 @@ import shutil
 import socket
 import subprocess
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import quote
 
@@ -254,6 +257,23 @@ class Slapd:
                 conn.delete(dn)
         self.add_group(GROUP_DN, [PLACEHOLDER_DN])
 
+    @contextmanager
+    def requiring(self, **values: str) -> Iterator[None]:
+        """Ask more of clients until the block ends: ``olcSecurity`` or ``olcRequires``
+        values of the main database, e.g. ``requiring(olcSecurity="simple_bind=128")``
+        (a simple bind then needs TLS). Changed in cn=config over ldapi:// with SASL
+        EXTERNAL, which those settings do not hold back."""
+        conn = ldap3.Connection(ldap3.Server(self.ldapi_url, get_info=ldap3.NONE), authentication=ldap3.SASL,
+                                sasl_mechanism=ldap3.EXTERNAL, sasl_credentials="", raise_exceptions=True,
+                                auto_bind=True)
+        database = "olcDatabase={1}mdb,cn=config"
+        try:
+            conn.modify(database, {name: [(MODIFY_REPLACE, [value])] for name, value in values.items()})
+            yield
+        finally:
+            conn.modify(database, {name: [(MODIFY_REPLACE, [])] for name in values})
+            conn.unbind()
+
     def add_group(self, dn: str, members: list[str]) -> str:
         cn = dn.split(",", 1)[0].split("=", 1)[1]
         self.admin().add(dn, ["groupOfNames"], {"cn": cn, "member": members})
@@ -349,7 +369,7 @@ olcSizeLimit: 500
 dn: olcDatabase={{0}}config,cn=config
 objectClass: olcDatabaseConfig
 olcDatabase: {{0}}config
-olcAccess: {{0}}to * by * none
+olcAccess: {{0}}to * by dn.exact="{ROOT_DN}" manage by * none
 
 dn: olcDatabase={{1}}mdb,cn=config
 objectClass: olcDatabaseConfig

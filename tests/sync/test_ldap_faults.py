@@ -12,7 +12,14 @@ from sync.targets import ldap3_import  # noqa: F401  (imports ldap3 without pyas
 import ldap3
 from ldap3.core.exceptions import LDAPException
 
-from sync.targets.base import Outcome, PersonKey, TargetAuthError, TargetUnavailable, WriteRefused
+from sync.targets.base import (
+    Outcome,
+    PersonKey,
+    TargetAuthError,
+    TargetMisconfigured,
+    TargetUnavailable,
+    WriteRefused,
+)
 from sync.targets.ldap_filters import child_dn, normalise_dn
 
 from .slapd import PEOPLE_DN, free_port
@@ -38,6 +45,20 @@ def stop_after_modifies(monkeypatch: pytest.MonkeyPatch, count: int, action) -> 
         return answer
 
     monkeypatch.setattr(ldap3.Connection, "modify", wrapper)
+
+
+def count_calls(monkeypatch: pytest.MonkeyPatch, method: str) -> list[None]:
+    """A list that grows by one at each call of ``ldap3.Connection.<method>`` (the
+    library's, wrapped: the target's own code runs unchanged)."""
+    calls: list[None] = []
+    original = getattr(ldap3.Connection, method)
+
+    def counted(self, *args, **kwargs):
+        calls.append(None)
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(ldap3.Connection, method, counted)
+    return calls
 
 
 def people(count: int) -> list[str]:
@@ -157,12 +178,67 @@ def test_ldaps_verifies_against_the_ca_file(slapd, make_target, host):
 
 
 @pytest.mark.parametrize("start_tls", [True, False], ids=["starttls", "ldaps"])
-def test_untrusted_certificate_is_refused(slapd, make_target, start_tls):
-    """A server certificate the trust store does not vouch for stops the call."""
+def test_untrusted_certificate_is_refused_at_once(slapd, make_target, monkeypatch, start_tls):
+    """A server certificate the trust store does not vouch for (no CA file) stops the
+    call after one connection: it is a setting to fix, not an outage to wait out."""
     url = slapd.url if start_tls else slapd.ldaps_url
-    target = make_target(urls=[url], start_tls=start_tls, retry_attempts=1)
-    with pytest.raises(TargetUnavailable, match="(?i)certificate"):
+    sleeps = Sleeps()
+    target = make_target(urls=[url], start_tls=start_tls, retry_attempts=4, sleep=sleeps)
+    opens = count_calls(monkeypatch, "__init__")  # one Connection per attempt
+    with pytest.raises(TargetMisconfigured) as caught:
         target.read_members(slapd.group_dn)
+    assert str(caught.value) == (
+        f"read members of {slapd.group_dn}: the server's TLS certificate was not trusted (self-signed certificate "
+        "in certificate chain); set WALKIN_LDAP__CA_FILE to the PEM file of the CA that issued it")
+    assert (len(opens), sleeps) == (1, [])
+
+
+def test_bad_password_is_refused_at_once(slapd, make_target, monkeypatch):
+    """invalidCredentials (49): "credentials refused" after one bind, naming the settings."""
+    sleeps = Sleeps()
+    target = make_target(bind_password="wrong", retry_attempts=4, sleep=sleeps)
+    binds = count_calls(monkeypatch, "bind")
+    with pytest.raises(TargetAuthError, match=r": credentials refused \(49 invalidCredentials\); check "
+                                              r"WALKIN_LDAP__BIND_DN and WALKIN_LDAP__BIND_PASSWORD$"):
+        target.read_members(slapd.group_dn)
+    assert (len(binds), sleeps) == (1, [])
+
+
+def test_simple_bind_without_tls_where_tls_is_required(slapd, make_target, monkeypatch):
+    """A directory that refuses simple binds over plain LDAP (slapd: confidentialityRequired
+    13; AD: strongerAuthRequired 8) is answered at once with the way out; StartTLS works."""
+    sleeps = Sleeps()
+    target = make_target(retry_attempts=4, sleep=sleeps)
+    with slapd.requiring(olcSecurity="simple_bind=128"):
+        binds = count_calls(monkeypatch, "bind")
+        with pytest.raises(TargetAuthError) as caught:
+            target.read_members(slapd.group_dn)
+        assert (len(binds), sleeps) == (1, [])
+        said = str(caught.value)
+        assert "requires a protected connection or a stronger bind (13 confidentialityRequired" in said
+        assert "use LDAPS (an ldaps:// URL in WALKIN_LDAP__URLS) or StartTLS (WALKIN_LDAP__START_TLS=true)" in said
+        assert make_target(start_tls=True, ca_file=slapd.ca_file).read_members(slapd.group_dn) == set()
+
+
+def test_stronger_auth_required_is_refused_at_once_with_the_hint(slapd, make_target):
+    """strongerAuthRequired (8) on a read (slapd ``requires strong``, anonymous): at once, with the hint."""
+    sleeps = Sleeps()
+    anonymous = make_target(bind_dn=None, bind_password=None, retry_attempts=4, sleep=sleeps)
+    with slapd.requiring(olcRequires="strong"):
+        with pytest.raises(TargetAuthError, match=r"\(8 strongerAuthRequired.*\); use LDAPS .* or StartTLS"):
+            anonymous.resolve([PersonKey("p", "alice")])
+    assert sleeps == []
+
+
+def test_stopped_directory_is_retried_then_unreachable(slapd, make_target, monkeypatch):
+    """Connection refused is transient: every attempt connects again, then "unreachable"."""
+    sleeps = Sleeps()
+    target = make_target(retry_attempts=4, sleep=sleeps)
+    slapd.stop()
+    opens = count_calls(monkeypatch, "__init__")  # one Connection per attempt
+    with pytest.raises(TargetUnavailable, match=r"^read members of .*: directory unreachable \(.*\) after 4 attempts$"):
+        target.read_members(slapd.group_dn)
+    assert (len(opens), len(sleeps)) == (4, 3)
 
 
 def test_sasl_external_over_ldapi(slapd, make_target):
@@ -172,7 +248,7 @@ def test_sasl_external_over_ldapi(slapd, make_target):
     assert target.add_members(slapd.group_dn, people(1)).failed() == {}
     assert target.read_members(slapd.group_dn) == {normalise_dn(people(1)[0])}
     anonymous = make_target(bind_dn=None, bind_password=None)
-    with pytest.raises(TargetAuthError, match="strongerAuthRequired"):
+    with pytest.raises(TargetAuthError, match="strongerAuthRequired.*StartTLS"):
         anonymous.add_members(slapd.group_dn, people(2))
 
 
