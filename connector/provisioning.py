@@ -12,7 +12,7 @@ from typing import Any
 
 from connector.clock import Clock
 from connector.scim import render
-from connector.scim.errors import InvalidFilter, InvalidValue, NotFound, PreconditionFailed
+from connector.scim.errors import InvalidFilter, InvalidValue, NotFound, PreconditionFailed, TooMany
 from connector.scim.filters import parse
 from connector.scim.patch import MemberAction, MemberOp, apply_patch, parse_operations
 from connector.scim.render import Projection
@@ -22,7 +22,7 @@ from connector.settings import Settings
 from connector.store import groups as group_rows
 from connector.store import person_keys
 from connector.store import users as user_rows
-from connector.store.database import Store
+from connector.store.database import ReadTooCostly, Store
 from connector.store.fields import GROUP_FIELDS, GROUP_SORT, USER_FIELDS, USER_SORT
 from connector.store.listing import Searches
 from connector.store.models import GroupRow, UserRow
@@ -234,7 +234,14 @@ class Provisioning:
                 errors.append(exc)  # root search: this kind cannot match the filter
         if not plans:
             raise errors[0]
-        with self.store.reading() as conn:
+        try:
+            return self._page(plans, start, count, base, scim.read_budget_seconds)
+        except ReadTooCostly:
+            raise TooMany(f"the filter took more than {scim.read_budget_seconds:g} s to evaluate: narrow it (an eq "
+                          "on userName, externalId or id is answered from an index)") from None
+
+    def _page(self, plans: list, start: int, count: int, base: str, budget: float) -> Page:
+        with self.store.reading(budget) as conn:
             if len(plans) == 1:
                 kind, search, proj = plans[0]
                 rows = search.rows(conn, start - 1, count)

@@ -5,11 +5,13 @@ from __future__ import annotations
 import fcntl
 import os
 import threading
+import time
 from contextlib import contextmanager, nullcontext
 from typing import Iterator
 
 from sqlalchemy import Connection, Engine, text
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from mappings.scim import AttributePath
@@ -57,6 +59,47 @@ class _WriterLock:
         if self._fd is not None and self._pid == os.getpid():
             os.close(self._fd)
         self._fd = None
+
+
+class ReadTooCostly(Exception):
+    """A read stopped by its time budget (:meth:`Store.reading`)."""
+
+
+#: SQLite virtual-machine steps between two looks at the clock (about a millisecond).
+_STEPS = 20_000
+
+
+@contextmanager
+def _within(conn: Connection, budget: float) -> Iterator[None]:
+    """Stop ``conn``'s statements once ``budget`` seconds have gone (see :meth:`Store.reading`)."""
+    if conn.dialect.name == "postgresql":
+        conn.execute(text("SELECT set_config('statement_timeout', :ms, true)"), {"ms": str(max(1, int(budget * 1000)))})
+        try:
+            yield
+        except OperationalError as exc:
+            if getattr(exc.orig, "sqlstate", None) == "57014":  # query_canceled
+                raise ReadTooCostly(budget) from None
+            raise
+        return
+    raw = conn.connection.dbapi_connection
+    deadline = time.monotonic() + budget
+    stopped = [False]
+
+    def check() -> int:
+        if time.monotonic() > deadline:
+            stopped[0] = True
+            return 1  # SQLite stops the statement: OperationalError "interrupted"
+        return 0
+
+    raw.set_progress_handler(check, _STEPS)
+    try:
+        yield
+    except OperationalError:
+        if stopped[0]:
+            raise ReadTooCostly(budget) from None
+        raise
+    finally:
+        raw.set_progress_handler(None, 0)
 
 
 def _must_exist(url: str) -> None:
@@ -131,10 +174,19 @@ class Store:
             yield session
 
     @contextmanager
-    def reading(self) -> Iterator[Connection]:
+    def reading(self, budget: float | None = None) -> Iterator[Connection]:
+        """A read transaction. ``budget``: seconds its statements may take in all;
+        beyond, the database stops the statement and :class:`ReadTooCostly` is
+        raised (PostgreSQL ``statement_timeout``; SQLite a progress handler that
+        interrupts the statement). The cost of a read is then bounded whatever the
+        filter, like its size already is."""
         with self.engine.connect() as conn, conn.begin():
             begin(conn, write=False)
-            yield conn
+            if budget is None:
+                yield conn
+                return
+            with _within(conn, budget):
+                yield conn
 
     @contextmanager
     def writing(self) -> Iterator[Connection]:
