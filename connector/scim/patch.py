@@ -21,7 +21,7 @@ from .errors import InvalidFilter, InvalidPath, InvalidSyntax, InvalidValue, Mut
 from .filters import Compare, Logical, Node, Not, ValuePath
 from .paths import ExtensionPath, Path, parse_path
 from .schema import Attr, ResourceKind, Type, Urn
-from .values import coerce_complex, coerce_simple, coerce_value, finish, unwrap_single
+from .values import check_count, coerce_complex, coerce_simple, coerce_value, finish, unwrap_single, value_key
 
 
 class Op(StrEnum):
@@ -49,6 +49,8 @@ class MemberOp:
 class PatchResult:
     data: dict
     members: list[MemberOp] = field(default_factory=list)
+    max_values: int = 0  # most values a multi-valued attribute may grow to
+    before: dict = field(default_factory=dict)  # the stored representation, for the counts before
 
 
 def parse_operations(body: Any, max_operations: int) -> list[tuple[Op, Any, Any]]:
@@ -85,13 +87,20 @@ def parse_operations(body: Any, max_operations: int) -> list[tuple[Op, Any, Any]
     return out
 
 
-def apply_patch(kind: ResourceKind, data: dict, operations: list[tuple[Op, Any, Any]]) -> PatchResult:
+def apply_patch(kind: ResourceKind, data: dict, operations: list[tuple[Op, Any, Any]], *,
+                max_values: int) -> PatchResult:
     """Apply operations to a copy of ``data`` (the stored representation).
 
+    Each operation costs time linear in the values it sends and the values of the
+    attribute it changes, and no operation may leave a multi-valued attribute with
+    more than ``max_values`` values, so a whole PATCH costs at most
+    ``operations × max_values`` plus its size, never its size squared.
+
     :returns: the new representation and, for groups, the member operations.
+    :raises TooMany: an attribute would grow past ``max_values`` values.
     :raises ScimError: on a bad path, a bad value or a read-only target.
     """
-    result = PatchResult(_clone(data))
+    result = PatchResult(_clone(data), max_values=max_values, before=data)
     for op, path_text, value in operations:
         if path_text is None:
             _apply_no_path(kind, result, op, value)
@@ -175,6 +184,9 @@ def _apply_path(kind: ResourceKind, result: PatchResult, op: Op, path: Path | Ex
         _remove(container, path, value)
     elif attr.multi:
         _set_multi(container, path, op, value)
+        before = _container(result.before, path, create=False) or {}
+        check_count(attr, len(container.get(attr.name) or []), len(before.get(attr.name) or []),
+                    result.max_values, path.text)
     else:
         _set_single(container, path, op, value)
     if path.extension and not container:
@@ -214,13 +226,14 @@ def _set_multi(container: dict, path: Path, op: Op, value: Any) -> None:
     items: list = list(container.get(attr.name) or [])
     if path.filter is None and path.sub is None:
         new = coerce_value(attr, value, where) or []
-        if op is Op.REPLACE:
-            items = new
-        else:
-            for item in new:
-                if item not in items:
-                    items.append(item)
-        _store(container, attr.name, _one_primary(items, new))
+        # RFC 7644 §3.5.2.1/§3.5.2.3: a value already present is not added twice —
+        # neither one stored nor one sent earlier in the same list. The first of
+        # equal values is kept; a set of their keys keeps this linear.
+        unique = _unique(attr, new if op is Op.REPLACE else items + new)
+        # The values sent, as kept: a sent value equal to a stored one (say, in
+        # another case) is the stored one, whose primary the sent one sets.
+        sent = [unique[value_key(attr, item)] for item in new]
+        _store(container, attr.name, _one_primary(list(unique.values()), sent))
         return
     if path.filter is None:
         # ``emails.value``: the sub-attribute of every value (creating one if none).
@@ -243,6 +256,14 @@ def _set_multi(container: dict, path: Path, op: Op, value: Any) -> None:
         items[i] = {**items[i], **patch}
     changed = [items[i] for i in matched] or [items[-1]]
     _store(container, attr.name, _one_primary(items, changed))
+
+
+def _unique(attr: Attr, items: list) -> dict:
+    """The first of each set of equal values (:func:`value_key`), by key, in order."""
+    unique: dict = {}
+    for item in items:
+        unique.setdefault(value_key(attr, item), item)
+    return unique
 
 
 def _one_primary(items: list, changed: list) -> list:
@@ -284,9 +305,11 @@ def _remove(container: dict, path: Path, value: Any) -> None:
             container.pop(attr.name, None)
             return
         # Entra's default form: remove only the listed values, never the whole list.
+        # A listed value with a ``value`` removes every value with that ``value``
+        # (whatever its type or primary); one without removes its equals.
         doomed = coerce_value(attr, value, path.text) or []
-        keys = [_identity(d) for d in doomed]
-        items = [i for i in items if _identity(i) not in keys]
+        keys = {_removal_key(attr, d) for d in doomed}
+        items = [i for i in items if _removal_key(attr, i) not in keys]
     elif path.filter is None:
         items = [{k: v for k, v in i.items() if k != path.sub.name} for i in items]
     elif path.sub is None:
@@ -299,10 +322,10 @@ def _remove(container: dict, path: Path, value: Any) -> None:
     _store(container, attr.name, [i for i in items if i != {}])
 
 
-def _identity(item: Any) -> Any:
+def _removal_key(attr: Attr, item: Any) -> Any:
     if isinstance(item, dict) and "value" in item:
-        return ("value", item["value"])
-    return ("item", repr(item))
+        return ("value", value_key(attr, {"value": item["value"]}))
+    return ("item", value_key(attr, item))
 
 
 def _member_op(result: PatchResult, op: Op, path: Path, value: Any) -> None:

@@ -12,9 +12,11 @@ from connector.scim.paths import parse_path, schema_of
 from connector.scim.schema import (
     ENTERPRISE_SCHEMA, GROUP, USER, USER_SCHEMA, WALKIN_SCHEMA, Attr, ResourceKind, Schema,
 )
+from connector.settings import ScimSettings
 
 ENT = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"
 WALKIN = "urn:ietf:params:scim:schemas:extension:walkin:2.0:User"
+MAX_VALUES = ScimSettings().max_values_per_attribute
 BASE = {
     "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
     "userName": "a@d.org",
@@ -26,7 +28,7 @@ BASE = {
 
 def run(*ops, data=None, kind=USER):
     parsed = parse_operations({"Operations": list(ops)}, 100)
-    return apply_patch(kind, data or BASE, parsed)
+    return apply_patch(kind, data or BASE, parsed, max_values=MAX_VALUES)
 
 
 CASES = [
@@ -172,7 +174,8 @@ def test_a_name_two_extensions_define_is_an_invalid_path_naming_both():
             parse_path(TWO_SHARING, text)
         assert WALKIN in exc.value.detail and OTHER.id in exc.value.detail, exc.value.detail
     with pytest.raises(InvalidPath):
-        apply_patch(TWO_SHARING, BASE, parse_operations({"Operations": [{"op": "add", "value": {"jobCode": "J"}}]}, 10))
+        apply_patch(TWO_SHARING, BASE, parse_operations({"Operations": [{"op": "add", "value": {"jobCode": "J"}}]}, 10),
+                    max_values=MAX_VALUES)
     assert schema_of(TWO_SHARING, "manager") is ENTERPRISE_SCHEMA
     assert schema_of(TWO_SHARING, "displayName") is USER_SCHEMA  # the core schema wins
     assert parse_path(TWO_SHARING, f"{OTHER.id}:jobCode").schema is OTHER
