@@ -188,7 +188,9 @@ def value_key(attr: Attr, item: Any) -> Hashable:
     """The identity of one value of the multi-valued ``attr``, as a hashable key.
 
     RFC 7644 §3.5.2.1: a value already present is not added twice. Two values are
-    the same when they differ only in the order of their keys or in the case of a
+    the same when they differ only in ``primary`` (a flag on a value, RFC 7643
+    §2.4, which would otherwise let the same email be stored twice, once primary),
+    in the order of their keys, or in the case of a
     string sub-attribute the schema says is not ``caseExact`` (RFC 7643 §2.1), so
     ``{"value": "A@x.org", "type": "Work"}`` is ``{"type": "work", "value": "a@x.org"}``.
     Binary values and references are case exact whatever the schema says (RFC 7643
@@ -196,7 +198,7 @@ def value_key(attr: Attr, item: Any) -> Hashable:
     a set, in time linear in the values, not quadratic.
     """
     if attr.type is Type.COMPLEX and isinstance(item, dict):
-        return frozenset((key, _scalar_key(attr.child(key), sub)) for key, sub in item.items())
+        return frozenset((key, _scalar_key(attr.child(key), sub)) for key, sub in item.items() if key != "primary")
     return _scalar_key(attr, item)
 
 
