@@ -21,7 +21,9 @@ from .errors import InvalidFilter, InvalidPath, InvalidSyntax, InvalidValue, Mut
 from .filters import Compare, Logical, Node, Not, ValuePath
 from .paths import ExtensionPath, Path, parse_path
 from .schema import Attr, ResourceKind, Type, Urn
-from .values import check_count, coerce_complex, coerce_simple, coerce_value, finish, unwrap_single, value_key
+from .values import (
+    check_count, coerce_complex, coerce_simple, coerce_value, finish, unique_values, unwrap_single, value_key,
+)
 
 
 class Op(StrEnum):
@@ -274,7 +276,7 @@ def _set_multi(run: _Run, container: dict, path: Path, op: Op, value: Any) -> No
         # RFC 7644 §3.5.2.1/§3.5.2.3: a value already present is not added twice —
         # neither one stored nor one sent earlier in the same list. The first of
         # equal values is kept; a set of their keys keeps this linear.
-        unique = _unique(run.keys, attr, new if op is Op.REPLACE else items + new)
+        unique = unique_values(attr, new if op is Op.REPLACE else items + new, run.keys.of)
         # The values sent, as kept: a sent value equal to a stored one (say, in
         # another case) is the stored one, whose primary the sent one sets.
         sent = [unique[run.keys.of(attr, item)] for item in new]
@@ -302,21 +304,6 @@ def _set_multi(run: _Run, container: dict, path: Path, op: Op, value: Any) -> No
         items[i] = {**items[i], **patch}
     changed = [items[i] for i in matched] or [items[-1]]
     _store(container, attr.name, _one_primary(items, changed))
-
-
-def _unique(keys: _Keys, attr: Attr, items: list) -> dict:
-    """The first of each set of equal values (:func:`value_key`), by key, in order.
-
-    A later equal value sent with ``primary: true`` makes the kept one primary.
-    """
-    unique: dict = {}
-    for item in items:
-        key = keys.of(attr, item)
-        kept = unique.setdefault(key, item)
-        if kept is not item and isinstance(item, dict) and item.get("primary") is True \
-                and kept.get("primary") is not True:
-            unique[key] = {**kept, "primary": True}
-    return unique
 
 
 def _one_primary(items: list, changed: list) -> list:

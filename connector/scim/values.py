@@ -16,7 +16,7 @@ import base64
 import binascii
 import logging
 from datetime import datetime
-from typing import Any, Hashable
+from typing import Any, Callable, Hashable
 
 from .errors import InvalidSyntax, InvalidValue, TooMany
 from .schema import Attr, ResourceKind, Schema, Type
@@ -175,6 +175,10 @@ def coerce_value(attr: Attr, value: Any, where: str) -> Any:
         if attr.type is Type.COMPLEX and sum(1 for i in out if i.get("primary") is True) > 1:
             raise InvalidValue(f"'{where}' has more than one value with primary true (RFC 7643 §2.4)")
         _warn_unknown(where, unknown)  # once for the attribute, not once per member
+        if attr.name not in _BY_ID:
+            # RFC 7643 §2.4: the same value is held once, whether sent once or twice.
+            # Members and managers are ids, made unique exactly where they are looked up.
+            out = list(unique_values(attr, out).values())
         return out or None
     value = unwrap_single(attr, value, where)
     if value is None:
@@ -208,6 +212,21 @@ def _scalar_key(attr: Attr | None, value: Any) -> Hashable:
     if isinstance(value, (dict, list)):  # not in a normalised value; kept hashable anyway
         return repr(value)
     return (type(value).__name__, value)  # True is not 1
+
+
+def unique_values(attr: Attr, items: list, key_of: Callable[[Attr, Any], Hashable] = value_key) -> dict:
+    """The first of each set of equal values (:func:`value_key`), by key, in order.
+
+    A later equal value sent with ``primary: true`` makes the kept one primary.
+    """
+    unique: dict = {}
+    for item in items:
+        key = key_of(attr, item)
+        kept = unique.setdefault(key, item)
+        if kept is not item and isinstance(item, dict) and item.get("primary") is True \
+                and kept.get("primary") is not True:
+            unique[key] = {**kept, "primary": True}
+    return unique
 
 
 def check_count(attr: Attr, count: int, before: int, limit: int, where: str) -> None:

@@ -1325,3 +1325,17 @@ def test_a_patch_adding_only_values_already_present_changes_nothing(client, stor
     ))
     assert response.status_code == 200, response.get_data(as_text=True)[:600]
     assert_world_unchanged(client, store, world)
+
+
+@ON_EVERY_BACKEND
+def test_post_and_put_store_each_value_once_and_duplicates_do_not_count(client, store, world):
+    """A POST or PUT with more than MAX_VALUES values, all copies of ten, is accepted and keeps the ten."""
+    ten = [near_duplicate(i, 0) for i in range(10)]
+    copies = [near_duplicate(i % 10, i // 10) for i in range(MAX_VALUES + 100)]
+    created = client.post(USERS, headers=AUTH, json=new_user(emails=copies))
+    assert created.status_code == 201, created.get_data(as_text=True)[:600]
+    assert _read(client, f"{USERS}/{created.get_json()['id']}")["emails"] == ten
+    replaced = send(client, world, "PUT", ALICE, {}, {"userName": "alice@example.org", "emails": copies[::-1]})
+    assert replaced.status_code == 200, replaced.get_data(as_text=True)[:600]
+    assert [e["value"].casefold() for e in _read(client, world.sub(ALICE))["emails"]] == [
+        e["value"] for e in ten[::-1]]
