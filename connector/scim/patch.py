@@ -54,9 +54,9 @@ class PatchResult:
 
 
 #: Most (value × filter comparison) evaluations of value filters in one PATCH:
-#: 1,000 operations each filtering 500 values with 100 comparisons would be 50
-#: million (36 s). Entra sends a few operations on attributes of a few values, a
-#: few hundred evaluations; this allows a thousand times that (about 0.3 s).
+#: 443 operations each filtering 500 emails with 100 comparisons fit in 1 MB and
+#: were 22 million (36 s). Entra sends a few operations on attributes of a few
+#: values, a few hundred evaluations; this allows a thousand times that (~0.3 s).
 MAX_FILTER_WORK = 200_000
 
 

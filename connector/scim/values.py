@@ -194,12 +194,12 @@ def value_key(attr: Attr, item: Any) -> Hashable:
     RFC 7644 §3.5.2.1: a value already present is not added twice. Two values are
     the same when they differ only in ``primary`` (a flag on a value, RFC 7643
     §2.4, which would otherwise let the same email be stored twice, once primary),
-    in the order of their keys, or in the case of a
-    string sub-attribute the schema says is not ``caseExact`` (RFC 7643 §2.1), so
-    ``{"value": "A@x.org", "type": "Work"}`` is ``{"type": "work", "value": "a@x.org"}``.
-    Binary values and references are case exact whatever the schema says (RFC 7643
-    §2.3.6, §2.3.7): two certificates differing in case are two certificates. Keys let a PATCH find duplicates with
-    a set, in time linear in the values, not quadratic.
+    in the order of their keys, or in the case of a string sub-attribute the schema
+    says is not ``caseExact`` (RFC 7643 §2.1), so ``{"value": "A@x.org", "type":
+    "Work"}`` is ``{"type": "work", "value": "a@x.org"}``. Binary values and
+    references are case exact whatever the schema says (RFC 7643 §2.3.6, §2.3.7):
+    two certificates differing in case are two certificates. Keys let duplicates be
+    found with a set, in time linear in the values, not quadratic.
     """
     if attr.type is Type.COMPLEX and isinstance(item, dict):
         return frozenset((key, _scalar_key(attr.child(key), sub)) for key, sub in item.items() if key != "primary")

@@ -254,7 +254,8 @@ def emails(data: dict) -> list:
                  [{"type": "work", "value": "a@d.org", "primary": False},
                   {"type": "home", "value": "a@h.net", "primary": True}], id="same-value-made-primary"),
     pytest.param({"op": "add", "path": "emails", "value": [
-        {"value": "n@d.org", "type": "other"}, {"type": "other", "value": "N@d.org"}, {"value": "n@d.org", "type": "other"},
+        {"value": "n@d.org", "type": "other"}, {"type": "other", "value": "N@d.org"},
+        {"value": "n@d.org", "type": "other"},
     ]}, BASE["emails"] + [{"value": "n@d.org", "type": "other"}], id="within-the-request-first-kept"),
     pytest.param({"op": "replace", "path": "emails", "value": [
         {"value": "n@d.org"}, {"value": "N@D.org"}, {"value": "m@d.org"}, {"value": "M@d.ORG"},
