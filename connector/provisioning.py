@@ -17,7 +17,7 @@ from connector.scim.filters import parse
 from connector.scim.patch import MemberAction, MemberOp, apply_patch, parse_operations
 from connector.scim.render import Projection
 from connector.scim.schema import GROUP, USER, ResourceKind
-from connector.scim.values import normalise_resource
+from connector.scim.values import check_counts, normalise_resource
 from connector.settings import Settings
 from connector.store import groups as group_rows
 from connector.store import person_keys
@@ -97,6 +97,7 @@ class Provisioning:
 
     def create_user(self, body: Any, base: str) -> Written:
         data = normalise_resource(USER, body)
+        check_counts(USER, data, None, self.settings.scim.max_values_per_attribute)
         with self.store.writing() as conn:
             user = user_rows.insert_user(conn, data, self.clock.now(), key=self.store.person_key)
         return Written(render.resource(USER, user, base), render.etag(user.version))  # a new user is in no group
@@ -111,6 +112,7 @@ class Provisioning:
         proj = render.projection(USER, None, None)
         with self.store.writing() as conn:
             user, groups = self._user(conn, user_id, True, lock=True, if_match=if_match)
+            check_counts(USER, data, user.data, self.settings.scim.max_values_per_attribute)
             user = user_rows.replace_user(conn, user, data, self.clock.now(), key=self.store.person_key) or user
         return _user_out(user, groups, base, proj)
 
@@ -119,7 +121,7 @@ class Provisioning:
         with self.store.writing() as conn:
             # The groups are read with the user: a user's own PATCH never changes them.
             user, groups = self._user(conn, user_id, proj.wants("groups"), lock=True, if_match=if_match)
-            result = apply_patch(USER, user.data, ops)
+            result = apply_patch(USER, user.data, ops, max_values=self.settings.scim.max_values_per_attribute)
             user = user_rows.replace_user(conn, user, result.data, self.clock.now(),
                                           key=self.store.person_key) or user
         return _user_out(user, groups, base, proj)
@@ -185,7 +187,7 @@ class Provisioning:
         ops = parse_operations(body, self.settings.scim.max_operations)
         with self.store.writing() as conn:
             group = self._locked_group(conn, group_id, if_match)
-            result = apply_patch(GROUP, group.data, ops)
+            result = apply_patch(GROUP, group.data, ops, max_values=self.settings.scim.max_values_per_attribute)
             group = group_rows.update_group(conn, group, result.data, result.members, self.clock.now())
             members = self._members(conn, group, proj) if proj is not None else []
         if proj is None:

@@ -41,6 +41,14 @@ class ScimSettings(BaseModel):
     ``co`` comparisons on 8,000 users took 4.5 s). An indexed ``eq`` takes
     milliseconds at 100,000 users."""
 
+    max_values_per_attribute: int = Field(default=500, ge=1)
+    """Most values a multi-valued attribute of a User may hold (``emails``,
+    ``phoneNumbers``, ``roles``, the walkin ``certifications``…); a POST, PUT or
+    PATCH that would leave more is 400 tooMany and changes nothing. Entra sends a
+    handful of each; a training history grows by a few completions a year, so 500
+    lasts a career and refuses only a runaway or hostile client. Group members are
+    not values of this kind (see ``max_request_bytes``)."""
+
 
 class Settings(BaseSettings):
     """Everything the connector can be configured with."""

@@ -23,6 +23,7 @@ from __future__ import annotations
 import io
 import json
 import re
+import time
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
@@ -30,8 +31,9 @@ from urllib.parse import quote
 import pytest
 from sqlalchemy import func, select
 
+from connector.settings import ScimSettings
 from connector.store.models import JournalRow
-from tests.conftest import AUTH, TOKEN, sqlite_copy
+from tests.conftest import AUTH, BACKENDS, TOKEN, _truncate, sqlite_copy
 
 ERROR = "urn:ietf:params:scim:api:messages:2.0:Error"
 LIST = "urn:ietf:params:scim:api:messages:2.0:ListResponse"
@@ -46,15 +48,23 @@ SCIM_JSON = "application/scim+json"
 
 
 @pytest.fixture
-def database_url(tmp_path, _sqlite_template):
+def database_url(request, tmp_path, _sqlite_template):
     """Each case builds its own world, so the tables run on SQLite only (a copy of a
     migrated file per case); test_hostile_barrage.py replays every request on both
-    backends, PostgreSQL included."""
+    backends, PostgreSQL included. A test marked ``ON_EVERY_BACKEND`` runs on both."""
+    if getattr(request, "param", "sqlite") == "postgresql":
+        store = request.getfixturevalue("_postgres_store")
+        _truncate(store)
+        return store.engine.url.render_as_string(hide_password=False)
     return sqlite_copy(_sqlite_template, tmp_path)
+
+
+ON_EVERY_BACKEND = pytest.mark.parametrize("database_url", BACKENDS, indirect=True)
 
 MAX_BODY = 256 * 1024  # max_request_bytes of the test settings (tests/conftest.py)
 MAX_OPERATIONS = 1000  # settings.scim.max_operations default
 MAX_FILTER = 4096  # settings.scim.max_filter_length default
+MAX_VALUES = ScimSettings().max_values_per_attribute  # the default, 500
 
 USERS, GROUPS = "/scim/v2/Users", "/scim/v2/Groups"
 ALICE, BOB = f"{USERS}/{{alice}}", f"{USERS}/{{bob}}"
@@ -1007,14 +1017,68 @@ def test_stale_versions_and_duplicates_are_refused(client, store, world, method,
     check(client, store, world, method, path, headers, body, status, scim_type)
 
 
+# ------------------------------------------- multi-valued attribute sizes
+
+TOO_MANY = "tooMany"
+
+
+def many_emails(count: int, start: int = 0) -> list[dict]:
+    return [{"value": f"m{i:04d}@example.org", "type": "work"} for i in range(start, start + count)]
+
+
+FILTERED_DISPLAY = op("replace", 'emails[value eq "m0001@example.org"].display', "D")
+
+# Alice holds one email and one certification: each request would leave her with
+# MAX_VALUES + 1 distinct values of one attribute (or its filters cost too much).
+VALUE_LIMITS = [
+    case("emails-over-limit", "PATCH", ALICE, patch(op("add", "emails", many_emails(MAX_VALUES))), scim_type=TOO_MANY),
+    case("emails-over-limit-in-two-operations", "PATCH", ALICE,
+         patch(op("add", "emails", many_emails(250)), op("Add", "emails", many_emails(250, 250))), scim_type=TOO_MANY),
+    case("emails-over-limit-without-path", "PATCH", ALICE, patch(op("add", value={"emails": many_emails(MAX_VALUES)})),
+         scim_type=TOO_MANY),
+    case("emails-replace-over-limit", "PATCH", ALICE, patch(op("replace", "emails", many_emails(MAX_VALUES + 1))),
+         scim_type=TOO_MANY),
+    case("email-created-by-filter-over-limit", "PATCH", ALICE,
+         patch(op("add", "emails", many_emails(MAX_VALUES - 1)), op("add", 'emails[type eq "home"].value', "h@x.org")),
+         scim_type=TOO_MANY),
+    case("certifications-over-limit", "PATCH", ALICE, patch(op("add", f"{WALKIN}:certifications", [
+        {"course": f"Course {i}", "kind": "full", "completedOn": "2024-03-01"} for i in range(MAX_VALUES)])),
+         scim_type=TOO_MANY),
+    # 401 filtered operations on 500 emails: 200,500 evaluations, over the budget.
+    case("value-filters-over-budget", "PATCH", ALICE,
+         patch(op("add", "emails", many_emails(MAX_VALUES - 1)), *[FILTERED_DISPLAY] * 401), scim_type=TOO_MANY),
+    case("post-user-over-limit", "POST", USERS,
+         new_user(phoneNumbers=[{"value": f"+1 555 {i:04d}"} for i in range(MAX_VALUES + 1)]), scim_type=TOO_MANY),
+    case("put-user-over-limit", "PUT", ALICE, {"userName": "alice@example.org", "emails": many_emails(MAX_VALUES + 1)},
+         scim_type=TOO_MANY),
+]
+
+
+@pytest.mark.parametrize(FIELDS, VALUE_LIMITS)
+def test_values_beyond_the_limit_are_too_many(client, store, world, method, path, headers, body, status, scim_type):
+    """No write leaves a multi-valued attribute with more than max_values_per_attribute
+    values: 400 tooMany, and the user is unchanged (no journal entry)."""
+    check(client, store, world, method, path, headers, body, status, scim_type)
+
+
+def test_the_too_many_answer_names_the_attribute_and_the_limit(client, store, world):
+    """The detail says which attribute and how many values it may hold."""
+    response = send(client, world, "PATCH", ALICE, {}, patch(op("add", f"{WALKIN}:certifications", [
+        {"course": f"Course {i}", "kind": "full", "completedOn": "2024-03-01"} for i in range(MAX_VALUES)])))
+    assert_error(response, 400, TOO_MANY)
+    detail = response.get_json()["detail"]
+    assert f"{WALKIN}:certifications" in detail and str(MAX_VALUES) in detail, detail
+    assert_world_unchanged(client, store, world)
+
+
 ALL_TABLES = (BROKEN_JSON + WRONG_TYPES + MISSING_UNKNOWN_READ_ONLY + BAD_FILTERS + BAD_PAGINATION + BAD_PATCH
-              + BAD_TOKENS + METHODS_AND_IDS + PRECONDITIONS_AND_UNIQUENESS)
+              + BAD_TOKENS + METHODS_AND_IDS + PRECONDITIONS_AND_UNIQUENESS + VALUE_LIMITS)
 
 
 @pytest.mark.parametrize("table", [
     BROKEN_JSON, WRONG_TYPES, MISSING_UNKNOWN_READ_ONLY, BAD_FILTERS, BAD_PAGINATION, BAD_PATCH, BAD_TOKENS,
-    METHODS_AND_IDS, PRECONDITIONS_AND_UNIQUENESS,
-], ids=["json", "types", "required", "filters", "paging", "patch", "tokens", "methods", "versions"])
+    METHODS_AND_IDS, PRECONDITIONS_AND_UNIQUENESS, VALUE_LIMITS,
+], ids=["json", "types", "required", "filters", "paging", "patch", "tokens", "methods", "versions", "sizes"])
 def test_case_ids_are_unique_within_each_table(table):
     """Every request of a table has its own readable id."""
     ids = [p.id for p in table]
@@ -1168,3 +1232,112 @@ def test_long_group_names_are_stored_or_refused_never_a_5xx(client, store, world
         found = _list(client, groups(f'displayName eq "{name}"'))
         assert [g["displayName"] for g in found["Resources"]] == [name]
     assert_world_unchanged(client, store, world, same_totals=False)
+
+
+# ------------------------------- the worst PATCH within the limits (issue 12)
+
+BOUND_S = 2.0  # generous: the PATCH below takes about 0.1 s; it took minutes when quadratic
+ALICE_EMAIL = {"value": "alice@example.org", "type": "work", "primary": True}
+
+
+def near_duplicate(i: int, variant: int) -> dict:
+    """Email ``m{i}`` spelled as one of four equal values: key order, the case of the
+    value and of the type differ (neither is caseExact, RFC 7643 §4.1.2)."""
+    value = f"m{i:04d}@example.org"
+    return [{"value": value, "type": "work"}, {"type": "work", "value": value.upper()},
+            {"type": "Work", "value": value.title()}, {"type": "WORK", "value": value.swapcase()}][variant % 4]
+
+
+def one_huge_add() -> tuple[dict, dict]:
+    """One add of as many near-duplicates of MAX_VALUES - 1 new emails as the body
+    limit allows (over 5,000 values)."""
+    values, size = [], 0
+    while size < MAX_BODY - 2_000:
+        values.append(near_duplicate(len(values) % (MAX_VALUES - 1), len(values) // (MAX_VALUES - 1)))
+        size += len(json.dumps(values[-1])) + 2
+    return patch(op("add", "emails", values)), {}
+
+
+def thousand_operations() -> tuple[dict, dict]:
+    """MAX_OPERATIONS operations: one add filling the attribute to MAX_VALUES, then
+    single near-duplicate adds (the last one making m0100 primary), then as many
+    case-insensitive filtered updates as the filter budget allows."""
+    filtered = 399  # 399 × 500 values × 1 comparison ≤ MAX_FILTER_WORK (200,000)
+    singles = MAX_OPERATIONS - 1 - filtered
+    ops = [op("add", "emails", many_emails(MAX_VALUES - 1))]
+    ops += [op("add", "emails", [near_duplicate(i % (MAX_VALUES - 1), 1 + i)]) for i in range(singles - 1)]
+    ops.append(op("add", "emails", [dict(near_duplicate(100, 2), primary=True)]))
+    ops += [op("replace", f'emails[value eq "M{i:04d}@EXAMPLE.ORG"].display', f"D{i}") for i in range(filtered)]
+    return patch(*ops), {f"m{i:04d}@example.org": f"D{i}" for i in range(filtered)}
+
+
+@ON_EVERY_BACKEND
+@pytest.mark.parametrize("build", [one_huge_add, thousand_operations], ids=["one-huge-add", "1000-operations"])
+def test_the_worst_patch_within_the_limits_is_quick_and_right(client, store, world, build):
+    """The costliest PATCH the limits allow completes in bounded time and leaves exactly
+    MAX_VALUES distinct emails: alice's own plus each new one once, first spelling kept."""
+    body, displays = build()
+    sent = world.sub_body(body)
+    assert len(json.dumps(sent)) <= MAX_BODY and len(sent["Operations"]) <= MAX_OPERATIONS
+    started = time.perf_counter()
+    response = send(client, world, "PATCH", ALICE, {}, body)
+    elapsed = time.perf_counter() - started
+    assert response.status_code == 200, response.get_data(as_text=True)[:600]
+    assert elapsed < BOUND_S, f"the worst PATCH took {elapsed:.2f} s"
+    after = _read(client, world.sub(ALICE))
+    assert after["meta"]["version"] != world.snapshots[world.sub(ALICE)]["meta"]["version"]
+    stored = after["emails"]
+    new = [f"m{i:04d}@example.org" for i in range(MAX_VALUES - 1)]
+    assert [e["value"] for e in stored] == ["alice@example.org"] + new
+    assert len({e["value"].casefold() for e in stored}) == len(stored) == MAX_VALUES
+    assert {e["value"]: e["display"] for e in stored if "display" in e} == displays
+    primary = [e["value"] for e in stored if e.get("primary")]
+    assert primary == (["m0100@example.org"] if displays else ["alice@example.org"])
+
+
+@ON_EVERY_BACKEND
+@pytest.mark.parametrize(("operations", "expected"), [
+    pytest.param([op("add", "emails", [{"primary": True, "type": "WORK", "value": "ALICE@example.org"}])],
+                 [ALICE_EMAIL], id="stored-value-in-other-case-and-order"),
+    pytest.param([op("add", "emails", [{"value": "n@example.org", "type": "home"},
+                                       {"type": "Home", "value": "N@Example.org"}]),
+                  op("add", "emails", [{"value": "n@EXAMPLE.org", "type": "home"}])],
+                 [ALICE_EMAIL, {"value": "n@example.org", "type": "home"}], id="within-and-across-operations"),
+    pytest.param([op("add", "emails", [{"value": "n@example.org", "type": "home", "primary": True}]),
+                  op("add", "emails", [{"value": "alice@EXAMPLE.org", "type": "work", "primary": True}])],
+                 [ALICE_EMAIL, {"value": "n@example.org", "type": "home", "primary": False}],
+                 id="a-duplicate-sent-primary-makes-the-stored-one-primary"),
+    pytest.param([op("remove", "emails", [{"value": "ALICE@EXAMPLE.ORG"}])], None, id="remove-in-other-case"),
+])
+def test_duplicates_are_dropped_on_every_backend(client, store, world, operations, expected):
+    """Values equal up to key order, primary and the case of non-caseExact
+    sub-attributes are stored once, as first stored or sent."""
+    response = send(client, world, "PATCH", ALICE, {}, patch(*operations))
+    assert response.status_code == 200, response.get_data(as_text=True)[:600]
+    assert _read(client, world.sub(ALICE)).get("emails") == expected
+
+
+@ON_EVERY_BACKEND
+def test_a_patch_adding_only_values_already_present_changes_nothing(client, store, world):
+    """RFC 7644 §3.5.2.1: "no changes SHOULD be made": same meta.version, no journal entry."""
+    response = send(client, world, "PATCH", ALICE, {}, patch(
+        op("add", "emails", [{"type": "Work", "value": "Alice@Example.org", "primary": True}]),
+        op("add", f"{WALKIN}:certifications", [{"completedOn": "2024-02-01", "kind": "FULL",
+                                                "course": "walk-in scheduling certification"}]),
+    ))
+    assert response.status_code == 200, response.get_data(as_text=True)[:600]
+    assert_world_unchanged(client, store, world)
+
+
+@ON_EVERY_BACKEND
+def test_post_and_put_store_each_value_once_and_duplicates_do_not_count(client, store, world):
+    """A POST or PUT with more than MAX_VALUES values, all copies of ten, is accepted and keeps the ten."""
+    ten = [near_duplicate(i, 0) for i in range(10)]
+    copies = [near_duplicate(i % 10, i // 10) for i in range(MAX_VALUES + 100)]
+    created = client.post(USERS, headers=AUTH, json=new_user(emails=copies))
+    assert created.status_code == 201, created.get_data(as_text=True)[:600]
+    assert _read(client, f"{USERS}/{created.get_json()['id']}")["emails"] == ten
+    replaced = send(client, world, "PUT", ALICE, {}, {"userName": "alice@example.org", "emails": copies[::-1]})
+    assert replaced.status_code == 200, replaced.get_data(as_text=True)[:600]
+    assert [e["value"].casefold() for e in _read(client, world.sub(ALICE))["emails"]] == [
+        e["value"] for e in ten[::-1]]

@@ -6,15 +6,17 @@ import logging
 
 import pytest
 
-from connector.scim.errors import InvalidPath, InvalidValue, Mutability, NoTarget, ScimError
-from connector.scim.patch import MemberAction, MemberOp, Op, apply_patch, parse_operations
+from connector.scim.errors import InvalidPath, InvalidValue, Mutability, NoTarget, ScimError, TooMany
+from connector.scim.patch import MAX_FILTER_WORK, MemberAction, MemberOp, Op, apply_patch, parse_operations
 from connector.scim.paths import parse_path, schema_of
 from connector.scim.schema import (
     ENTERPRISE_SCHEMA, GROUP, USER, USER_SCHEMA, WALKIN_SCHEMA, Attr, ResourceKind, Schema,
 )
+from connector.settings import ScimSettings
 
 ENT = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"
 WALKIN = "urn:ietf:params:scim:schemas:extension:walkin:2.0:User"
+MAX_VALUES = ScimSettings().max_values_per_attribute
 BASE = {
     "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
     "userName": "a@d.org",
@@ -26,7 +28,7 @@ BASE = {
 
 def run(*ops, data=None, kind=USER):
     parsed = parse_operations({"Operations": list(ops)}, 100)
-    return apply_patch(kind, data or BASE, parsed)
+    return apply_patch(kind, data or BASE, parsed, max_values=MAX_VALUES)
 
 
 CASES = [
@@ -172,7 +174,8 @@ def test_a_name_two_extensions_define_is_an_invalid_path_naming_both():
             parse_path(TWO_SHARING, text)
         assert WALKIN in exc.value.detail and OTHER.id in exc.value.detail, exc.value.detail
     with pytest.raises(InvalidPath):
-        apply_patch(TWO_SHARING, BASE, parse_operations({"Operations": [{"op": "add", "value": {"jobCode": "J"}}]}, 10))
+        apply_patch(TWO_SHARING, BASE, parse_operations({"Operations": [{"op": "add", "value": {"jobCode": "J"}}]}, 10),
+                    max_values=MAX_VALUES)
     assert schema_of(TWO_SHARING, "manager") is ENTERPRISE_SCHEMA
     assert schema_of(TWO_SHARING, "displayName") is USER_SCHEMA  # the core schema wins
     assert parse_path(TWO_SHARING, f"{OTHER.id}:jobCode").schema is OTHER
@@ -228,3 +231,89 @@ def test_unknown_attributes_and_paths_are_still_refused(operation):
     """Only sub-attributes inside a value are dropped; unknown attributes and paths are 400."""
     with pytest.raises((InvalidPath, InvalidValue)):
         run(operation)
+
+
+# ------------------------------------------- duplicates, sizes and cost (issue 12)
+
+CERT = {"course": "Walk-In Scheduling Certification", "kind": "full", "completedOn": "2024-02-01"}
+X509 = "TUlJQmFBPT0="  # base64; a copy in another case is another certificate
+
+
+def emails(data: dict) -> list:
+    return data.get("emails", [])
+
+
+@pytest.mark.parametrize(("operation", "expected"), [
+    pytest.param({"op": "add", "path": "emails", "value": [{"value": "a@d.org", "type": "work", "primary": True}]},
+                 BASE["emails"], id="same-value-again"),
+    pytest.param({"op": "add", "path": "emails", "value": [{"primary": True, "value": "a@d.org", "type": "work"}]},
+                 BASE["emails"], id="key-order"),
+    pytest.param({"op": "add", "path": "emails", "value": [{"value": "A@D.ORG", "type": "Work", "primary": True}]},
+                 BASE["emails"], id="case-of-caseExact-false-sub-attributes"),
+    pytest.param({"op": "add", "path": "emails", "value": [{"value": "a@h.net", "type": "home", "primary": True}]},
+                 [{"type": "work", "value": "a@d.org", "primary": False},
+                  {"type": "home", "value": "a@h.net", "primary": True}], id="same-value-made-primary"),
+    pytest.param({"op": "add", "path": "emails", "value": [
+        {"value": "n@d.org", "type": "other"}, {"type": "other", "value": "N@d.org"},
+        {"value": "n@d.org", "type": "other"},
+    ]}, BASE["emails"] + [{"value": "n@d.org", "type": "other"}], id="within-the-request-first-kept"),
+    pytest.param({"op": "replace", "path": "emails", "value": [
+        {"value": "n@d.org"}, {"value": "N@D.org"}, {"value": "m@d.org"}, {"value": "M@d.ORG"},
+    ]}, [{"value": "n@d.org"}, {"value": "m@d.org"}], id="replace-drops-duplicates-too"),
+    pytest.param({"op": "add", "path": "emails", "value": [{"value": "a@d.org", "type": "home"}]},
+                 BASE["emails"] + [{"value": "a@d.org", "type": "home"}], id="another-type-is-another-value"),
+])
+def test_values_already_present_are_not_added_twice(operation, expected):
+    """RFC 7644 §3.5.2.1: an add (or replace) keeps one of equal values, equal up to key
+    order, primary, and the case of sub-attributes that are not caseExact."""
+    assert emails(run(operation).data) == expected
+
+
+def test_case_exact_values_differing_in_case_are_kept():
+    """Binary values are case exact (RFC 7643 §2.3.6): two certificates, not one."""
+    data = run({"op": "add", "path": "x509Certificates", "value": [{"value": X509}, {"value": X509.lower()},
+                                                                  {"value": X509}]}).data
+    assert data["x509Certificates"] == [{"value": X509}, {"value": X509.lower()}]
+
+
+def test_certifications_are_duplicates_in_any_case_as_the_schema_says():
+    """The walkin certifications' sub-attributes are not caseExact: a copy in another case is the same completion."""
+    data = run({"op": "add", "path": f"{WALKIN}:certifications", "value": [
+        CERT, {k: v.upper() for k, v in CERT.items()}, {"completedOn": "2024-02-01", "course": CERT["course"].lower(),
+                                                        "kind": "Full"},
+        dict(CERT, completedOn="2025-02-01"),
+    ]}).data
+    assert data[WALKIN]["certifications"] == [CERT, dict(CERT, completedOn="2025-02-01")]
+
+
+def test_remove_listed_values_matches_them_case_insensitively():
+    """Removing {"value": "A@H.NET"} removes the a@h.net email: emails.value is not caseExact."""
+    assert emails(run({"op": "remove", "path": "emails", "value": [{"value": "A@H.NET"}]}).data) == BASE["emails"][:1]
+
+
+def test_no_operation_grows_an_attribute_past_the_limit():
+    """max_values bounds each attribute after each operation (400 tooMany naming both), counting
+    distinct values; an attribute already over the limit may keep, not grow, what it has."""
+    parsed = parse_operations({"Operations": [{"op": "add", "path": "roles", "value": [{"value": "r3"}]}]}, 10)
+    with pytest.raises(TooMany) as exc:
+        apply_patch(USER, BASE, parsed, max_values=2)
+    assert "'roles'" in exc.value.detail and "2" in exc.value.detail and exc.value.scim_type == "tooMany"
+    again = parse_operations({"Operations": [{"op": "add", "path": "roles", "value": [{"value": "R1"}] * 50}]}, 10)
+    assert apply_patch(USER, BASE, again, max_values=2).data["roles"] == BASE["roles"]
+    title = parse_operations({"Operations": [{"op": "replace", "path": "title", "value": "T"},
+                                             {"op": "add", "path": "roles", "value": [{"value": "r1"}]}]}, 10)
+    assert apply_patch(USER, BASE, title, max_values=1).data["title"] == "T"  # 2 roles stored, limit 1
+    with pytest.raises(TooMany):
+        apply_patch(USER, BASE, parsed, max_values=1)
+
+
+def test_value_filters_have_a_work_budget():
+    """Operations × values × comparisons of value filters is bounded: beyond it, tooMany."""
+    many = {"schemas": BASE["schemas"], "userName": "a@d.org", "emails": [{"value": f"u{i}@d.org"} for i in range(500)]}
+    one = {"op": "replace", "path": 'emails[value eq "u1@d.org" or type eq "x"].display', "value": "D"}
+    within = MAX_FILTER_WORK // (500 * 2)
+    data = apply_patch(USER, many, parse_operations({"Operations": [one] * within}, 1000), max_values=500).data
+    assert data["emails"][1] == {"value": "u1@d.org", "display": "D"}
+    with pytest.raises(TooMany) as exc:
+        apply_patch(USER, many, parse_operations({"Operations": [one] * (within + 1)}, 1000), max_values=500)
+    assert str(MAX_FILTER_WORK) in exc.value.detail
