@@ -1,7 +1,9 @@
 """The worst PATCH a client can send within the limits, and what another client sees meanwhile.
 
-Starts ``walkin serve`` (the shipped 2 workers × 4 threads) on loopback over a
-scratch SQLite store, then for each hostile PATCH below:
+Starts ``walkin serve`` (the shipped 2 gevent workers) on loopback over a
+scratch SQLite store, then for each hostile PATCH below — and for the worst search
+the filter limits allow (100 substring comparisons over 8,000 users' emails, stopped
+by ``scim.read_budget_seconds``):
 
 1. creates a fresh victim user (one email, one certification) and a bystander;
 2. starts a second client sending small requests in a loop to the bystander —
@@ -113,7 +115,15 @@ def unknown_members() -> dict:
     return patch({"op": "add", "path": "members", "value": fill(lambda i: f"{i:06d}")})
 
 
+def worst_filter() -> dict:
+    """The costliest search the filter limits allow: 100 substring comparisons (the
+    most a filter may hold) over every user's emails, none matching."""
+    return {"schemas": ["urn:ietf:params:scim:api:messages:2.0:SearchRequest"], "count": 100,
+            "filter": " or ".join(f'emails[value co "{i:02d}zz"]' for i in range(100))}
+
+
 CASES = [
+    ("worst-filter", "Search", worst_filter),
     ("distinct-emails", "User", distinct_emails),
     ("near-duplicates", "User", near_duplicates),
     ("1000-operations", "User", thousand_operations),
@@ -176,13 +186,14 @@ def run_case(server: Server, name: str, kind: str, build, n: int, idle_s: float)
     if kind == "Group":
         status, payload, _ = conn.request("POST", "/Groups", {"displayName": f"Hostile {n}"})
         victim = json.loads(payload)["id"]
+    method, path = ("POST", "/Users/.search") if kind == "Search" else ("PATCH", f"/{kind}s/{victim}")
     body = build()
     size = len(json.dumps(body).encode())
     other = Bystander(server, bystander_id)
     other.start()
     time.sleep(idle_s)  # the bystander's idle latency, before the PATCH
     started = time.perf_counter()
-    status, payload, took = conn.request("PATCH", f"/{kind}s/{victim}", body)
+    status, payload, took = conn.request(method, path, body)
     ended = time.perf_counter()
     time.sleep(0.2)
     other.stop.set()
@@ -197,7 +208,7 @@ def run_case(server: Server, name: str, kind: str, build, n: int, idle_s: float)
         except ValueError:
             detail = payload[:90].decode(errors="replace")
     return {
-        "case": name, "resource": kind, "body_bytes": size, "operations": len(body["Operations"]),
+        "case": name, "resource": kind, "body_bytes": size, "operations": len(body.get("Operations", [body])),
         "status": status, "detail": detail, "patch_s": round(took, 3),
         "other_idle": stats(idle),
         "other_during": stats([s[3] for s in during]),
@@ -237,6 +248,7 @@ def main() -> int:
     parser.add_argument("--label", default="run", help="a name for this run, in the results file name")
     parser.add_argument("--cases", default=",".join(c[0] for c in CASES), help="comma-separated case names")
     parser.add_argument("--idle", type=float, default=2.0, help="seconds of bystander traffic before each PATCH")
+    parser.add_argument("--filter-users", type=int, default=8000, help="users the worst filter searches")
     args = parser.parse_args()
     wanted = set(args.cases.split(","))
 
@@ -256,7 +268,17 @@ def main() -> int:
     server = start_walkin("walkin-2x4", f"sqlite:///{tmp / 'walkin.db'}", 2, 4, token, tmp)
     servers.append(server)
     server.wait_ready(60)
-    print(f"walkin serve (2 workers x 4 threads) on {HOST}:{server.target.port}, SQLite; code {code}", flush=True)
+    print(f"walkin serve (2 workers, gevent) on {HOST}:{server.target.port}, SQLite; code {code}", flush=True)
+    if "worst-filter" in wanted:  # a district to search: users with three emails each
+        conn = Conn(server.target, timeout=60)
+        for i in range(args.filter_users):
+            status, payload, _ = conn.request("POST", "/Users", {
+                "schemas": [USER], "userName": f"p{i:05d}@d.org",
+                "emails": [{"value": f"p{i:05d}.{k}@d.org", "type": "work"} for k in range(3)]})
+            if status != 201:
+                raise RuntimeError(f"POST /Users: {status} {payload[:200]!r}")
+        conn.close()
+        print(f"  {args.filter_users:,} users to search", flush=True)
     rows = []
     for n, (name, kind, build) in enumerate(CASES):
         if name in wanted:
@@ -267,7 +289,7 @@ def main() -> int:
     results = {
         "label": args.label, "when": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "machine": {"cpus": os.cpu_count(), "arch": platform.machine(), "python": platform.python_version()},
-        "server": "walkin serve --workers 2 --threads 4, SQLite", "code": code, "cases": rows,
+        "server": "walkin serve --workers 2 (gevent), SQLite", "code": code, "cases": rows,
     }
     out = HERE / "results" / f"hostile-{args.label}-{time.strftime('%Y%m%d-%H%M%S')}.json"
     out.parent.mkdir(exist_ok=True)
