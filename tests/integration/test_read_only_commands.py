@@ -106,3 +106,20 @@ def test_audit_and_a_dry_run_answer_while_a_writer_holds_the_sqlite_store(client
     assert dry.exit_code == 0, dry.output
     assert explained.exit_code == 0, explained.output
     assert elapsed < 10  # not the 30 s busy timeout
+
+
+def test_evaluate_and_check_target_open_no_store(tmp_path, monkeypatch, clock):
+    """`walkin evaluate` decides from a facts file and `walkin check-target` asks the
+    directory: neither opens the store, so neither can write it (nor create it)."""
+    from tests.mappings.test_cli import facts_file, person_json
+
+    path = tmp_path / "never.db"
+    monkeypatch.setenv("WALKIN_DATABASE_URL", f"sqlite:///{path}")
+    facts = facts_file(tmp_path, person_json())
+    result = CliRunner().invoke(main, ["evaluate", str(facts), "--at", "2026-11-29", "--entitlement", "walkin"],
+                                obj=clock)
+    assert result.exit_code == 0, result.output
+    monkeypatch.setenv("WALKIN_SYNC__TARGET", "memory")
+    checked = CliRunner().invoke(main, ["check-target"], obj=clock)
+    assert checked.exit_code == 1 and "the mapping names no memory group" in checked.output, checked.output
+    assert not path.exists() and not list(tmp_path.glob("never.db*"))
