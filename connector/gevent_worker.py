@@ -47,8 +47,9 @@ class ScimGeventWorker(ScimErrors, GeventWorker):
                 body = req.body.read(limit + 1)
         except gevent.Timeout:
             self.log.info("%s: request body not sent within %g s; closing", addr[0] if addr else "-", seconds)
-            sock.sendall(error_response(408, "Request Timeout",
-                                        f"the request body did not arrive within {seconds:g} seconds"))
+            sock.sendall(
+                error_response(408, "Request Timeout", f"the request body did not arrive within {seconds:g} seconds")
+            )
             raise StopIteration() from None
         if len(body) > limit:
             req.must_close = True  # the rest is unread: this connection ends after the app's 413

@@ -75,12 +75,13 @@ def check_version(current: str, if_match: str | None) -> None:
 class Provisioning:
     def __init__(self, store: Store, settings: Settings, clock: Clock) -> None:
         """:raises ValueError: ``store`` was opened for another person key than
-            ``settings.sync.person_key`` (users would be written with keys the sync
-            does not look for)."""
+        ``settings.sync.person_key`` (users would be written with keys the sync
+        does not look for)."""
         configured = store.configured_person_key
         if configured is not None and str(configured) != str(person_keys.key_path(settings.sync.person_key)):
-            raise ValueError(f"the store holds {configured} as the person key, the settings say "
-                             f"{settings.sync.person_key}")
+            raise ValueError(
+                f"the store holds {configured} as the person key, the settings say {settings.sync.person_key}"
+            )
         self.store = store
         self.settings = settings
         self.clock = clock  # stamps meta, membership starts and journal events
@@ -122,8 +123,7 @@ class Provisioning:
             # The groups are read with the user: a user's own PATCH never changes them.
             user, groups = self._user(conn, user_id, proj.wants("groups"), lock=True, if_match=if_match)
             result = apply_patch(USER, user.data, ops, max_values=self.settings.scim.max_values_per_attribute)
-            user = user_rows.replace_user(conn, user, result.data, self.clock.now(),
-                                          key=self.store.person_key) or user
+            user = user_rows.replace_user(conn, user, result.data, self.clock.now(), key=self.store.person_key) or user
         return _user_out(user, groups, base, proj)
 
     def delete_user(self, user_id: str, if_match: str | None) -> None:
@@ -132,8 +132,9 @@ class Provisioning:
             user_rows.delete_user(conn, user, self.clock.now())
 
     @staticmethod
-    def _user(conn, user_id: str, groups: bool, *, lock: bool,
-              if_match: str | None = None) -> tuple[Stored, list[tuple[str, str]]]:
+    def _user(
+        conn, user_id: str, groups: bool, *, lock: bool, if_match: str | None = None
+    ) -> tuple[Stored, list[tuple[str, str]]]:
         """The user (locked for a write) and, when ``groups``, its groups.
 
         :raises NotFound: when there is no such user.
@@ -181,8 +182,9 @@ class Provisioning:
             listed = self._members(conn, group, proj)
         return _group_out(group, listed, base, proj)
 
-    def patch_group(self, group_id: str, body: Any, base: str, if_match: str | None,
-                    proj: Projection | None) -> Written:
+    def patch_group(
+        self, group_id: str, body: Any, base: str, if_match: str | None, proj: Projection | None
+    ) -> Written:
         """Apply a PATCH; returns the resource only when ``proj`` asks for one."""
         ops = parse_operations(body, self.settings.scim.max_operations)
         with self.store.writing() as conn:
@@ -239,8 +241,10 @@ class Provisioning:
         try:
             return self._page(plans, start, count, base, scim.read_budget_seconds)
         except ReadTooCostly:
-            raise TooMany(f"the filter took more than {scim.read_budget_seconds:g} s to evaluate: narrow it (an eq "
-                          "on userName, externalId or id is answered from an index)") from None
+            raise TooMany(
+                f"the filter took more than {scim.read_budget_seconds:g} s to evaluate: narrow it (an eq "
+                "on userName, externalId or id is answered from an index)"
+            ) from None
 
     def _page(self, plans: list, start: int, count: int, base: str, budget: float) -> Page:
         with self.store.reading(budget) as conn:
@@ -267,11 +271,24 @@ class Provisioning:
     def _render(conn, kind: ResourceKind, rows: list, base: str, proj: Projection) -> list[dict]:
         if kind is USER:
             wants = proj.wants("groups")  # then the rows carry them (Searches' related column)
-            return [proj.apply(render.resource(kind, r, base, _extra(
-                "groups", render.user_groups(user_rows.group_pairs(r.related) if wants else [], base)))) for r in rows]
+            return [
+                proj.apply(
+                    render.resource(
+                        kind,
+                        r,
+                        base,
+                        _extra("groups", render.user_groups(user_rows.group_pairs(r.related) if wants else [], base)),
+                    )
+                )
+                for r in rows
+            ]
         members = group_rows.members_of(conn, [r.id for r in rows]) if proj.wants("members") else {}
-        return [proj.apply(render.resource(kind, r, base, _extra(
-            "members", render.group_members(members.get(r.id, []), base)))) for r in rows]
+        return [
+            proj.apply(
+                render.resource(kind, r, base, _extra("members", render.group_members(members.get(r.id, []), base)))
+            )
+            for r in rows
+        ]
 
 
 def _user_out(user: Stored, groups: list[tuple[str, str]], base: str, proj: Projection) -> Written:
@@ -303,4 +320,3 @@ def _ids(members: list[dict] | None) -> tuple[str, ...]:
             raise InvalidValue("every member needs a 'value' (the member's id)")
         ids.append(member["value"])
     return tuple(dict.fromkeys(ids))
-

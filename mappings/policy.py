@@ -23,7 +23,15 @@ from mappings.model import CertificationRule, Entitlement, Mapping, Policy
 from mappings.vocabulary import CertKind, Effect, LocationType, ReasonCode
 
 __all__ = [
-    "Decision", "Evidence", "ReasonCode", "decide", "decide_all", "explain", "next_change", "recert_due", "validity_end",
+    "Decision",
+    "Evidence",
+    "ReasonCode",
+    "decide",
+    "decide_all",
+    "explain",
+    "next_change",
+    "recert_due",
+    "validity_end",
 ]
 
 # Module-level names: looking a member up on an enum class costs a call each time.
@@ -242,11 +250,7 @@ def _decide(
 
     if checks.not_active and not facts.active:
         reasons.append(_NOT_ACTIVE)
-    if (
-        checks.role_not_eligible
-        and facts.location_type is not _SCHOOL
-        and facts.role not in policy.eligible_roles
-    ):
+    if checks.role_not_eligible and facts.location_type is not _SCHOOL and facts.role not in policy.eligible_roles:
         reasons.append(_ROLE_NOT_ELIGIBLE)
 
     chain: _Chain | None = None

@@ -48,8 +48,9 @@ def _sign_in(target) -> str | None:
 
 @click.command("check-target")
 @click.option("--entitlement", "entitlements", multiple=True, help="Only this entitlement's group (repeatable).")
-@click.option("--show", default=5, show_default=True, type=click.IntRange(min=0),
-              help="How many members to list per group.")
+@click.option(
+    "--show", default=5, show_default=True, type=click.IntRange(min=0), help="How many members to list per group."
+)
 def check_target(entitlements: tuple[str, ...], show: int) -> None:
     """Sign in to the configured target and read the group(s) the mapping names.
 
@@ -106,6 +107,8 @@ def _check(target, groups: dict[str, str | None], kind: str, show: int) -> bool:
             ok = False
             continue
         listed = ", ".join(members[:show]) + (", …" if len(members) > show else "")
-        click.echo(f"{name}: {group}: {len(members)} member{'s' if len(members) != 1 else ''}"
-                   + (f": {listed}" if listed else ""))
+        click.echo(
+            f"{name}: {group}: {len(members)} member{'s' if len(members) != 1 else ''}"
+            + (f": {listed}" if listed else "")
+        )
     return ok

@@ -60,8 +60,10 @@ def make_target(settings: Settings, clock: Clock | None = None) -> tuple[Target,
         return LdapTarget(settings.ldap), "ldap"
     if kind == "entra":
         if settings.graph is None:
-            raise TargetError("sync.target is 'entra' but no Graph settings are given "
-                              "(WALKIN_GRAPH__TENANT_ID, WALKIN_GRAPH__CLIENT_ID, …)")
+            raise TargetError(
+                "sync.target is 'entra' but no Graph settings are given "
+                "(WALKIN_GRAPH__TENANT_ID, WALKIN_GRAPH__CLIENT_ID, …)"
+            )
         from .targets.graph import GraphTarget
 
         return GraphTarget(settings.graph, wall_clock=clock), "entra"
@@ -70,9 +72,15 @@ def make_target(settings: Settings, clock: Clock | None = None) -> tuple[Target,
     return MemoryTarget(), "memory"
 
 
-def build_context(settings: Settings, *, store: Store | None = None, target: Target | None = None,
-                  target_name: str | None = None, progress: Callable[[str], None] | None = None,
-                  clock: Clock | None = None) -> SyncContext:
+def build_context(
+    settings: Settings,
+    *,
+    store: Store | None = None,
+    target: Target | None = None,
+    target_name: str | None = None,
+    progress: Callable[[str], None] | None = None,
+    clock: Clock | None = None,
+) -> SyncContext:
     """:param clock: what time it is for the runs (default: the machine's clock)."""
     mapping = load_mapping(settings.mapping_path or DEFAULT_MAPPING_PATH)
     clock = clock or SystemClock()
@@ -81,5 +89,4 @@ def build_context(settings: Settings, *, store: Store | None = None, target: Tar
     # No memory map: a full run scans whole tables once, and mapped pages of the
     # database file would only swell the worker's resident memory.
     store = store or Store(settings.database_url, memory_map=False, person_key=settings.sync.person_key)
-    return SyncContext(store, settings, mapping, target,
-                       target_name or target.name, clock=clock, progress=progress)
+    return SyncContext(store, settings, mapping, target, target_name or target.name, clock=clock, progress=progress)

@@ -85,8 +85,9 @@ def persons_of(session: Session, rows: Iterable[JournalRow]) -> dict[str, int]:
         elif row.event == Event.GROUP_RENAMED.value and row.group_id:
             renamed[row.group_id] = row.seq  # a rename can change whose approval it is
     for group_id, seq in renamed.items():
-        members = session.scalars(select(MemberRow.member_id).where(
-            MemberRow.group_id == group_id, MemberRow.member_type == "User"))
+        members = session.scalars(
+            select(MemberRow.member_id).where(MemberRow.group_id == group_id, MemberRow.member_type == "User")
+        )
         for member in members:
             out[member] = max(out.get(member, 0), seq)
     return out
@@ -102,18 +103,27 @@ def ingest(store: Store, now: datetime, batch: int = INGEST_BATCH) -> int:
         cursor = _lock_cursor(session, JOURNAL)
         if cursor is None:
             return 0
-        rows = list(session.scalars(
-            select(JournalRow).where(JournalRow.seq > cursor.seq).order_by(JournalRow.seq).limit(batch)))
+        rows = list(
+            session.scalars(select(JournalRow).where(JournalRow.seq > cursor.seq).order_by(JournalRow.seq).limit(batch))
+        )
         if not rows:
             return 0
         persons = persons_of(session, rows)
         if persons:
             insert = _insert(session)
-            stmt = insert(SyncJobRow).values([
-                {"person_id": p, "status": JobStatus.PENDING, "first_seq": seq, "last_seq": seq,
-                 "attempts": 0, "created_at": now}
-                for p, seq in persons.items()
-            ])
+            stmt = insert(SyncJobRow).values(
+                [
+                    {
+                        "person_id": p,
+                        "status": JobStatus.PENDING,
+                        "first_seq": seq,
+                        "last_seq": seq,
+                        "attempts": 0,
+                        "created_at": now,
+                    }
+                    for p, seq in persons.items()
+                ]
+            )
             # One pending job per person: new events fold into it.
             stmt = stmt.on_conflict_do_update(
                 index_elements=[SyncJobRow.person_id],
@@ -130,8 +140,11 @@ def enqueue_full(store: Store, now: datetime) -> bool:
     with store.write() as session:
         if _lock_cursor(session, SCHEDULE) is None:
             return False
-        queued = session.scalar(select(SyncJobRow.id).where(
-            SyncJobRow.person_id.is_(None), SyncJobRow.status.in_([JobStatus.PENDING, JobStatus.RUNNING])).limit(1))
+        queued = session.scalar(
+            select(SyncJobRow.id)
+            .where(SyncJobRow.person_id.is_(None), SyncJobRow.status.in_([JobStatus.PENDING, JobStatus.RUNNING]))
+            .limit(1)
+        )
         if queued is not None:
             return False
         session.add(SyncJobRow(person_id=None, status=JobStatus.PENDING, attempts=0, created_at=now))
@@ -142,8 +155,10 @@ def claim(store: Store, worker: str, now: datetime, lease: timedelta, limit: int
     """Claim up to ``limit`` person jobs, or one full job (taken alone)."""
     with store.write() as session:
         claimable = or_(
-            and_(SyncJobRow.status == JobStatus.PENDING,
-                 or_(SyncJobRow.lease_until.is_(None), SyncJobRow.lease_until <= now)),
+            and_(
+                SyncJobRow.status == JobStatus.PENDING,
+                or_(SyncJobRow.lease_until.is_(None), SyncJobRow.lease_until <= now),
+            ),
             and_(SyncJobRow.status == JobStatus.RUNNING, SyncJobRow.lease_until <= now),
         )
         stmt = select(SyncJobRow).where(claimable).order_by(SyncJobRow.id).limit(limit)
@@ -163,7 +178,8 @@ def finish(store: Store, jobs: list[Job], worker: str, now: datetime, detail: st
         return
     with store.write() as session:
         session.execute(
-            update(SyncJobRow).where(SyncJobRow.id.in_([j.id for j in jobs]), SyncJobRow.claimed_by == worker)
+            update(SyncJobRow)
+            .where(SyncJobRow.id.in_([j.id for j in jobs]), SyncJobRow.claimed_by == worker)
             .values(status=JobStatus.DONE, done_at=now, detail=detail)
         )
 
@@ -174,23 +190,32 @@ def retry_later(store: Store, jobs: list[Job], worker: str, now: datetime, delay
     if not jobs:
         return
     with store.write() as session:
-        pending = set(session.scalars(select(SyncJobRow.person_id).where(
-            SyncJobRow.status == JobStatus.PENDING,
-            SyncJobRow.person_id.in_([j.person_id for j in jobs if j.person_id]))))
+        pending = set(
+            session.scalars(
+                select(SyncJobRow.person_id).where(
+                    SyncJobRow.status == JobStatus.PENDING,
+                    SyncJobRow.person_id.in_([j.person_id for j in jobs if j.person_id]),
+                )
+            )
+        )
         for job in jobs:
             values = {"detail": detail, "claimed_by": None}
             if job.person_id in pending:
                 values.update(status=JobStatus.FAILED, done_at=now)  # the newer job covers it
             else:
                 values.update(status=JobStatus.PENDING, lease_until=now + delay)
-            session.execute(update(SyncJobRow).where(SyncJobRow.id == job.id, SyncJobRow.claimed_by == worker)
-                            .values(**values))
+            session.execute(
+                update(SyncJobRow).where(SyncJobRow.id == job.id, SyncJobRow.claimed_by == worker).values(**values)
+            )
 
 
 def last_full_start(store: Store) -> datetime | None:
     from connector.store.models import SyncRunRow
 
     with store.read() as session:
-        return session.scalar(select(SyncRunRow.started_at).where(
-            SyncRunRow.kind.in_([RunKind.FULL.value, RunKind.DAILY.value]), SyncRunRow.dry_run.is_(False))
-            .order_by(SyncRunRow.id.desc()).limit(1))
+        return session.scalar(
+            select(SyncRunRow.started_at)
+            .where(SyncRunRow.kind.in_([RunKind.FULL.value, RunKind.DAILY.value]), SyncRunRow.dry_run.is_(False))
+            .order_by(SyncRunRow.id.desc())
+            .limit(1)
+        )

@@ -122,8 +122,18 @@ class GroupLock:
                 self.taken_over = holder
                 session.delete(row)
                 session.flush()
-            session.add(GroupLockRow(target=self.target, grp=self.group, run_id=None, owner=self.owner, host=HOST,
-                                     pid=os.getpid(), taken_at=now, lease_until=now + self.lease))
+            session.add(
+                GroupLockRow(
+                    target=self.target,
+                    grp=self.group,
+                    run_id=None,
+                    owner=self.owner,
+                    host=HOST,
+                    pid=os.getpid(),
+                    taken_at=now,
+                    lease_until=now + self.lease,
+                )
+            )
         return None
 
     @staticmethod
@@ -143,8 +153,9 @@ class GroupLock:
         while not self._stop.wait(interval):
             try:
                 with self.store.write() as session:
-                    renewed = session.execute(update(GroupLockRow).where(self._mine()).values(
-                        lease_until=self.clock.now() + self.lease)).rowcount
+                    renewed = session.execute(
+                        update(GroupLockRow).where(self._mine()).values(lease_until=self.clock.now() + self.lease)
+                    ).rowcount
                 if not renewed:
                     log.error("the lock of %s was taken from this run", self.group)
                     return
@@ -152,8 +163,9 @@ class GroupLock:
                 log.exception("could not renew the lock of %s", self.group)
 
     def _mine(self):
-        return (GroupLockRow.target == self.target) & (GroupLockRow.grp == self.group) & (
-            GroupLockRow.owner == self.owner)
+        return (
+            (GroupLockRow.target == self.target) & (GroupLockRow.grp == self.group) & (GroupLockRow.owner == self.owner)
+        )
 
     def release(self) -> None:
         self._stop.set()
@@ -163,4 +175,3 @@ class GroupLock:
             self._held = False
             with self.store.write() as session:
                 session.execute(delete(GroupLockRow).where(self._mine()))
-

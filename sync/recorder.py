@@ -76,8 +76,14 @@ class Recorder:
         """Open the run row (once)."""
         if self.run_id is None:
             with self.ctx.store.write() as session:
-                self.run_id = ledger.start_run(session, kind=self.kind, entitlement=self.entitlement,
-                                               target=self._target, dry_run=False, now=self.ctx.clock.now())
+                self.run_id = ledger.start_run(
+                    session,
+                    kind=self.kind,
+                    entitlement=self.entitlement,
+                    target=self._target,
+                    dry_run=False,
+                    now=self.ctx.clock.now(),
+                )
         return self.run_id
 
     # ------------------------------------------------ the writer thread's hooks
@@ -88,10 +94,21 @@ class Recorder:
         rows = []
         for change in changes:
             entry = self.entry(change, AuditAction(change.action.value), AuditResult.OK, None)
-            rows.append({"run_id": run_id, "target": self._target, "entitlement": self.entitlement,
-                         "grp": self.group, "action": change.action.value, "member": change.member,
-                         "person_id": change.person_id, "user_name": entry.user_name, "reasons": entry.reasons,
-                         "evidence": entry.evidence, "journal_seq": entry.journal_seq})
+            rows.append(
+                {
+                    "run_id": run_id,
+                    "target": self._target,
+                    "entitlement": self.entitlement,
+                    "grp": self.group,
+                    "action": change.action.value,
+                    "member": change.member,
+                    "person_id": change.person_id,
+                    "user_name": entry.user_name,
+                    "reasons": entry.reasons,
+                    "evidence": entry.evidence,
+                    "journal_seq": entry.journal_seq,
+                }
+            )
         with self.ctx.store.write() as session:
             ledger.pend(session, rows)
 
@@ -151,8 +168,14 @@ class Recorder:
         """In ``session``: the audit entries of settled changes, their effects
         (holdings, loss dates) and the end of their pending rows."""
         now = self.ctx.clock.now()
-        ledger.write_audit(session, [s.entry for s in batch], run_id=self.run_id, entitlement=self.entitlement,
-                           target=self._target, now=now)
+        ledger.write_audit(
+            session,
+            [s.entry for s in batch],
+            run_id=self.run_id,
+            entitlement=self.entitlement,
+            target=self._target,
+            now=now,
+        )
         granted, dropped, lost = [], [], []
         for s in batch:
             if not s.applied:
@@ -172,21 +195,30 @@ class Recorder:
 
     # ----------------------------------------------------------- the end
 
-    def finish(self, entries: list[AuditEntry], status: RunStatus, counts: dict, held: list, detail: str | None,
-               more: Callable[[object], None] | None = None) -> None:
+    def finish(
+        self,
+        entries: list[AuditEntry],
+        status: RunStatus,
+        counts: dict,
+        held: list,
+        detail: str | None,
+        more: Callable[[object], None] | None = None,
+    ) -> None:
         """Write the run's last audit entries (and whatever the writer could not
         store), run ``more`` in the same transaction, and close the run row."""
         self.flush()
         end = self.ctx.clock.now()
         with self._guard, self.ctx.store.write() as session:
             if self.run_id is None:
-                self.run_id = ledger.start_run(session, kind=self.kind, entitlement=self.entitlement,
-                                               target=self._target, dry_run=False, now=end)
+                self.run_id = ledger.start_run(
+                    session, kind=self.kind, entitlement=self.entitlement, target=self._target, dry_run=False, now=end
+                )
             if self.unstored:
                 self.store(session, self.unstored)
                 self.unstored = []
-            ledger.write_audit(session, entries, run_id=self.run_id, entitlement=self.entitlement,
-                               target=self._target, now=end)
+            ledger.write_audit(
+                session, entries, run_id=self.run_id, entitlement=self.entitlement, target=self._target, now=end
+            )
             if more is not None:
                 more(session)
             ledger.finish_run(session, self.run_id, status=status, counts=counts, held=held, detail=detail, now=end)

@@ -97,8 +97,7 @@ class Worker:
         if failed:
             log.warning("jobs %s will be retried: %s", [j.id for j in claimed], "; ".join(failed))
             delay = timedelta(seconds=min(300, 5 * 2 ** max(j.attempts for j in claimed)))
-            jobs.retry_later(ctx.store, claimed, self.name, now, delay,
-                             "; ".join(failed)[:2000])
+            jobs.retry_later(ctx.store, claimed, self.name, now, delay, "; ".join(failed)[:2000])
         else:
             jobs.finish(ctx.store, claimed, self.name, now)
 
@@ -120,4 +119,3 @@ class Worker:
             if not processed:
                 self.stopping.wait(self.ctx.settings.sync.poll_seconds)
         log.info("worker %s stopped", self.name)
-

@@ -16,7 +16,13 @@ from werkzeug.sansio.utils import get_current_url
 
 from connector.jsontext import dumps_utf8
 from connector.scim.errors import (
-    InvalidSyntax, MethodNotAllowed, NotFound, PayloadTooLarge, ScimError, Unauthorized, error_body,
+    InvalidSyntax,
+    MethodNotAllowed,
+    NotFound,
+    PayloadTooLarge,
+    ScimError,
+    Unauthorized,
+    error_body,
 )
 
 log = logging.getLogger("walkin.api")

@@ -172,7 +172,7 @@ def _within(child: Child, base: str, node: Node) -> Column:
     """The column of a comparison inside ``attr[...]``."""
     if isinstance(node, ValuePath):
         raise InvalidFilter("value paths cannot be nested")
-    sub = node.path[len(base) + 1:] if node.path.startswith(base + ".") else node.path
+    sub = node.path[len(base) + 1 :] if node.path.startswith(base + ".") else node.path
     column = child.subs.get(sub)
     if column is None:
         raise InvalidFilter(f"filtering on '{base}.{sub}' is not supported")

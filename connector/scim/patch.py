@@ -22,7 +22,14 @@ from .filters import Compare, Logical, Node, Not, ValuePath
 from .paths import ExtensionPath, Path, parse_path
 from .schema import Attr, ResourceKind, Type, Urn
 from .values import (
-    check_count, coerce_complex, coerce_simple, coerce_value, finish, unique_values, unwrap_single, value_key,
+    check_count,
+    coerce_complex,
+    coerce_simple,
+    coerce_value,
+    finish,
+    unique_values,
+    unwrap_single,
+    value_key,
 )
 
 
@@ -96,8 +103,10 @@ class _Run(PatchResult):
         :raises TooMany: the PATCH's filters would exceed :data:`MAX_FILTER_WORK`."""
         self.filter_work += values * _comparisons(path.filter)
         if self.filter_work > MAX_FILTER_WORK:
-            raise TooMany(f"the value filters of this PATCH would be evaluated more than {MAX_FILTER_WORK} "
-                          f"times (values × comparisons); send fewer operations")
+            raise TooMany(
+                f"the value filters of this PATCH would be evaluated more than {MAX_FILTER_WORK} "
+                f"times (values × comparisons); send fewer operations"
+            )
 
 
 def parse_operations(body: Any, max_operations: int) -> list[tuple[Op, Any, Any]]:
@@ -105,9 +114,10 @@ def parse_operations(body: Any, max_operations: int) -> list[tuple[Op, Any, Any]
     if not isinstance(body, dict):
         raise InvalidSyntax("the PATCH body must be a JSON object")
     schemas = body.get("schemas")
-    if schemas is not None and (not isinstance(schemas, list) or not any(
-        isinstance(s, str) and s.lower() == Urn.PATCH.value.lower() for s in schemas
-    )):
+    if schemas is not None and (
+        not isinstance(schemas, list)
+        or not any(isinstance(s, str) and s.lower() == Urn.PATCH.value.lower() for s in schemas)
+    ):
         raise InvalidSyntax(f"'schemas' must contain {Urn.PATCH.value}")
     ops = next((v for k, v in body.items() if k.lower() == "operations"), None)
     if not isinstance(ops, list) or not ops:
@@ -134,8 +144,9 @@ def parse_operations(body: Any, max_operations: int) -> list[tuple[Op, Any, Any]
     return out
 
 
-def apply_patch(kind: ResourceKind, data: dict, operations: list[tuple[Op, Any, Any]], *,
-                max_values: int) -> PatchResult:
+def apply_patch(
+    kind: ResourceKind, data: dict, operations: list[tuple[Op, Any, Any]], *, max_values: int
+) -> PatchResult:
     """Apply operations to a copy of ``data`` (the stored representation).
 
     Each operation costs time linear in the values it sends and the values of the
@@ -232,8 +243,9 @@ def _apply_path(kind: ResourceKind, run: _Run, op: Op, path: Path | ExtensionPat
     elif attr.multi:
         _set_multi(run, container, path, op, value)
         before = _container(run.before, path, create=False) or {}
-        check_count(attr, len(container.get(attr.name) or []), len(before.get(attr.name) or []),
-                    run.max_values, path.text)
+        check_count(
+            attr, len(container.get(attr.name) or []), len(before.get(attr.name) or []), run.max_values, path.text
+        )
     else:
         _set_single(container, path, op, value)
     if path.extension and not container:
@@ -358,8 +370,7 @@ def _remove(run: _Run, container: dict, path: Path, value: Any) -> None:
     else:
         run.charge(path, len(items))
         items = [
-            {k: v for k, v in i.items() if k != path.sub.name} if matches(path.filter, i, attr) else i
-            for i in items
+            {k: v for k, v in i.items() if k != path.sub.name} if matches(path.filter, i, attr) else i for i in items
         ]
     _store(container, attr.name, [i for i in items if i != {}])
 
@@ -416,7 +427,11 @@ def matches(node: Node, item: Any, attr: Attr) -> bool:
     """Evaluate a value filter on one value of a multi-valued attribute."""
     if isinstance(node, Logical):
         left = matches(node.left, item, attr)
-        return (left and matches(node.right, item, attr)) if node.op == "and" else (left or matches(node.right, item, attr))
+        return (
+            (left and matches(node.right, item, attr))
+            if node.op == "and"
+            else (left or matches(node.right, item, attr))
+        )
     if isinstance(node, Not):
         return not matches(node.inner, item, attr)
     if isinstance(node, ValuePath):

@@ -139,7 +139,7 @@ def _parse_one(kind: ResourceKind, path: str) -> tuple[str, str, str]:
         if lower == sid:
             return ("" if schema_id == kind.core.id else sid, "", "")
         if lower.startswith(sid + ":"):
-            rest = lower[len(sid) + 1:]
+            rest = lower[len(sid) + 1 :]
             container = "" if schema_id == kind.core.id else sid
             attr, _, sub = rest.partition(".")
             return (container, attr, sub)

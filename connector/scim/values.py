@@ -223,8 +223,12 @@ def unique_values(attr: Attr, items: list, key_of: Callable[[Attr, Any], Hashabl
     for item in items:
         key = key_of(attr, item)
         kept = unique.setdefault(key, item)
-        if kept is not item and isinstance(item, dict) and item.get("primary") is True \
-                and kept.get("primary") is not True:
+        if (
+            kept is not item
+            and isinstance(item, dict)
+            and item.get("primary") is True
+            and kept.get("primary") is not True
+        ):
             unique[key] = {**kept, "primary": True}
     return unique
 

@@ -107,8 +107,12 @@ def _must_exist(url: str) -> None:
     would create an empty file)."""
     parsed = make_url(url)
     database = parsed.database
-    if parsed.get_backend_name() == "sqlite" and database not in (None, "", ":memory:") \
-            and not database.startswith("file:") and not os.path.exists(database):
+    if (
+        parsed.get_backend_name() == "sqlite"
+        and database not in (None, "", ":memory:")
+        and not database.startswith("file:")
+        and not os.path.exists(database)
+    ):
         raise SchemaBehind(f"no store at {database}: run `walkin migrate` (or start `walkin serve`) to create it")
 
 
@@ -122,8 +126,15 @@ class Store:
     bare ``engine.begin()`` runs each statement on its own.
     """
 
-    def __init__(self, url: str, *, auto_migrate: bool = True, memory_map: bool = True,
-                 person_key: str | None = None, read_only: bool = False) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        auto_migrate: bool = True,
+        memory_map: bool = True,
+        person_key: str | None = None,
+        read_only: bool = False,
+    ) -> None:
         """:param memory_map: read an SQLite file through a memory map (the SCIM
             service's many small reads); off for processes that scan whole tables now
             and then (the sync), where it would only count the file's pages into

@@ -55,12 +55,12 @@ def view_changes(old: dict, new: dict) -> dict[str, list]:
     return {k: [old.get(k), new.get(k)] for k in new.keys() | old.keys() if old.get(k) != new.get(k)}
 
 
-def append(conn: Connection, now: datetime, rows: Iterable[tuple[Event, str | None, str | None, dict]],
-           source: str = "scim") -> None:
+def append(
+    conn: Connection, now: datetime, rows: Iterable[tuple[Event, str | None, str | None, dict]], source: str = "scim"
+) -> None:
     """Append journal rows ``(event, user_id, group_id, detail)`` in one statement."""
     values = [
-        {"at": now, "event": e.value, "user_id": u, "group_id": g, "detail": d, "source": source}
-        for e, u, g, d in rows
+        {"at": now, "event": e.value, "user_id": u, "group_id": g, "detail": d, "source": source} for e, u, g, d in rows
     ]
     if values:
         conn.execute(_APPEND, values)

@@ -50,13 +50,13 @@ class Searches:
     """The searches of one table: its filterable fields and sortable columns, and
     a ``related`` column (e.g. a user's groups) that a search may ask for."""
 
-    def __init__(self, table: Table, fields: FieldMap, sorts: dict[str, Any],
-                 related: ColumnElement | None = None) -> None:
+    def __init__(
+        self, table: Table, fields: FieldMap, sorts: dict[str, Any], related: ColumnElement | None = None
+    ) -> None:
         self.table, self.fields, self.sorts, self.related = table, fields, sorts, related
         self._statements: dict[Hashable, _Statements] = {}
 
-    def search(self, node: Node | None, sort_by: str | None, sort_order: str | None,
-               related: bool = False) -> Search:
+    def search(self, node: Node | None, sort_by: str | None, sort_order: str | None, related: bool = False) -> Search:
         """:raises InvalidFilter: on a filter this table cannot answer;
         :raises InvalidValue: on an unsupported sort."""
         shape, params = prepare(node, self.fields) if node is not None else (None, {})

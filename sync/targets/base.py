@@ -61,8 +61,9 @@ class PersonKey:
     key: str
 
 
-def one_person_per_entry(people: list[PersonKey], found: dict[str, str], fold: Callable[[str], str]
-                         ) -> tuple[dict[str, str], dict[str, list[str]]]:
+def one_person_per_entry(
+    people: list[PersonKey], found: dict[str, str], fold: Callable[[str], str]
+) -> tuple[dict[str, str], dict[str, list[str]]]:
     """Keep only the people of a resolve who have their directory entry to themselves.
 
     The store refuses a second user whose key folds like another's, so this never
@@ -166,8 +167,7 @@ class Target(ABC):
         """
 
     @abstractmethod
-    def remove_members(self, group: str, members: list[str], *, current: AbstractSet[str] | None = None
-                       ) -> WriteResult:
+    def remove_members(self, group: str, members: list[str], *, current: AbstractSet[str] | None = None) -> WriteResult:
         """Remove members; a member already absent counts as done. ``current``: as for
         :meth:`add_members`.
 

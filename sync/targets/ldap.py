@@ -179,8 +179,7 @@ class LdapTarget(Target):
             return self.read_members(group) & set(wanted)
         if not self._group_exists(group):
             raise GroupNotFound(group)
-        return {normal for normal, given in wanted.items()
-                if self._is_member(group, self._spelling.get(normal, given))}
+        return {normal for normal, given in wanted.items() if self._is_member(group, self._spelling.get(normal, given))}
 
     def _read_values(self, group: str) -> dict[str, str]:
         """The group's member values: normal form → value as stored (placeholder included)."""
@@ -276,8 +275,13 @@ class LdapTarget(Target):
             if len(entries) > 1:
                 for person in persons:
                     ambiguous[person.person_id] = sorted(entries.values())
-                log.warning("%s=%r matches %d entries; left unresolved: %s", s.match_attribute, persons[0].key,
-                            len(entries), sorted(entries.values()))
+                log.warning(
+                    "%s=%r matches %d entries; left unresolved: %s",
+                    s.match_attribute,
+                    persons[0].key,
+                    len(entries),
+                    sorted(entries.values()),
+                )
                 continue
             for normal, dn in entries.items():
                 self._spelling[normal] = dn
@@ -285,8 +289,11 @@ class LdapTarget(Target):
                     resolved[person.person_id] = normal
         resolved, shared = one_person_per_entry(people, resolved, fold)
         for group in sorted({tuple(ids) for ids in shared.values()}):
-            log.warning("people %s share one %s or one entry; left unresolved: no entry is decided for two people",
-                        ", ".join(group), s.match_attribute)
+            log.warning(
+                "people %s share one %s or one entry; left unresolved: no entry is decided for two people",
+                ", ".join(group),
+                s.match_attribute,
+            )
         self.last_ambiguous = ambiguous
         self.last_shared = shared
         return resolved
@@ -299,8 +306,13 @@ class LdapTarget(Target):
             cookie = None
             while True:
                 _, result, response, _ = conn.search(
-                    s.people_base, search_filter, SUBTREE, DEREF_NEVER, attributes=[s.match_attribute],
-                    paged_size=s.page_size, paged_cookie=cookie,
+                    s.people_base,
+                    search_filter,
+                    SUBTREE,
+                    DEREF_NEVER,
+                    attributes=[s.match_attribute],
+                    paged_size=s.page_size,
+                    paged_cookie=cookie,
                 )
                 entries.extend(r for r in response or () if r.get("type") == "searchResEntry")
                 control = ((result or {}).get("controls") or {}).get(PAGED_RESULTS_OID) or {}
@@ -317,8 +329,7 @@ class LdapTarget(Target):
     def add_members(self, group: str, members: list[str], *, current: AbstractSet[str] | None = None) -> WriteResult:
         return self._write(group, members, MODIFY_ADD, current)
 
-    def remove_members(self, group: str, members: list[str], *, current: AbstractSet[str] | None = None
-                       ) -> WriteResult:
+    def remove_members(self, group: str, members: list[str], *, current: AbstractSet[str] | None = None) -> WriteResult:
         return self._write(group, members, MODIFY_DELETE, current)
 
     def _write(self, group: str, members: list[str], op: int, current: AbstractSet[str] | None) -> WriteResult:
@@ -328,7 +339,7 @@ class LdapTarget(Target):
                 items = self._plan(state, members, current)
                 size = self.settings.batch_size
                 for start in range(0, len(items), size):
-                    self._apply(state, items[start:start + size])
+                    self._apply(state, items[start : start + size])
         except TargetError as exc:
             exc.partial = state.result
             raise
@@ -403,8 +414,11 @@ class LdapTarget(Target):
             # Re-raised for _write's ldap_errors: GroupNotFound, TargetAuthError or WriteRefused.
             if exc.result == 32 and not self._group_exists(state.group):
                 raise
-            if exc.result in REFUSED_RESULTS or exc.result in SESSION_RESULTS or (
-                    exc.result == 53 and s.flavour != "ad"):
+            if (
+                exc.result in REFUSED_RESULTS
+                or exc.result in SESSION_RESULTS
+                or (exc.result == 53 and s.flavour != "ad")
+            ):
                 raise
             if len(items) == 1:
                 return self._settle(state, items[0], exc)
@@ -427,8 +441,11 @@ class LdapTarget(Target):
         done = exc.result == STALE_RESULT[state.op]
         if not done and self.settings.flavour == "ad" and exc.result == AD_STALE_RESULT[state.op]:
             done = self._is_member(state.group, item.value) == adding
-        outcome = (Outcome.DONE, "already a member" if adding else "not a member") if done else (
-            Outcome.FAILED, describe(exc))
+        outcome = (
+            (Outcome.DONE, "already a member" if adding else "not a member")
+            if done
+            else (Outcome.FAILED, describe(exc))
+        )
         for member in item.members:
             state.result.outcomes[member] = outcome
 
@@ -454,8 +471,7 @@ class LdapTarget(Target):
         what = f"find {group}"
         with ldap_errors(what):
             try:
-                return self._session.run(what, lambda conn: self._base_entry(conn, group, [NO_ATTRIBUTES])) \
-                    is not None
+                return self._session.run(what, lambda conn: self._base_entry(conn, group, [NO_ATTRIBUTES])) is not None
             except LDAPOperationResult as exc:
                 if exc.result in MISSING_RESULTS:
                     return False

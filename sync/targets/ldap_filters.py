@@ -202,7 +202,7 @@ def _parse_value(dn: str, i: int) -> tuple[str, bool, int]:
         end = i + 1
         while end < n and dn[end] in _HEX:
             end += 1
-        text = dn[i + 1:end]
+        text = dn[i + 1 : end]
         if not text or len(text) % 2:
             raise ValueError(f"bad hex value in {dn!r}")
         while end < n and dn[end] == " ":
@@ -215,7 +215,7 @@ def _parse_value(dn: str, i: int) -> tuple[str, bool, int]:
     while i < n and dn[i] not in ",;+":
         char = dn[i]
         if char == "\\":
-            pair = dn[i + 1:i + 3]
+            pair = dn[i + 1 : i + 3]
             if len(pair) == 2 and pair[0] in _HEX and pair[1] in _HEX:
                 buf += bytes.fromhex(pair)
                 i += 3

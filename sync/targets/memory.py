@@ -56,8 +56,7 @@ class MemoryTarget(Target):
     def add_members(self, group: str, members: list[str], *, current: AbstractSet[str] | None = None) -> WriteResult:
         return self._write(group, members, set.add)
 
-    def remove_members(self, group: str, members: list[str], *, current: AbstractSet[str] | None = None
-                       ) -> WriteResult:
+    def remove_members(self, group: str, members: list[str], *, current: AbstractSet[str] | None = None) -> WriteResult:
         return self._write(group, members, set.discard)
 
     def _write(self, group: str, members: list[str], change) -> WriteResult:
