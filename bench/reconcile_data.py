@@ -30,8 +30,9 @@ import copy
 import random
 import uuid
 from collections.abc import Iterable
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
+from scim_load import user_rows_of, write_users
 from sqlalchemy import func, insert, select
 
 from connector.scim.patch import MemberAction, MemberOp
@@ -41,15 +42,20 @@ from connector.store import groups as group_rows
 from connector.store import users as user_rows
 from connector.store.database import Store
 from connector.store.models import (
-    CertificationRow, GroupRow, JournalRow, MemberRow, SyncCursorRow, UserEmailRow, UserRow,
+    CertificationRow,
+    GroupRow,
+    JournalRow,
+    MemberRow,
+    SyncCursorRow,
+    UserEmailRow,
+    UserRow,
 )
-from scim_load import user_rows_of, write_users
 
 WALKIN = Urn.WALKIN.value
 ENTERPRISE = Urn.ENTERPRISE.value
 COURSE = "Walk-In Scheduling Certification"
 APPROVERS = "WalkIn-Approvers-0123"
-APPROVED_SINCE = datetime(2025, 9, 20, 16, 0, tzinfo=timezone.utc)  # after the assignment start
+APPROVED_SINCE = datetime(2025, 9, 20, 16, 0, tzinfo=UTC)  # after the assignment start
 BATCH = 2000
 
 
@@ -132,7 +138,7 @@ def load_store(url: str, n: int, ids: list[str], log=print) -> str:
     """Bulk-load ``n`` users and the approval group (steady-state memberships) into the
     migrated store at ``url``. Returns the approval group's id."""
     store = Store(url)
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     try:
         for k, chunk in enumerate(_batches(list(range(n)))):
             users, emails, certs = [], [], []
@@ -166,7 +172,7 @@ def apply_change(url: str, n: int, ids: list[str], gid: str) -> tuple[int, int]:
     """The 10 % change, through the store functions a SCIM PATCH uses: 5 % join the
     approval group, 5 % move to location 0789. Returns (granted, revoked) counts."""
     store = Store(url)
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     grant = [ids[i] for i in range(n) if in_grant_change(i)]
     revoke = [ids[i] for i in range(n) if in_revoke_change(i)]
     try:
@@ -219,7 +225,7 @@ def verify(sample: tuple[int, ...] = (0, 1, 9, 19, 20)) -> None:
     approved = [made[k] for k, i in enumerate(sample) if approved_at_start(i)]
     service.patch_group(group, {"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"], "Operations": [
         {"op": "add", "path": "members", "value": [{"value": m} for m in approved]}]}, "http://x/scim/v2", None, None)
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     with bulk.write() as session:
         for k, i in enumerate(sample):
             row, e, c, _ = user_rows_of(made[k], user_payload(i), now)

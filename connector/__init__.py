@@ -22,8 +22,8 @@ def create_app(settings: Settings | None = None, store=None, clock: Clock | None
 
     from connector.api import discovery, health, http, resources
     from connector.clock import SystemClock
-    from connector.settings import Settings
     from connector.provisioning import Provisioning
+    from connector.settings import Settings
     from connector.store.database import Store
 
     settings = settings or Settings()

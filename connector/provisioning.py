@@ -25,9 +25,8 @@ from connector.store import users as user_rows
 from connector.store.database import ReadTooCostly, Store
 from connector.store.fields import GROUP_FIELDS, GROUP_SORT, USER_FIELDS, USER_SORT
 from connector.store.listing import Searches
-from connector.store.models import GroupRow, UserRow
+from connector.store.models import GroupRow, UserRow, table_of
 from connector.store.stored import Stored
-
 
 MAX_START = 2**31  # startIndex beyond this is past every result: an empty page
 
@@ -87,8 +86,8 @@ class Provisioning:
         self.clock = clock  # stamps meta, membership starts and journal events
         groups = user_rows.groups_column(store.engine.dialect.name)
         self._searches = {
-            "User": Searches(UserRow.__table__, USER_FIELDS, USER_SORT, related=groups),
-            "Group": Searches(GroupRow.__table__, GROUP_FIELDS, GROUP_SORT),
+            "User": Searches(table_of(UserRow), USER_FIELDS, USER_SORT, related=groups),
+            "Group": Searches(table_of(GroupRow), GROUP_FIELDS, GROUP_SORT),
         }
 
     # ------------------------------------------------------------------ users
@@ -251,7 +250,7 @@ class Provisioning:
             if len(plans) == 1:
                 kind, search, proj = plans[0]
                 rows = search.rows(conn, start - 1, count)
-                if rows and len(rows) < count or (not rows and start == 1 and count):
+                if (rows and len(rows) < count) or (not rows and start == 1 and count):
                     total = start - 1 + len(rows)  # the last page: no COUNT needed
                 else:
                     total = search.count(conn)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Collection
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 ONE_DAY = timedelta(days=1)
@@ -114,5 +114,5 @@ def local_date(instant: datetime, zone: ZoneInfo) -> date:
     Stores commonly keep timestamps in naive UTC; policy dates are local (§2).
     """
     if instant.tzinfo is None:
-        instant = instant.replace(tzinfo=timezone.utc)
+        instant = instant.replace(tzinfo=UTC)
     return instant.astimezone(zone).date()

@@ -21,7 +21,6 @@ from mappings.model import Mapping
 from mappings.scim import get_attribute, parse_path
 from mappings.vocabulary import CertKind, Effect, LocationType
 
-
 #: A date in facts: exactly ``YYYY-MM-DD`` in JSON, a ``date`` in Python. Strict
 #: validation runs in pydantic-core (no Python call per date), which matters on the
 #: ``evaluate`` hot path; it refuses timestamps and datetimes.

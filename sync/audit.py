@@ -6,7 +6,7 @@ import csv
 import io
 import json
 from dataclasses import dataclass
-from datetime import date, datetime, time, timezone
+from datetime import UTC, date, datetime, time
 
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
@@ -100,7 +100,7 @@ def read(
         person = one_person(session, user)
         stmt = stmt.where(or_(AuditRow.person_id == (person or user), AuditRow.user_name == user))
     if since:
-        stmt = stmt.where(AuditRow.at >= datetime.combine(since, time.min, tzinfo=timezone.utc))
+        stmt = stmt.where(AuditRow.at >= datetime.combine(since, time.min, tzinfo=UTC))
     if entitlement:
         stmt = stmt.where(AuditRow.entitlement == entitlement)
     if run_id is not None:
@@ -110,7 +110,7 @@ def read(
 
 
 def _row(r: AuditRow) -> dict:
-    at = r.at if r.at.tzinfo else r.at.replace(tzinfo=timezone.utc)
+    at = r.at if r.at.tzinfo else r.at.replace(tzinfo=UTC)
     return {
         "at": at.isoformat(timespec="seconds"),
         "run_id": r.run_id,

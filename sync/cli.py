@@ -193,8 +193,8 @@ def explain(user: str, at, entitlement: str, as_json: bool) -> None:
     """
     import json as json_module
 
-    from mappings.advice import explain_decision
     from connector.clock import of_command
+    from mappings.advice import explain_decision
     from mappings.model import DEFAULT_MAPPING_PATH, load_mapping
     from mappings.policy import explain as explain_policy
 

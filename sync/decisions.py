@@ -45,7 +45,15 @@ import mappings.facts
 import mappings.model
 import mappings.policy
 import mappings.vocabulary
-from connector.store.models import AccessLossRow, DecisionRow, DirectoryEntryRow, MemberRow, OverrideRow, UserRow
+from connector.store.models import (
+    AccessLossRow,
+    DecisionRow,
+    DirectoryEntryRow,
+    MemberRow,
+    OverrideRow,
+    UserRow,
+    table_of,
+)
 from mappings.model import Mapping
 from mappings.policy import Decision
 
@@ -232,7 +240,7 @@ def save(session: Session, entitlement: str, decided: dict[str, tuple[str, Decis
     if not decided:
         return
     insert = pg_insert if session.bind.dialect.name == "postgresql" else sqlite_insert
-    stmt = insert(DecisionRow.__table__)  # Core: executemany, not the ORM's bulk path
+    stmt = insert(table_of(DecisionRow))  # Core: executemany, not the ORM's bulk path
     stmt = stmt.on_conflict_do_update(
         index_elements=["entitlement", "person_id"],
         set_={name: stmt.excluded[name] for name in _UPDATED},

@@ -22,6 +22,7 @@ from connector.store.models import (
     PendingChangeRow,
     SyncRunRow,
     UserRow,
+    table_of,
 )
 from mappings.policy import Decision
 
@@ -126,7 +127,7 @@ def write_audit(
     # Core, not the ORM's bulk insert: one executemany instead of rows grouped and
     # copied by the unit of work.
     session.connection().execute(
-        insert(AuditRow.__table__),
+        insert(table_of(AuditRow)),
         [
             {
                 "at": now,
@@ -156,7 +157,7 @@ def record_losses(session: Session, person_ids: list[str], entitlement: str, on:
         delete(AccessLossRow).where(AccessLossRow.entitlement == entitlement, AccessLossRow.person_id.in_(person_ids))
     )
     session.connection().execute(
-        insert(AccessLossRow.__table__),
+        insert(table_of(AccessLossRow)),
         [{"person_id": p, "entitlement": entitlement, "lost_on": on.isoformat(), "run_id": run_id} for p in person_ids],
     )
 
@@ -231,7 +232,7 @@ def store_entries(session: Session, target: str, found: dict[str, tuple[str, str
     if not found:
         return
     upsert = pg_insert if session.bind.dialect.name == "postgresql" else sqlite_insert
-    stmt = upsert(DirectoryEntryRow.__table__)
+    stmt = upsert(table_of(DirectoryEntryRow))
     stmt = stmt.on_conflict_do_update(
         index_elements=[DirectoryEntryRow.target, DirectoryEntryRow.person_id],
         set_={"key": stmt.excluded.key, "member": stmt.excluded.member, "resolved_at": stmt.excluded.resolved_at},
@@ -312,7 +313,7 @@ def hold(
     if not granted:
         return
     upsert = pg_insert if session.bind.dialect.name == "postgresql" else sqlite_insert
-    stmt = upsert(HoldingRow.__table__)
+    stmt = upsert(table_of(HoldingRow))
     stmt = stmt.on_conflict_do_update(
         index_elements=[HoldingRow.target, HoldingRow.entitlement, HoldingRow.member],
         set_={
@@ -372,7 +373,7 @@ def people_holding(session: Session, target: str, person_ids: list[str]) -> set[
 def pend(session: Session, rows: list[dict]) -> None:
     """Record changes about to be handed to the directory (see PendingChangeRow)."""
     if rows:
-        session.connection().execute(insert(PendingChangeRow.__table__), rows)
+        session.connection().execute(insert(table_of(PendingChangeRow)), rows)
 
 
 def unpend(session: Session, run_id: int, members: list[str]) -> None:

@@ -24,7 +24,7 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import delete, update
 
@@ -73,7 +73,7 @@ def _process_alive(pid: int) -> bool:
 
 
 def _aware(value: datetime) -> datetime:
-    return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 class GroupLock:
@@ -159,7 +159,7 @@ class GroupLock:
                 if not renewed:
                     log.error("the lock of %s was taken from this run", self.group)
                     return
-            except Exception:  # noqa: BLE001 - a missed renewal is retried; the lease is three intervals long
+            except Exception:
                 log.exception("could not renew the lock of %s", self.group)
 
     def _mine(self):

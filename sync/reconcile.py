@@ -18,7 +18,7 @@ from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import closing, nullcontext
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from itertools import chain
 from typing import NamedTuple
 
@@ -454,7 +454,7 @@ def _resolve(ctx: SyncContext, people: list[Person], cache: dict[str, Cached]) -
 
 
 def _aware(value: datetime) -> datetime:
-    return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 def _guard(
@@ -650,7 +650,7 @@ class _Run:
             self.recorder.finish(
                 [], RunStatus.FAILED, self._stopped_counts(), [], "the run stopped on an unexpected error"
             )
-        except Exception:  # noqa: BLE001 - the original error is re-raised by the caller
+        except Exception:
             log.exception("could not record run %s", self.run_id)
 
     def _stopped_counts(self) -> dict:

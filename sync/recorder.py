@@ -145,7 +145,7 @@ class Recorder:
                 batch.extend(more)
             try:
                 self.settle(batch)
-            except Exception:  # noqa: BLE001 - kept in unstored, stored at the end or settled by the next run
+            except Exception:
                 log.exception("could not record the outcome of writes to %s", self.group)
                 self.failed = True
             if stop:

@@ -8,7 +8,7 @@ import os
 import signal
 import socket
 import threading
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from mappings.calendar import local_date
 
@@ -39,9 +39,7 @@ def full_due(ctx: SyncContext, last: datetime | None, now: datetime) -> bool:
     if last is None:
         return True
     if last.tzinfo is None:
-        from datetime import timezone
-
-        last = last.replace(tzinfo=timezone.utc)
+        last = last.replace(tzinfo=UTC)
     if now - last >= timedelta(seconds=ctx.settings.sync.full_interval_seconds):
         return True
     zone = ctx.mapping.policy.zone
@@ -113,7 +111,7 @@ class Worker:
         while not self.stopping.is_set():
             try:
                 processed = self.step()
-            except Exception:  # noqa: BLE001 - the worker must outlive one bad round; it is logged in full
+            except Exception:
                 log.exception("worker round failed; retrying")
                 processed = 0
             if not processed:

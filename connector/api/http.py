@@ -60,11 +60,15 @@ def json_body() -> Any:
     """The request body as JSON. :raises InvalidSyntax: when it is not JSON."""
     raw = request.get_data(cache=False)
     limit = current_app.config.get("MAX_CONTENT_LENGTH")
-    if request.content_length is None and limit is not None and len(raw) >= limit:
-        # A chunked body is cut at the limit by Werkzeug, silently: anything left
-        # in the raw input means the body was larger than allowed.
-        if request.environ["wsgi.input"].read(1):
-            raise PayloadTooLarge("the request body is too large")
+    # A chunked body is cut at the limit by Werkzeug, silently: anything left
+    # in the raw input means the body was larger than allowed.
+    if (
+        request.content_length is None
+        and limit is not None
+        and len(raw) >= limit
+        and request.environ["wsgi.input"].read(1)
+    ):
+        raise PayloadTooLarge("the request body is too large")
     if not raw.strip():
         raise InvalidSyntax("the request has no body")
     try:

@@ -80,7 +80,7 @@ def _projection(kind: ResourceKind):
 
 def _get(kind: ResourceKind, written) -> Response:
     match = request.headers.get("If-None-Match")
-    if match and written.etag in [t.strip() for t in match.split(",")] or match == "*":
+    if (match and written.etag in [t.strip() for t in match.split(",")]) or match == "*":
         return Response(status=304, headers={"ETag": written.etag})
     return scim_response(written.resource, etag=written.etag)
 

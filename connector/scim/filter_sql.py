@@ -11,9 +11,10 @@ Both check the filter the same way and raise the same :class:`InvalidFilter`.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Callable, Hashable
+from typing import Any
 
 from sqlalchemy import and_, bindparam, exists, not_, or_, select, true
 from sqlalchemy.sql.elements import ColumnElement

@@ -4,7 +4,7 @@ projection (RFC 7644 §3.4.2.5)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from .errors import InvalidPath
@@ -19,7 +19,7 @@ def etag(version: int) -> str:
 
 def _time(value: datetime) -> str:
     if value.tzinfo is not None:
-        value = value.astimezone(timezone.utc).replace(tzinfo=None)
+        value = value.astimezone(UTC).replace(tzinfo=None)
     # Naive: SQLite hands back naive datetimes; they are stored in UTC.
     return value.isoformat(timespec="milliseconds") + "Z"
 

@@ -6,8 +6,8 @@ import fcntl
 import os
 import threading
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
-from typing import Iterator
 
 from sqlalchemy import Connection, Engine, text
 from sqlalchemy.engine import make_url
@@ -232,7 +232,7 @@ class Store:
             with self.engine.connect() as conn:
                 conn.execute(text("SELECT 1"))
             return True
-        except Exception:  # noqa: BLE001 - readiness probe: any failure means "not ready"
+        except Exception:
             return False
 
     def dispose(self) -> None:

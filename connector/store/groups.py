@@ -7,8 +7,8 @@ SQLAlchemy Core on a connection, with the hot statements built once."""
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterable
 from datetime import datetime
-from typing import Iterable
 
 from sqlalchemy import Connection, bindparam, delete, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -21,7 +21,7 @@ from connector.scim.patch import MemberAction, MemberOp
 from . import journal
 from .fields import MEMBER_FIELDS
 from .journal import Event
-from .models import GroupRow, MemberRow, UserRow
+from .models import GroupRow, MemberRow, UserRow, table_of
 from .stored import Stored, execute_unique, get_statements
 
 _CHUNK = 500  # ids per IN (...) clause, well under every database's parameter limit
@@ -232,7 +232,7 @@ def members_of(conn: Connection, group_ids: list[str]) -> dict[str, list[tuple[s
 
 # Hot statements are built once (construction and cache keys are most of
 # SQLAlchemy's cost per request); values arrive as bound parameters.
-_GROUPS, _MEMBERS, _USERS = GroupRow.__table__, MemberRow.__table__, UserRow.__table__
+_GROUPS, _MEMBERS, _USERS = table_of(GroupRow), table_of(MemberRow), table_of(UserRow)
 _GET, _GET_LOCKED = get_statements(_GROUPS)
 _INSERT = insert(_GROUPS)
 _UPDATE = update(_GROUPS).where(_GROUPS.c.id == bindparam("b_id"))

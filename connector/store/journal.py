@@ -3,15 +3,16 @@ mapping) reads, appended in the writer's own transaction."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime
 from enum import StrEnum
-from typing import Any, Iterable
+from typing import Any
 
 from sqlalchemy import Connection, insert
 
 from connector.scim.schema import Urn
 
-from .models import JournalRow
+from .models import JournalRow, table_of
 
 
 class Event(StrEnum):
@@ -66,4 +67,4 @@ def append(
         conn.execute(_APPEND, values)
 
 
-_APPEND = insert(JournalRow.__table__)
+_APPEND = insert(table_of(JournalRow))

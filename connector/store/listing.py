@@ -9,8 +9,9 @@ can answer from a stale copy.
 
 from __future__ import annotations
 
+from collections.abc import Hashable
 from dataclasses import dataclass
-from typing import Any, Hashable
+from typing import Any
 
 from sqlalchemy import Connection, Select, Table, asc, bindparam, desc, func, select
 from sqlalchemy.sql.elements import ColumnElement

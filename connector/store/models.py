@@ -21,6 +21,7 @@ from sqlalchemy import (
     Index,
     Integer,
     String,
+    Table,
     Text,
     text,
 )
@@ -29,6 +30,18 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 class Base(DeclarativeBase):
     pass
+
+
+def table_of(model: type[Base]) -> Table:
+    """The model's Core table, for Core statements (insert, upsert, executemany).
+
+    SQLAlchemy types ``__table__`` as any ``FromClause``; a declarative model mapped
+    to its own table, as every model here is, has a ``Table``.
+    """
+    table = model.__table__
+    if not isinstance(table, Table):
+        raise TypeError(f"{model.__name__} is not mapped to a table")
+    return table
 
 
 INDEXED_MAX = 512  # characters in a filterable/unique column (PostgreSQL btree entries are bounded)

@@ -14,12 +14,11 @@ from sqlalchemy import JSON, Connection, ScalarSelect, bindparam, delete, func, 
 
 from connector.scim.errors import InvalidValue
 from connector.scim.schema import Urn
-
 from mappings.scim import AttributePath
 
 from . import journal, person_keys
 from .journal import Event
-from .models import INDEXED_MAX, CertificationRow, GroupRow, MemberRow, UserEmailRow, UserRow
+from .models import INDEXED_MAX, CertificationRow, GroupRow, MemberRow, UserEmailRow, UserRow, table_of
 from .stored import Stored, execute_unique, get_statements
 
 _ENT, _WALKIN = Urn.ENTERPRISE.value, Urn.WALKIN.value
@@ -247,8 +246,8 @@ def group_pairs(value: list | None) -> list[tuple[str, str]]:
 
 
 # Hot statements are built once; executing them then costs no construction.
-_USERS, _EMAILS, _CERTS = UserRow.__table__, UserEmailRow.__table__, CertificationRow.__table__
-_MEMBERS, _GROUPS = MemberRow.__table__, GroupRow.__table__
+_USERS, _EMAILS, _CERTS = table_of(UserRow), table_of(UserEmailRow), table_of(CertificationRow)
+_MEMBERS, _GROUPS = table_of(MemberRow), table_of(GroupRow)
 _GET, _GET_LOCKED = get_statements(_USERS)
 _GET_WITH_GROUPS = {  # dialect → {lock: statement}
     dialect: {lock: stmt.add_columns(groups_column(dialect)) for lock, stmt in ((False, _GET), (True, _GET_LOCKED))}

@@ -47,7 +47,7 @@ class WriteRefused(TargetError):
     """The directory refused a write for a reason retrying will not fix."""
 
 
-def partial_result(error: TargetError) -> "WriteResult | None":
+def partial_result(error: TargetError) -> WriteResult | None:
     """The members written before ``error`` interrupted a batch write, if known."""
     return getattr(error, "partial", None)
 
@@ -188,5 +188,5 @@ class Target(ABC):
         """The comparable form of a member identifier (DNs compare case-insensitively)."""
         return member
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 - an optional hook: a target holding nothing has nothing to release
         """Release connections."""

@@ -36,10 +36,10 @@ from collections.abc import Callable
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 
-from . import ldap3_import  # noqa: F401  (must precede the ldap3 imports)
 from ldap3 import BASE, DEREF_NEVER, MODIFY_ADD, MODIFY_DELETE, NO_ATTRIBUTES, SUBTREE, Connection
 from ldap3.core.exceptions import LDAPOperationResult
 
+from . import ldap3_import  # noqa: F401  (must precede the ldap3 imports)
 from .base import (
     GroupNotFound,
     Outcome,

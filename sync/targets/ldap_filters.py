@@ -27,12 +27,13 @@ import functools
 import re
 from collections.abc import Iterable, Iterator
 
-from . import ldap3_import  # noqa: F401  (must precede the ldap3 imports)
 from ldap3.utils.conv import escape_filter_chars
 from ldap3.utils.dn import escape_rdn
 
 # Matching keys fold in one place, shared with the store (its unique person keys).
 from connector.store.keys import fold_key  # noqa: F401  (re-exported)
+
+from . import ldap3_import  # noqa: F401  (must precede the ldap3 imports)
 
 #: A filter every entry matches (RFC 4512 §4.5.1: objectClass is always present).
 ANY_ENTRY = "(objectClass=*)"

@@ -39,7 +39,6 @@ from contextlib import contextmanager
 from enum import StrEnum
 from typing import TypeVar
 
-from . import ldap3_import  # noqa: F401  (must precede the ldap3 imports)
 from ldap3 import ANONYMOUS, NONE, SAFE_SYNC, SASL, SIMPLE, Connection, Server, Tls
 from ldap3.core.exceptions import (
     LDAPCommunicationError,
@@ -50,6 +49,7 @@ from ldap3.core.exceptions import (
     LDAPStartTLSError,
 )
 
+from . import ldap3_import  # noqa: F401  (must precede the ldap3 imports)
 from .base import (
     GroupNotFound,
     TargetAuthError,
@@ -201,7 +201,7 @@ class VerifyingTls(Tls):
     standard library (``ssl.create_default_context``) rather than ldap3's
     ``ssl.match_hostname`` call."""
 
-    def wrap_socket(self, connection, do_handshake=False):  # noqa: ANN001 - ldap3's signature
+    def wrap_socket(self, connection, do_handshake=False):
         context = ssl.create_default_context(cafile=self.ca_certs_file)
         connection.socket = context.wrap_socket(
             connection.socket,

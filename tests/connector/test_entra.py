@@ -34,7 +34,7 @@ def _journal(store):
 
 def test_test_connection_returns_an_empty_list(client):
     """Entra's 'Test connection' filters on a random GUID and needs 200 + empty list."""
-    r = client.get("/scim/v2/Users?" + entra.filter_query('userName eq "%s"' % uuid.uuid4()), headers=AUTH)
+    r = client.get("/scim/v2/Users?" + entra.filter_query(f'userName eq "{uuid.uuid4()}"'), headers=AUTH)
     assert r.status_code == 200
     assert r.get_json()["totalResults"] == 0 and r.get_json()["Resources"] == []
     assert r.content_type.startswith("application/scim+json")

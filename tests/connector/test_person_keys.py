@@ -9,7 +9,7 @@ import sys
 import threading
 import unicodedata
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 import sqlalchemy as sa
@@ -31,7 +31,7 @@ from tests.conftest import AUTH, BACKENDS, POSTGRES_URL, TOKEN
 
 ENT = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"
 EMPLOYEE_NUMBER = f"{ENT}:employeeNumber"
-NOW = datetime(2026, 11, 29, 19, 0, tzinfo=timezone.utc)
+NOW = datetime(2026, 11, 29, 19, 0, tzinfo=UTC)
 
 
 # ------------------------------------------------------------------ the folding
@@ -168,7 +168,7 @@ def test_concurrent_creates_of_colliding_keys_give_one_201(app, store):
         statuses: list[tuple[int, str | None]] = []
         barrier = threading.Barrier(2)
 
-        def create(name: str) -> None:
+        def create(name: str, barrier: threading.Barrier = barrier, statuses: list = statuses) -> None:
             client = app.test_client()
             barrier.wait()
             r = client.post("/scim/v2/Users", json={"userName": name}, headers=AUTH)

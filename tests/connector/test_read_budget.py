@@ -8,8 +8,8 @@ from __future__ import annotations
 import time
 
 from connector import create_app
-from connector.scim.values import normalise_resource
 from connector.scim.schema import USER
+from connector.scim.values import normalise_resource
 from connector.store import users as user_rows
 from tests.conftest import AUTH, NOON
 

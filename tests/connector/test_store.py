@@ -8,6 +8,7 @@ import subprocess
 import sys
 import threading
 from contextlib import contextmanager
+from datetime import UTC
 
 from sqlalchemy import event, func, select
 
@@ -231,12 +232,12 @@ def test_journal_numbers_are_handed_out_in_commit_order(store):
     """A writer that starts while another is in flight waits for it, so no journal
     event can commit behind a later-numbered one (the worker's cursor would skip it).
     On PostgreSQL an advisory lock makes writers take turns; SQLite writers always do."""
-    from datetime import datetime, timezone
+    from datetime import datetime
 
     from connector.store import journal
     from connector.store.journal import Event
 
-    now = datetime(2026, 11, 29, tzinfo=timezone.utc)
+    now = datetime(2026, 11, 29, tzinfo=UTC)
     first_in, second_done = threading.Event(), threading.Event()
     order: list[str] = []
 

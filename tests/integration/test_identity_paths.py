@@ -11,7 +11,7 @@ import subprocess
 import sys
 import textwrap
 import threading
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import pytest
@@ -336,7 +336,7 @@ def test_the_loss_date_is_the_day_of_the_revoke(client, store, slapd, ctx, clock
     uid = P.create(client, P.person("ld"))
     P.approvers(client, "0123", [uid])
     _event(ctx, uid)
-    clock.set(datetime(2026, 12, 3, 6, 30, tzinfo=timezone.utc))  # 23:30 on 2 December in Denver
+    clock.set(datetime(2026, 12, 3, 6, 30, tzinfo=UTC))  # 23:30 on 2 December in Denver
     P.patch(client, uid, {"op": "replace", "path": "active", "value": "False"})
     _event(ctx, uid)
     assert _losses(store) == {(uid, "walkin"): date(2026, 12, 2).isoformat()}

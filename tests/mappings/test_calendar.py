@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -138,15 +138,15 @@ def test_add_business_days_needs_a_positive_count() -> None:
 def test_end_of_day_is_local_midnight() -> None:
     """The end of a district day is the next local midnight (MST is UTC-7)."""
     end = end_of_day(date(2026, 12, 1), DENVER)
-    assert end.astimezone(timezone.utc) == datetime(2026, 12, 2, 7, 0, tzinfo=timezone.utc)
+    assert end.astimezone(UTC) == datetime(2026, 12, 2, 7, 0, tzinfo=UTC)
 
 
 @pytest.mark.parametrize(
     ("instant", "expected"),
     [
-        (datetime(2026, 1, 13, 3, 0, tzinfo=timezone.utc), date(2026, 1, 12)),
+        (datetime(2026, 1, 13, 3, 0, tzinfo=UTC), date(2026, 1, 12)),
         (datetime(2026, 1, 13, 3, 0), date(2026, 1, 12)),
-        (datetime(2026, 7, 1, 6, 30, tzinfo=timezone.utc), date(2026, 7, 1)),
+        (datetime(2026, 7, 1, 6, 30, tzinfo=UTC), date(2026, 7, 1)),
     ],
     ids=["evening-in-denver", "naive-is-utc", "summer-time"],
 )

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from typing import Any
 
 import pytest
@@ -166,9 +166,9 @@ def test_losses_and_overrides_pass_through(mapping: Mapping) -> None:
 @pytest.mark.parametrize(
     ("since", "approved_on"),
     [
-        (datetime(2025, 9, 21, 3, 0, tzinfo=timezone.utc), date(2025, 9, 20)),
+        (datetime(2025, 9, 21, 3, 0, tzinfo=UTC), date(2025, 9, 20)),
         (datetime(2025, 9, 21, 3, 0), date(2025, 9, 20)),
-        (datetime(2025, 9, 21, 7, 0, tzinfo=timezone.utc), date(2025, 9, 21)),
+        (datetime(2025, 9, 21, 7, 0, tzinfo=UTC), date(2025, 9, 21)),
     ],
     ids=["evening-in-denver", "naive-utc", "morning-in-denver"],
 )

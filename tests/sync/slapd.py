@@ -29,11 +29,10 @@ from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import quote
 
-from sync.targets import ldap3_import  # noqa: F401  (imports ldap3 without pyasn1's deprecation warnings)
-
 import ldap3
 from ldap3 import MODIFY_REPLACE
 
+from sync.targets import ldap3_import  # noqa: F401  (imports ldap3 without pyasn1's deprecation warnings)
 from sync.targets.ldap_filters import child_dn
 
 from .certificates import write_certificates
@@ -417,7 +416,7 @@ member: {PLACEHOLDER_DN}
 
     def _write_certificates(self) -> None:
         """A CA and a server certificate for 127.0.0.1 / localhost, valid for a day."""
-        now = datetime.datetime.now(datetime.timezone.utc)
+        now = datetime.datetime.now(datetime.UTC)
         write_certificates(self.workdir, "127.0.0.1", not_before=now - datetime.timedelta(minutes=5),
                            not_after=now + datetime.timedelta(days=1))  # ca.pem is self.ca_file
 

@@ -3,7 +3,7 @@ access policy) stays stale when the approval group's members are written again."
 
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
 from sqlalchemy import select
@@ -18,8 +18,8 @@ from tests.conftest import AUTH, NOON
 from tests.sync import people as P
 from tests.sync.test_reconcile import GROUP, dn, mapping_with_groups
 
-APPROVED = datetime(2025, 9, 20, 16, 0, tzinfo=timezone.utc)  # 10:00 in Denver
-ROLE_CHANGE = datetime(2026, 10, 1, 16, 0, tzinfo=timezone.utc)
+APPROVED = datetime(2025, 9, 20, 16, 0, tzinfo=UTC)  # 10:00 in Denver
+ROLE_CHANGE = datetime(2026, 10, 1, 16, 0, tzinfo=UTC)
 
 
 @pytest.fixture

@@ -3,8 +3,6 @@ run, drift and audit as with the other targets, and what a Graph outage leaves b
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
-
 import pytest
 import yaml
 from sqlalchemy import select

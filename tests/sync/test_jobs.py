@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import func, select
 
@@ -12,7 +12,7 @@ from sync import jobs
 from tests.conftest import AUTH
 from tests.sync import people as P
 
-T0 = datetime(2026, 11, 29, 12, tzinfo=timezone.utc)
+T0 = datetime(2026, 11, 29, 12, tzinfo=UTC)
 LEASE = timedelta(seconds=30)
 
 

@@ -6,12 +6,11 @@ from __future__ import annotations
 import ssl
 from concurrent.futures import ThreadPoolExecutor
 
-import pytest
-
-from sync.targets import ldap3_import  # noqa: F401  (imports ldap3 without pyasn1's deprecation warnings)
 import ldap3
+import pytest
 from ldap3.core.exceptions import LDAPException
 
+from sync.targets import ldap3_import  # noqa: F401  (imports ldap3 without pyasn1's deprecation warnings)
 from sync.targets.base import (
     Outcome,
     PersonKey,
@@ -248,7 +247,7 @@ def test_sasl_external_over_ldapi(slapd, make_target):
     assert target.add_members(slapd.group_dn, people(1)).failed() == {}
     assert target.read_members(slapd.group_dn) == {normalise_dn(people(1)[0])}
     anonymous = make_target(bind_dn=None, bind_password=None)
-    with pytest.raises(TargetAuthError, match="strongerAuthRequired.*StartTLS"):
+    with pytest.raises(TargetAuthError, match=r"strongerAuthRequired.*StartTLS"):
         anonymous.add_members(slapd.group_dn, people(2))
 
 

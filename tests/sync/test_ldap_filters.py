@@ -5,11 +5,10 @@ from __future__ import annotations
 import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
+from ldap3.operation.search import MATCH_EQUAL, parse_filter
 from pydantic import ValidationError
 
 from sync.targets import ldap3_import  # noqa: F401  (imports ldap3 without pyasn1's deprecation warnings)
-from ldap3.operation.search import MATCH_EQUAL, parse_filter
-
 from sync.targets.ldap_filters import (
     check_attribute,
     child_dn,

@@ -13,8 +13,8 @@ from connector import create_app
 from connector.store.database import Store
 from connector.store.models import AuditRow, UserRow
 from sync.ledger import RunStatus
-from sync.reconcile import SyncContext, reconcile
 from sync.people import resolvable_key
+from sync.reconcile import SyncContext, reconcile
 from sync.settings import SyncSettings
 from sync.targets.base import PersonKey, one_person_per_entry
 from sync.targets.ldap import LdapTarget

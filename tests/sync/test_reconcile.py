@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 import yaml
@@ -110,11 +110,11 @@ def test_rehire_is_not_readded_until_a_new_full_completion(client, ctx, target, 
 def test_expiry_overnight_is_removed_by_the_next_days_run(client, ctx, target, store):
     """valid_through 2026-06-30: entitled on June 30, removed by the July 1 run."""
     a = P.create(client, P.person("u1", certs=[("full", "2024-09-10")]))
-    P.backdate(store, P.approvers(client, "0123", [a]), datetime(2025, 9, 20, 16, tzinfo=timezone.utc))
-    ctx.clock.set(datetime(2026, 6, 30, 18, 0, tzinfo=timezone.utc))
+    P.backdate(store, P.approvers(client, "0123", [a]), datetime(2025, 9, 20, 16, tzinfo=UTC))
+    ctx.clock.set(datetime(2026, 6, 30, 18, 0, tzinfo=UTC))
     reconcile(ctx, "walkin", kind="daily")
     assert target.groups[GROUP] == {dn("u1")}
-    ctx.clock.set(datetime(2026, 7, 1, 7, 0, tzinfo=timezone.utc))  # 01:00 Denver
+    ctx.clock.set(datetime(2026, 7, 1, 7, 0, tzinfo=UTC))  # 01:00 Denver
     reconcile(ctx, "walkin", kind="daily")
     assert target.groups[GROUP] == set()
     assert audit(store)[-1] == ("revoke", "u1", "ok", ["CERT_EXPIRED"])

@@ -19,18 +19,16 @@ from zoneinfo import ZoneInfo
 
 import pytest
 import yaml
-from sqlalchemy import select
-
-from sync.targets import ldap3_import  # noqa: F401  (imports ldap3 without pyasn1's deprecation warnings)
-
 from ldap3 import MODIFY_ADD, MODIFY_DELETE, NONE, SAFE_SYNC, Connection, Server
 from ldap3.core.exceptions import LDAPOperationResult
+from sqlalchemy import select
 
 from connector.store.models import AccessLossRow, AuditRow, HoldingRow, PendingChangeRow, SyncRunRow
 from mappings.model import DEFAULT_MAPPING_PATH
 from sync.context import build_context
 from sync.ledger import RunStatus
 from sync.reconcile import SyncContext, reconcile
+from sync.targets import ldap3_import  # noqa: F401  (imports ldap3 without pyasn1's deprecation warnings)
 from sync.targets.base import Outcome
 from sync.targets.ldap import PERMISSIVE_MODIFY_OID, LdapTarget
 from sync.targets.ldap_filters import normalise_dn
@@ -129,7 +127,7 @@ def ranged_factory(settings: LdapSettings, answers: list[list[str]]) -> Callable
     whose attribute names are appended to ``answers``."""
 
     class Ranged(Connection):
-        def search(self, search_base, search_filter, *args, attributes=None, **kwargs):  # noqa: ANN001, ANN202
+        def search(self, search_base, search_filter, *args, attributes=None, **kwargs):
             if attributes and [a.lower() for a in attributes] == ["member"]:
                 attributes = ["member;range=0-1499"]
             status, result, response, request = super().search(search_base, search_filter, *args,

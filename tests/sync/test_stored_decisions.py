@@ -3,7 +3,7 @@ decision may have changed, and the outcome is always what deciding everyone give
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 import yaml
@@ -70,7 +70,7 @@ def three(client) -> tuple[str, str, str, str]:
 
 def test_a_second_full_run_decides_nobody_again(client, ctx, target, store, decided):
     """Nothing changed: every stored decision holds, the group and the audit stay as they are."""
-    a, b, c, _ = three(client)
+    a, b, _, _ = three(client)
     reconcile(ctx, "walkin")
     assert fresh(decided) == ["u1", "u2", "u3"]
     assert target.groups[GROUP] == {dn("u1"), dn("u3")}
@@ -154,15 +154,15 @@ def test_a_new_mapping_decides_everyone_again(client, ctx, target, store, decide
 def test_expiry_is_picked_up_on_the_recheck_day(client, ctx, target, store, decided):
     """valid_through 2026-06-30 → recheck day 2026-07-01: kept on June 30, re-decided and revoked on July 1."""
     a = P.create(client, P.person("u1", certs=[("full", "2024-09-10")]))
-    P.backdate(store, P.approvers(client, "0123", [a]), datetime(2025, 9, 20, 16, tzinfo=timezone.utc))
-    ctx.clock.set(datetime(2026, 6, 29, 18, 0, tzinfo=timezone.utc))
+    P.backdate(store, P.approvers(client, "0123", [a]), datetime(2025, 9, 20, 16, tzinfo=UTC))
+    ctx.clock.set(datetime(2026, 6, 29, 18, 0, tzinfo=UTC))
     reconcile(ctx, "walkin", kind="daily")
     assert stored_rows(store)[a] == (True, "", "2026-07-01")
     fresh(decided)
-    ctx.clock.set(datetime(2026, 6, 30, 18, 0, tzinfo=timezone.utc))
+    ctx.clock.set(datetime(2026, 6, 30, 18, 0, tzinfo=UTC))
     reconcile(ctx, "walkin", kind="daily")
     assert fresh(decided) == [] and target.groups[GROUP] == {dn("u1")}
-    ctx.clock.set(datetime(2026, 7, 1, 7, 0, tzinfo=timezone.utc))  # 01:00 Denver
+    ctx.clock.set(datetime(2026, 7, 1, 7, 0, tzinfo=UTC))  # 01:00 Denver
     reconcile(ctx, "walkin", kind="daily")
     assert fresh(decided) == ["u1"]
     assert target.groups[GROUP] == set() and audit(store)[-1] == ("revoke", "u1", "ok", ["CERT_EXPIRED"])
@@ -175,10 +175,10 @@ def test_a_completion_dated_ahead_counts_on_its_day(client, ctx, target, store, 
     reconcile(ctx, "walkin")
     assert target.groups[GROUP] == set() and stored_rows(store)[a] == (False, "NOT_CERTIFIED", "2026-12-01")
     fresh(decided)
-    ctx.clock.set(datetime(2026, 11, 30, 19, 0, tzinfo=timezone.utc))
+    ctx.clock.set(datetime(2026, 11, 30, 19, 0, tzinfo=UTC))
     reconcile(ctx, "walkin")
     assert fresh(decided) == []
-    ctx.clock.set(datetime(2026, 12, 1, 19, 0, tzinfo=timezone.utc))
+    ctx.clock.set(datetime(2026, 12, 1, 19, 0, tzinfo=UTC))
     reconcile(ctx, "walkin")
     assert fresh(decided) == ["u1"] and target.groups[GROUP] == {dn("u1")}
 
@@ -188,7 +188,7 @@ def test_a_clock_set_back_decides_again(client, ctx, target, store, decided):
     three(client)
     reconcile(ctx, "walkin")
     fresh(decided)
-    ctx.clock.set(datetime(2026, 11, 20, 19, 0, tzinfo=timezone.utc))
+    ctx.clock.set(datetime(2026, 11, 20, 19, 0, tzinfo=UTC))
     reconcile(ctx, "walkin")
     assert fresh(decided) == ["u1", "u2", "u3"]
 
@@ -251,11 +251,11 @@ def test_stored_decisions_never_change_the_outcome(client, ctx, target, store):
         lambda: P.patch(client, ids[2], {"op": "replace", "path": "active", "value": "False"}),
         lambda: client.patch(f"/scim/v2/Groups/{group}", json={"Operations": [
             {"op": "remove", "path": f'members[value eq "{ids[4]}"]'}]}, headers=AUTH),
-        lambda: ctx.clock.set(datetime(2027, 7, 1, 19, 0, tzinfo=timezone.utc)),
+        lambda: ctx.clock.set(datetime(2027, 7, 1, 19, 0, tzinfo=UTC)),
         lambda: P.patch(client, ids[5], {"op": "add", "path": f"{P.WALKIN}:certifications", "value": [
             {"course": P.COURSE, "kind": "full", "completedOn": "2027-07-01"}]}),
         lambda: target.groups[GROUP].discard(dn("u5")),
-        lambda: ctx.clock.set(datetime(2028, 7, 1, 19, 0, tzinfo=timezone.utc)),
+        lambda: ctx.clock.set(datetime(2028, 7, 1, 19, 0, tzinfo=UTC)),
     ]
 
     def shape(result):
@@ -286,7 +286,7 @@ def test_a_stale_directory_entry_decides_the_person_again(client, ctx, target, s
     ctx.clock.set(NOON.replace(hour=23))
     reconcile(ctx, "walkin")
     assert fresh(decided) == []
-    ctx.clock.set(datetime(2026, 12, 1, 19, 0, tzinfo=timezone.utc))
+    ctx.clock.set(datetime(2026, 12, 1, 19, 0, tzinfo=UTC))
     reconcile(ctx, "walkin")
     assert fresh(decided) == ["u1", "u2", "u3"]
 

@@ -16,7 +16,7 @@ from sync.targets.base import TargetUnavailable, WriteResult
 from sync.targets.memory import MemoryTarget
 from sync.writer import Writer
 from tests.sync import people as P
-from tests.sync.test_reconcile import GROUP, NOON, audit, dn, mapping_with_groups
+from tests.sync.test_reconcile import GROUP, audit, dn, mapping_with_groups
 
 
 class RecordingTarget(MemoryTarget):

@@ -12,11 +12,10 @@ on them. A store whose processes configure another ``sync.person_key`` is filled
 again with it right after the upgrade (``connector.store.person_keys.align``).
 """
 
-from alembic import op
 import sqlalchemy as sa
+from alembic import op
 
 from connector.store import person_keys
-
 
 revision = "0004"
 down_revision = "0003"
