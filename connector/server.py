@@ -10,6 +10,7 @@ from gunicorn.app.base import BaseApplication
 from gunicorn.glogging import Logger
 from gunicorn.http.message import MAX_REQUEST_LINE
 from gunicorn.util import write_nonblock
+from gunicorn.workers.base import Worker
 from gunicorn.workers.gthread import ThreadWorker
 
 from connector.api.http import SCIM_JSON
@@ -122,7 +123,7 @@ class AccessLogger(Logger):
         }
 
 
-class ScimErrors:
+class ScimErrors(Worker):
     """For a gunicorn worker: the requests gunicorn rejects before the app sees them
     (a request line or headers over the limits, bytes that are not HTTP/1.1) are
     answered with an RFC 7644 §3.12 error instead of gunicorn's HTML page."""

@@ -301,6 +301,7 @@ def _decide(
                 deny = deny or override
             else:
                 grant = grant or override
+    decisive: Override | None
     if deny is not None:  # a deny wins over everything, a grant included
         reasons.append(_DENIED_BY_OVERRIDE)
         entitled, by_override, decisive = False, False, deny

@@ -29,7 +29,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections import defaultdict
-from collections.abc import Iterable, Iterator
+from collections.abc import Generator, Iterable, Iterator
 from datetime import date, datetime
 from functools import lru_cache
 from pathlib import Path
@@ -75,6 +75,8 @@ def _code_digest() -> bytes:
     """The policy's source, read once per process (every run, event runs included, needs it)."""
     digest = hashlib.sha256()
     for module in _POLICY_CODE:
+        if module.__file__ is None:
+            raise RuntimeError(f"{module.__name__} has no source file")
         digest.update(Path(module.__file__).read_bytes())
     return digest.digest()
 
@@ -189,7 +191,7 @@ def survey(
     today: date,
     fresh_after: datetime,
     batch: int = 5000,
-) -> Iterator[list[Surveyed]]:
+) -> Generator[list[Surveyed], None, None]:
     """Every person in the store (in no particular order) with their basis, whether
     their stored decision holds, and their cached directory entry — one query over
     the users, the stored decisions and the entry cache (a full run's first look at
@@ -228,7 +230,9 @@ def survey(
 
 def count(session: Session, entitlement: str) -> int:
     """How many decisions of the entitlement are stored."""
-    return session.scalar(select(func.count()).select_from(DecisionRow).where(DecisionRow.entitlement == entitlement))
+    return (
+        session.scalar(select(func.count()).select_from(DecisionRow).where(DecisionRow.entitlement == entitlement)) or 0
+    )
 
 
 def save(session: Session, entitlement: str, decided: dict[str, tuple[str, Decision, date | None]]) -> None:
@@ -239,7 +243,7 @@ def save(session: Session, entitlement: str, decided: dict[str, tuple[str, Decis
     """
     if not decided:
         return
-    insert = pg_insert if session.bind.dialect.name == "postgresql" else sqlite_insert
+    insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
     stmt = insert(table_of(DecisionRow))  # Core: executemany, not the ORM's bulk path
     stmt = stmt.on_conflict_do_update(
         index_elements=["entitlement", "person_id"],

@@ -18,6 +18,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import and_, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -56,13 +57,13 @@ class Job:
 
 
 def _insert(session: Session):
-    return pg_insert if session.bind.dialect.name == "postgresql" else sqlite_insert
+    return pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
 
 
 def _lock_cursor(session: Session, name: str) -> SyncCursorRow | None:
     """The cursor row, locked for this transaction; None when another worker has it."""
     stmt = select(SyncCursorRow).where(SyncCursorRow.name == name)
-    if session.bind.dialect.name == "postgresql":
+    if session.get_bind().dialect.name == "postgresql":
         stmt = stmt.with_for_update(skip_locked=True)
     row = session.scalars(stmt).first()
     if row is None:
@@ -162,7 +163,7 @@ def claim(store: Store, worker: str, now: datetime, lease: timedelta, limit: int
             and_(SyncJobRow.status == JobStatus.RUNNING, SyncJobRow.lease_until <= now),
         )
         stmt = select(SyncJobRow).where(claimable).order_by(SyncJobRow.id).limit(limit)
-        if session.bind.dialect.name == "postgresql":
+        if session.get_bind().dialect.name == "postgresql":
             stmt = stmt.with_for_update(skip_locked=True)
         rows = list(session.scalars(stmt))
         full = [r for r in rows if r.person_id is None]
@@ -199,7 +200,7 @@ def retry_later(store: Store, jobs: list[Job], worker: str, now: datetime, delay
             )
         )
         for job in jobs:
-            values = {"detail": detail, "claimed_by": None}
+            values: dict[str, Any] = {"detail": detail, "claimed_by": None}
             if job.person_id in pending:
                 values.update(status=JobStatus.FAILED, done_at=now)  # the newer job covers it
             else:

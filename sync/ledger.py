@@ -116,6 +116,8 @@ def finish_run(
     session: Session, run_id: int, *, status: RunStatus, counts: dict, held: list, detail: str | None, now: datetime
 ) -> None:
     row = session.get(SyncRunRow, run_id)
+    if row is None:
+        raise LookupError(f"no sync run {run_id}")
     row.status, row.counts, row.held, row.detail, row.finished_at = status.value, counts, held, detail, now
 
 
@@ -231,7 +233,7 @@ def store_entries(session: Session, target: str, found: dict[str, tuple[str, str
     other's run record on the primary key."""
     if not found:
         return
-    upsert = pg_insert if session.bind.dialect.name == "postgresql" else sqlite_insert
+    upsert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
     stmt = upsert(table_of(DirectoryEntryRow))
     stmt = stmt.on_conflict_do_update(
         index_elements=[DirectoryEntryRow.target, DirectoryEntryRow.person_id],
@@ -312,7 +314,7 @@ def hold(
     now that person's)."""
     if not granted:
         return
-    upsert = pg_insert if session.bind.dialect.name == "postgresql" else sqlite_insert
+    upsert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
     stmt = upsert(table_of(HoldingRow))
     stmt = stmt.on_conflict_do_update(
         index_elements=[HoldingRow.target, HoldingRow.entitlement, HoldingRow.member],

@@ -25,8 +25,9 @@ import time
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import cast
 
-from sqlalchemy import delete, update
+from sqlalchemy import CursorResult, delete, update
 
 from connector.clock import Clock
 from connector.store.database import Store
@@ -153,9 +154,10 @@ class GroupLock:
         while not self._stop.wait(interval):
             try:
                 with self.store.write() as session:
-                    renewed = session.execute(
+                    result = session.execute(
                         update(GroupLockRow).where(self._mine()).values(lease_until=self.clock.now() + self.lease)
-                    ).rowcount
+                    )
+                    renewed = cast(CursorResult, result).rowcount  # an UPDATE's result is a CursorResult
                 if not renewed:
                     log.error("the lock of %s was taken from this run", self.group)
                     return

@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 
 from connector.store.keys import fold_key
 from connector.store.models import AccessLossRow, GroupRow, MemberRow, OverrideRow, UserRow
-from mappings.facts import Override, PersonFacts, user_to_facts
+from mappings.facts import Effect, Override, PersonFacts, user_to_facts
 from mappings.model import Mapping
 from mappings.scim import parse_path
 
@@ -158,7 +158,7 @@ def _overrides(session: Session, ids: list[str] | None) -> dict[str, list[Overri
         out[row.person_id].append(
             Override(
                 entitlement=row.entitlement,
-                effect=row.effect,
+                effect=Effect(row.effect),
                 until=date.fromisoformat(row.until),
                 reason=row.reason,
                 by=row.by,

@@ -177,7 +177,7 @@ def _run(
         else:
             # Bases first, then the people: a change racing with this run can only
             # make a stored basis stale (decided again next time), never fresh.
-            ids = sorted(set(person_ids))
+            ids = sorted(set(person_ids or ()))
             bases = stored_decisions.bases(session, fingerprint, approvals, ids)
             fresh_after = _fresh_after(ctx)
             cache = {
@@ -198,9 +198,9 @@ def _run(
             holders = _decide_holders(ctx, run, actual, settled)
         else:
             run.decide(ids, bases, cache, None)
-            for gone in set(ids) - set(run.decisions):
-                run.decisions[gone] = _departed(gone, entitlement, today)
-                run.departed.append(gone)
+            for departed in set(ids) - set(run.decisions):
+                run.decisions[departed] = _departed(departed, entitlement, today)
+                run.departed.append(departed)
             gone = set(run.departed)
             claimed = set(run.members.values())  # entries found for people now
             for p in run.decisions:
@@ -400,8 +400,8 @@ def _held_members(session, run_id: int) -> set[str]:
 class Cached(NamedTuple):
     """A person's cached directory entry as a run uses it."""
 
-    key: str
-    """The matching key it was found by."""
+    key: str | None
+    """The matching key it was found by (None when the entry records none)."""
     member: str
     fresh: bool
     """Whether it was resolved within ``resolve_ttl_hours``."""

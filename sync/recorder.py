@@ -65,7 +65,7 @@ class Recorder:
     failed: bool = False
     """Whether storing an outcome failed (the writer then writes nothing more)."""
     _guard: threading.Lock = field(default_factory=threading.Lock)
-    _queue: queue.SimpleQueue | None = None
+    _queue: queue.SimpleQueue = field(default_factory=queue.SimpleQueue)
     _thread: threading.Thread | None = None
 
     @property
@@ -167,6 +167,8 @@ class Recorder:
     def store(self, session, batch: list[Settled]) -> None:
         """In ``session``: the audit entries of settled changes, their effects
         (holdings, loss dates) and the end of their pending rows."""
+        if self.run_id is None:
+            raise RuntimeError("outcomes stored before the run started")
         now = self.ctx.clock.now()
         ledger.write_audit(
             session,

@@ -80,8 +80,8 @@ class Worker:
         ctx = self.ctx
         full = claimed[0].full
         kind = RunKind.DAILY if full and self._first_today() else (RunKind.FULL if full else RunKind.EVENT)
-        persons = None if full else sorted({j.person_id for j in claimed})
-        seqs = {j.person_id: j.last_seq for j in claimed if j.person_id}
+        persons = None if full else sorted({j.person_id for j in claimed if j.person_id is not None})
+        seqs = {j.person_id: j.last_seq for j in claimed if j.person_id and j.last_seq is not None}
         failed = []
         for entitlement in self.entitlements:
             try:

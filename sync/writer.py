@@ -34,7 +34,7 @@ from collections.abc import Callable
 from .ledger import AuditAction, AuditEntry, AuditResult
 from .planner import Change
 from .recorder import Recorder, Settled
-from .targets.base import Outcome, Target, TargetError, partial_result
+from .targets.base import Outcome, Target, TargetError, WriteResult, partial_result
 
 log = logging.getLogger("walkin.sync")
 
@@ -146,6 +146,7 @@ class Writer:
             self._not_attempted(chunk, "not attempted, the store could not record the outcomes")
             return
         settled: list[Settled] = []
+        result: WriteResult | None
         try:
             result = write(self.group, list(by_member), current=self._current)
         except TargetError as exc:

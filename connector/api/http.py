@@ -132,8 +132,9 @@ def install_app_errors(app) -> None:
             return error_response(PayloadTooLarge("the request body is too large"))
         if code == 405:
             response = error_response(MethodNotAllowed(f"{request.method} is not supported on this endpoint"))
-            if error.valid_methods:
-                response.headers["Allow"] = ", ".join(error.valid_methods)
+            allowed = getattr(error, "valid_methods", None)  # set on werkzeug's MethodNotAllowed
+            if allowed:
+                response.headers["Allow"] = ", ".join(allowed)
             return response
         if code == 404:
             return error_response(NotFound(f"no endpoint at {request.path}"))

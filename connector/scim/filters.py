@@ -37,7 +37,7 @@ class _Lexer(SCIMLexer):
 
     NUMBER = r"-?[0-9]+(\.[0-9]+)?([eE][-+]?[0-9]+)?"
 
-    @_(r'"(?:[^"\\]|\\.)*"')  # noqa: F821 - sly injects ``_``
+    @_(r'"(?:[^"\\]|\\.)*"')  # type: ignore[name-defined]  # noqa: F821 - sly injects ``_``
     def COMP_VALUE(self, t):
         try:
             text = json.loads(t.value)

@@ -283,18 +283,18 @@ def _store(container: dict, name: str, value: Any) -> None:
 def _set_multi(run: _Run, container: dict, path: Path, op: Op, value: Any) -> None:
     attr, where = path.attr, path.text
     items: list = list(container.get(attr.name) or [])
-    if path.filter is None and path.sub is None:
-        new = coerce_value(attr, value, where) or []
-        # RFC 7644 §3.5.2.1/§3.5.2.3: a value already present is not added twice —
-        # neither one stored nor one sent earlier in the same list. The first of
-        # equal values is kept; a set of their keys keeps this linear.
-        unique = unique_values(attr, new if op is Op.REPLACE else items + new, run.keys.of)
-        # The values sent, as kept: a sent value equal to a stored one (say, in
-        # another case) is the stored one, whose primary the sent one sets.
-        sent = [unique[run.keys.of(attr, item)] for item in new]
-        _store(container, attr.name, _one_primary(list(unique.values()), sent))
-        return
     if path.filter is None:
+        if path.sub is None:
+            new = coerce_value(attr, value, where) or []
+            # RFC 7644 §3.5.2.1/§3.5.2.3: a value already present is not added twice —
+            # neither one stored nor one sent earlier in the same list. The first of
+            # equal values is kept; a set of their keys keeps this linear.
+            unique = unique_values(attr, new if op is Op.REPLACE else items + new, run.keys.of)
+            # The values sent, as kept: a sent value equal to a stored one (say, in
+            # another case) is the stored one, whose primary the sent one sets.
+            sent = [unique[run.keys.of(attr, item)] for item in new]
+            _store(container, attr.name, _one_primary(list(unique.values()), sent))
+            return
         # ``emails.value``: the sub-attribute of every value (creating one if none).
         sub_value = coerce_simple(path.sub, value, where)
         items = [dict(i, **{path.sub.name: sub_value}) for i in items] or [{path.sub.name: sub_value}]
@@ -352,18 +352,19 @@ def _remove(run: _Run, container: dict, path: Path, value: Any) -> None:
             container.pop(attr.name, None)
         return
     items = list(container.get(attr.name) or [])
-    if path.filter is None and path.sub is None:
-        if value is None:
-            container.pop(attr.name, None)
-            return
-        # Entra's default form: remove only the listed values, never the whole list.
-        # A listed value with a ``value`` removes every value with that ``value``
-        # (whatever its type or primary); one without removes its equals.
-        doomed = coerce_value(attr, value, path.text) or []
-        keys = {_removal_key(run.keys, attr, d) for d in doomed}
-        items = [i for i in items if _removal_key(run.keys, attr, i) not in keys]
-    elif path.filter is None:
-        items = [{k: v for k, v in i.items() if k != path.sub.name} for i in items]
+    if path.filter is None:
+        if path.sub is None:
+            if value is None:
+                container.pop(attr.name, None)
+                return
+            # Entra's default form: remove only the listed values, never the whole list.
+            # A listed value with a ``value`` removes every value with that ``value``
+            # (whatever its type or primary); one without removes its equals.
+            doomed = coerce_value(attr, value, path.text) or []
+            keys = {_removal_key(run.keys, attr, d) for d in doomed}
+            items = [i for i in items if _removal_key(run.keys, attr, i) not in keys]
+        else:
+            items = [{k: v for k, v in i.items() if k != path.sub.name} for i in items]
     elif path.sub is None:
         run.charge(path, len(items))
         items = [i for i in items if not matches(path.filter, i, attr)]

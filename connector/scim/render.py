@@ -107,8 +107,8 @@ def _only_subs(value: Any, subs: set[str]) -> Any:
         kept = {k: v for k, v in value.items() if k.lower() in subs}
         return kept or None
     if isinstance(value, list):
-        kept = [x for x in (_only_subs(v, subs) for v in value) if x]
-        return kept or None
+        kept_values = [x for x in (_only_subs(v, subs) for v in value) if x]
+        return kept_values or None
     return None
 
 

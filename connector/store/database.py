@@ -8,6 +8,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
+from typing import Any
 
 from sqlalchemy import Connection, Engine, text
 from sqlalchemy.engine import make_url
@@ -81,7 +82,9 @@ def _within(conn: Connection, budget: float) -> Iterator[None]:
                 raise ReadTooCostly(budget) from None
             raise
         return
-    raw = conn.connection.dbapi_connection
+    # A sqlite3.Connection: SQLAlchemy's DBAPIConnection protocol does not declare
+    # set_progress_handler, and types the attribute as optional (None once closed).
+    raw: Any = conn.connection.dbapi_connection
     deadline = time.monotonic() + budget
     stopped = [False]
 

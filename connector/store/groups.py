@@ -104,6 +104,8 @@ def update_group(conn: Connection, group: Stored, data: dict, ops: list[MemberOp
             members.remove([m for m in current if m not in wanted])
             members.add([m for m in wanted if m not in current])
         else:
+            if op.where is None:
+                raise ValueError(f"{op.action} without a filter")
             where = compile_filter(op.where, MEMBER_FIELDS)
             members.remove(
                 list(conn.scalars(select(_MEMBERS.c.member_id).where(_MEMBERS.c.group_id == group.id, where)))

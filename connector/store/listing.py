@@ -41,7 +41,7 @@ class Search:
         ``related`` when asked for."""
         if not limit:
             return []
-        return conn.execute(self.statements.rows, {**self.params, "offset": offset, "limit": limit}).all()
+        return list(conn.execute(self.statements.rows, {**self.params, "offset": offset, "limit": limit}).all())
 
     def count(self, conn: Connection) -> int:
         return conn.scalar(self.statements.count, self.params) or 0
@@ -75,6 +75,8 @@ class Searches:
         where = compile_shape(node, self.fields) if node is not None else None
         rows = select(c.id, c.version, c.created, c.last_modified, c.data)
         if related:
+            if self.related is None:
+                raise ValueError("these searches have no related column")
             rows = rows.add_columns(self.related.label("related"))
         count = select(func.count()).select_from(self.table)
         if where is not None:

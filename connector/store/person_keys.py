@@ -164,7 +164,7 @@ def refill(conn: Connection, path: AttributePath) -> Refill:
     emptied = [i for i in changed if old[i] is not None]
     for start in range(0, len(emptied), _CHUNK):
         conn.execute(sa.update(_USERS).where(_USERS.c.id.in_(emptied[start : start + _CHUNK])).values(person_key=None))
-    _fill(conn, [(i, new[i]) for i in changed if new[i] is not None])
+    _fill(conn, [(i, new_key) for i in changed if (new_key := new[i]) is not None])
     # A cached entry was found by the old key: for a user whose key changed or who has
     # none now, a run must not act on it (the cache is only a cache: losing it costs a search).
     stale = sorted(set(emptied) | collided)

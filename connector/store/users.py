@@ -10,7 +10,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Connection, ScalarSelect, bindparam, delete, func, insert, select, type_coerce, update
+from sqlalchemy import JSON, ColumnElement, Connection, bindparam, delete, func, insert, select, type_coerce, update
 
 from connector.scim.errors import InvalidValue
 from connector.scim.schema import Urn
@@ -224,7 +224,7 @@ def get_user_and_groups(
     return None if row is None else (Stored(*row[:-1]), group_pairs(row[-1]))
 
 
-def groups_column(dialect: str) -> ScalarSelect:
+def groups_column(dialect: str) -> ColumnElement:
     """A user's groups as one JSON array of ``[group id, displayName]`` pairs: a
     correlated subquery, so a user (or a page of users) and their groups come back
     in one statement. Read it with :func:`group_pairs`."""

@@ -174,7 +174,8 @@ class LdapTarget(Target):
         from one complete read.
         """
         wanted = {self.normalise(m): m for m in members}
-        wanted.pop(self._placeholder, None)
+        if self._placeholder is not None:
+            wanted.pop(self._placeholder, None)
         if len(wanted) > PROBE_LIMIT:
             return self.read_members(group) & set(wanted)
         if not self._group_exists(group):
@@ -358,6 +359,7 @@ class LdapTarget(Target):
         adding = state.op == MODIFY_ADD
         spelling = self._spelling
         whole = True  # whether ``current`` is the whole group
+        spell_present: Callable[[str], str]
         if known is not None:
             current: AbstractSet[str] = known  # never holds the placeholder; looked up, not copied
             spell_present = lambda normal: spelling.get(normal, normal)  # noqa: E731
@@ -397,7 +399,7 @@ class LdapTarget(Target):
         s = self.settings
         changes = [(state.op, [item.value for item in items])]
         with_placeholder = state.placeholder_pending
-        if with_placeholder:
+        if with_placeholder and s.placeholder_member:
             changes.insert(0, (MODIFY_ADD, [s.placeholder_member]))
         controls = [(PERMISSIVE_MODIFY_OID, False, None)] if s.use_permissive_modify else None
 
@@ -463,9 +465,10 @@ class LdapTarget(Target):
 
     def _placeholder_present(self, group: str) -> bool:
         """Whether the configured placeholder is a member (``True`` when none is configured)."""
-        if self._placeholder is None:
+        placeholder = self.settings.placeholder_member
+        if not placeholder:  # as ``self._placeholder is None``
             return True
-        return self._is_member(group, self.settings.placeholder_member)
+        return self._is_member(group, placeholder)
 
     def _group_exists(self, group: str) -> bool:
         what = f"find {group}"
