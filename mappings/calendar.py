@@ -44,11 +44,6 @@ class SchoolCalendar:
         """The last day of ``school_year``: the day before the next one starts."""
         return self.first_day(school_year + 1) - ONE_DAY
 
-    def is_last_day(self, day: date) -> bool:
-        """Whether ``day`` is the last day of its school year."""
-        following = day + ONE_DAY
-        return (following.month, following.day) == (self.start_month, self.start_day)
-
 
 def school_year_label(school_year: int) -> str:
     """Display a school year the district's way: 2025 → ``2025-26``."""
@@ -98,14 +93,6 @@ def grant_deadline(entitled_since: date, holidays: Collection[date]) -> date:
     the group must hold the person by the end of the following Tuesday.
     """
     return add_business_days(entitled_since, GRANT_BUSINESS_DAYS, holidays)
-
-
-def end_of_day(day: date, zone: ZoneInfo) -> datetime:
-    """The instant ``day`` ends in ``zone``: the following local midnight.
-
-    A deadline "by the end of ``day``" is breached at or after this instant.
-    """
-    return datetime.combine(day + ONE_DAY, datetime.min.time(), tzinfo=zone)
 
 
 def local_date(instant: datetime, zone: ZoneInfo) -> date:

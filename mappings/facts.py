@@ -7,7 +7,6 @@ and the problem is returned for the admin reports.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable
 from collections.abc import Mapping as AbcMapping
 from datetime import date, datetime
@@ -93,30 +92,9 @@ class PersonFacts(FrozenModel):
         except ValidationError as exc:
             raise FactsError(describe_errors(exc)) from None
 
-    @classmethod
-    def from_dict(cls, data: object) -> PersonFacts:
-        """Validate facts decoded from JSON (dates as strings, or ``date`` objects).
-
-        The data is validated exactly as the JSON line it came from would be, so a
-        record is accepted or refused the same way whichever door it comes in by.
-
-        :raises FactsError: naming each key that is missing, unknown or malformed.
-        """
-        try:
-            text = json.dumps(data, default=_json_default)
-        except (TypeError, ValueError) as exc:
-            raise FactsError([f"not JSON data: {exc}"]) from None
-        return cls.from_json(text)
-
     def to_json_dict(self) -> dict[str, Any]:
         """The JSON object of policy §2, dates as ``YYYY-MM-DD``."""
         return self.model_dump(mode="json")
-
-
-def _json_default(value: object) -> str:
-    if type(value) is date:
-        return value.isoformat()
-    raise TypeError(f"{value!r} is not JSON data")
 
 
 Membership = tuple[AbcMapping[str, Any], date]

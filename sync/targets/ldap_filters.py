@@ -116,11 +116,6 @@ def rdn(attribute: str, value: str) -> str:
     return f"{check_attribute(attribute)}={escape_dn_value(value)}"
 
 
-def child_dn(attribute: str, value: str, parent: str) -> str:
-    """The DN of the entry named ``attribute=value`` directly below ``parent``."""
-    return f"{rdn(attribute, value)},{parent}"
-
-
 def ranged(attribute: str, low: int) -> str:
     """The attribute description asking AD for values from index ``low`` on
     (``member;range=1500-*``), as AD's ranged retrieval expects."""

@@ -33,10 +33,15 @@ import ldap3
 from ldap3 import MODIFY_REPLACE
 
 from sync.targets import ldap3_import  # noqa: F401  (imports ldap3 without pyasn1's deprecation warnings)
-from sync.targets.ldap_filters import child_dn
+from sync.targets.ldap_filters import rdn
 
 from .certificates import write_certificates
 from .processes import terminate
+
+
+def child_dn(attribute: str, value: str, parent: str) -> str:
+    """The DN of the entry named ``attribute=value`` directly below ``parent``."""
+    return f"{rdn(attribute, value)},{parent}"
 
 SLAPD = "/usr/sbin/slapd"
 SLAPADD = "/usr/sbin/slapadd"

@@ -19,9 +19,9 @@ from sync.targets.base import (
     TargetUnavailable,
     WriteRefused,
 )
-from sync.targets.ldap_filters import child_dn, normalise_dn
+from sync.targets.ldap_filters import normalise_dn
 
-from .slapd import PEOPLE_DN, free_port
+from .slapd import PEOPLE_DN, child_dn, free_port
 
 
 class Sleeps(list):

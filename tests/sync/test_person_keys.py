@@ -18,13 +18,13 @@ from sync.reconcile import SyncContext, reconcile
 from sync.settings import SyncSettings
 from sync.targets.base import PersonKey, one_person_per_entry
 from sync.targets.ldap import LdapTarget
-from sync.targets.ldap_filters import child_dn, fold_key, normalise_dn
+from sync.targets.ldap_filters import fold_key, normalise_dn
 from sync.targets.memory import MemoryTarget
 from tests.conftest import AUTH
 from tests.sync import people as P
 
 from .conftest import no_sleep, slapd_settings
-from .slapd import GROUP_DN, PEOPLE_DN
+from .slapd import GROUP_DN, PEOPLE_DN, child_dn
 from .test_reconcile import mapping_with_groups
 
 
