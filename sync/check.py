@@ -16,12 +16,6 @@ import click
 from connector.settings import Settings
 
 
-def group_for(mapping, entitlement: str, kind: str) -> str | None:
-    """The entitlement's group in a target of ``kind`` (the rule of ``SyncContext.group_of``)."""
-    groups = mapping.entitlements[entitlement].directory_group
-    return groups.entra_group_id if kind == "entra" else groups.ldap_group_dn
-
-
 def describe(settings: Settings) -> str:
     """One line naming the target and how the connector signs in to it (no secrets)."""
     kind = settings.sync.target
@@ -59,7 +53,7 @@ def check_target(entitlements: tuple[str, ...], show: int) -> None:
     """
     from mappings.model import DEFAULT_MAPPING_PATH, load_mapping
 
-    from .context import make_target
+    from .context import group_for, make_target
     from .targets.base import TargetError
 
     settings = Settings()

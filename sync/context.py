@@ -18,6 +18,16 @@ from .targets.base import Target, TargetError
 log = logging.getLogger("walkin.sync")
 
 
+def group_for(mapping: Mapping, entitlement: str, kind: str) -> str | None:
+    """The entitlement's directory group in a target of ``kind``: its Entra group id
+    for ``entra``, its LDAP group DN otherwise; None when the mapping names none.
+    The one rule for "which directory group" (runs and ``walkin check-target``)."""
+    groups = mapping.entitlements[entitlement].directory_group
+    if groups is None:
+        return None
+    return groups.entra_group_id if kind == "entra" else groups.ldap_group_dn
+
+
 @dataclass
 class SyncContext:
     """Everything a run needs, built once by the CLI or the worker."""
@@ -35,10 +45,7 @@ class SyncContext:
         return self.clock.today(self.mapping.policy.zone)
 
     def group_of(self, entitlement: str) -> str:
-        groups = self.mapping.entitlements[entitlement].directory_group
-        group = None
-        if groups is not None:
-            group = groups.entra_group_id if self.settings.sync.target == "entra" else groups.ldap_group_dn
+        group = group_for(self.mapping, entitlement, self.settings.sync.target)
         if group is None:
             raise TargetError(f"the mapping names no {self.settings.sync.target} group for '{entitlement}'")
         return group
