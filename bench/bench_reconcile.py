@@ -421,7 +421,7 @@ def measure_latency(server: Slapd, store: StoreFiles, mapping: Path, tmp: Path, 
 
     data.consume_journal(store.url)
     s = Store(store.url)
-    with s.write() as session:  # a full run just happened: the worker is not to start another
+    with s.session_write() as session:  # a full run just happened: the worker is not to start another
         session.add(SyncRunRow(kind="full", entitlement="walkin", target="ldap", dry_run=False, status="ok",
                                started_at=datetime.now(UTC), counts={}, held=[]))
     s.dispose()

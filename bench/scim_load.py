@@ -97,14 +97,14 @@ def load_walkin(url: str, ds: Dataset, log=print) -> float:
                 emails += e
                 certs += c
                 entries.append(j)
-            with store.write() as session:
+            with store.session_write() as session:
                 write_users(session, users, emails, certs)
                 session.execute(insert(JournalRow), entries)
             if k % 10 == 9:
                 log(f"    … {min((k + 1) * BATCH, len(ds.user_ids)):,} users")
         for group in ds.groups:
             row, members, entries = _group_rows(group.id, group.payload, group.member_ids, now)
-            with store.write() as session:
+            with store.session_write() as session:
                 session.execute(insert(GroupRow), [row])
                 for part in _batches(members, 5000):
                     session.execute(insert(MemberRow), part)
@@ -152,7 +152,7 @@ def verify_walkin(ds: Dataset, sample: int = 40) -> None:
                         "http://x/scim/v2", None, None)
     id_map[gw.resource["id"]] = group.id
     now = datetime.now(UTC)
-    with bulk_store.write() as session:
+    with bulk_store.session_write() as session:
         for i in picks:
             row, emails, certs, entry = user_rows_of(ds.user_ids[i], ds.users[i], now)
             session.execute(insert(UserRow), [row])
@@ -168,7 +168,7 @@ def verify_walkin(ds: Dataset, sample: int = 40) -> None:
 
     def dump(store: Store, translate: bool) -> dict[str, list]:
         out: dict[str, list] = {}
-        with store.read() as session:
+        with store.session_read() as session:
             for model in (UserRow, UserEmailRow, CertificationRow, GroupRow, MemberRow, JournalRow):
                 rows = []
                 for r in session.scalars(select(model)):

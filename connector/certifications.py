@@ -127,7 +127,7 @@ def import_certifications(store: Store, text: str, clock: Clock) -> ImportReport
     report = ImportReport()
     rows = parse(text, report)
     now = clock.now()
-    with store.write() as session:
+    with store.session_write() as session:
         users = _users(session, rows)
         changed: dict[str, dict] = {}
         for row in rows:

@@ -98,19 +98,19 @@ class Provisioning:
     def create_user(self, body: Any, base: str) -> Written:
         data = normalise_resource(USER, body)
         check_counts(USER, data, None, self.settings.scim.max_values_per_attribute)
-        with self.store.writing() as conn:
+        with self.store.connection_write() as conn:
             user = user_rows.insert_user(conn, data, self.clock.now(), key=self.store.person_key)
         return Written(render.resource(USER, user, base), render.etag(user.version))  # a new user is in no group
 
     def get_user(self, user_id: str, base: str, proj: Projection) -> Written:
-        with self.store.reading() as conn:
+        with self.store.connection_read() as conn:
             user, groups = self._user(conn, user_id, proj.wants("groups"), lock=False)
         return _user_out(user, groups, base, proj)
 
     def replace_user(self, user_id: str, body: Any, base: str, if_match: str | None) -> Written:
         data = normalise_resource(USER, body)
         proj = render.projection(USER, None, None)
-        with self.store.writing() as conn:
+        with self.store.connection_write() as conn:
             user, groups = self._user(conn, user_id, True, lock=True, if_match=if_match)
             check_counts(USER, data, user.data, self.settings.scim.max_values_per_attribute)
             user = user_rows.replace_user(conn, user, data, self.clock.now(), key=self.store.person_key) or user
@@ -118,7 +118,7 @@ class Provisioning:
 
     def patch_user(self, user_id: str, body: Any, base: str, if_match: str | None, proj: Projection) -> Written:
         ops = parse_operations(body, self.settings.scim.max_operations)
-        with self.store.writing() as conn:
+        with self.store.connection_write() as conn:
             # The groups are read with the user: a user's own PATCH never changes them.
             user, groups = self._user(conn, user_id, proj.wants("groups"), lock=True, if_match=if_match)
             result = apply_patch(USER, user.data, ops, max_values=self.settings.scim.max_values_per_attribute)
@@ -126,7 +126,7 @@ class Provisioning:
         return _user_out(user, groups, base, proj)
 
     def delete_user(self, user_id: str, if_match: str | None) -> None:
-        with self.store.writing() as conn:
+        with self.store.connection_write() as conn:
             user, _ = self._user(conn, user_id, False, lock=True, if_match=if_match)
             user_rows.delete_user(conn, user, self.clock.now())
 
@@ -157,13 +157,13 @@ class Provisioning:
         data = normalise_resource(GROUP, body)
         members = _ids(data.pop("members", None))
         proj = render.projection(GROUP, None, None)
-        with self.store.writing() as conn:
+        with self.store.connection_write() as conn:
             group = group_rows.insert_group(conn, data, members, self.clock.now())
             listed = self._members(conn, group, proj) if members else []
         return _group_out(group, listed, base, proj)
 
     def get_group(self, group_id: str, base: str, proj: Projection) -> Written:
-        with self.store.reading() as conn:
+        with self.store.connection_read() as conn:
             group = group_rows.get_group(conn, group_id) if _plausible(group_id) else None
             if group is None:
                 raise NotFound(f"Group {group_id} not found")
@@ -174,7 +174,7 @@ class Provisioning:
         data = normalise_resource(GROUP, body)
         members = _ids(data.pop("members", None))
         proj = render.projection(GROUP, None, None)
-        with self.store.writing() as conn:
+        with self.store.connection_write() as conn:
             group = self._locked_group(conn, group_id, if_match)
             ops = [MemberOp(MemberAction.REPLACE, ids=members)]
             group = group_rows.update_group(conn, group, data, ops, self.clock.now())
@@ -186,7 +186,7 @@ class Provisioning:
     ) -> Written:
         """Apply a PATCH; returns the resource only when ``proj`` asks for one."""
         ops = parse_operations(body, self.settings.scim.max_operations)
-        with self.store.writing() as conn:
+        with self.store.connection_write() as conn:
             group = self._locked_group(conn, group_id, if_match)
             result = apply_patch(GROUP, group.data, ops, max_values=self.settings.scim.max_values_per_attribute)
             group = group_rows.update_group(conn, group, result.data, result.members, self.clock.now())
@@ -196,7 +196,7 @@ class Provisioning:
         return _group_out(group, members, base, proj)
 
     def delete_group(self, group_id: str, if_match: str | None) -> None:
-        with self.store.writing() as conn:
+        with self.store.connection_write() as conn:
             group = self._locked_group(conn, group_id, if_match)
             group_rows.delete_group(conn, group, self.clock.now())
 
@@ -246,7 +246,7 @@ class Provisioning:
             ) from None
 
     def _page(self, plans: list, start: int, count: int, base: str, budget: float) -> Page:
-        with self.store.reading(budget) as conn:
+        with self.store.connection_read(budget) as conn:
             if len(plans) == 1:
                 kind, search, proj = plans[0]
                 rows = search.rows(conn, start - 1, count)

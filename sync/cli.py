@@ -67,7 +67,7 @@ def sync(dry_run: bool, entitlements: tuple[str, ...], user: str | None, release
             raise click.UsageError(f"unknown entitlement(s): {', '.join(unknown)}")
         person_ids = None
         if user:
-            with ctx.store.read() as session:
+            with ctx.store.session_read() as session:
                 person_ids = [_one_person(session, user)]
         worst = _sync_all(ctx, names, person_ids, dry_run, release)
     sys.exit(worst)
@@ -170,7 +170,7 @@ def audit(user: str | None, since, entitlement: str | None, run_id: int | None, 
 
     store = _read_only_store(Settings().database_url)
     try:
-        with store.read() as session:
+        with store.session_read() as session:
             rows = read(
                 session, user=user, since=since.date() if since else None, entitlement=entitlement, run_id=run_id
             )
@@ -206,7 +206,7 @@ def explain(user: str, at, entitlement: str, as_json: bool) -> None:
         raise click.UsageError(f"unknown entitlement '{entitlement}'")
     store = _read_only_store(settings.database_url)
     try:
-        with store.read() as session:
+        with store.session_read() as session:
             person_id = _one_person(session, user)
             person = load_people(session, mapping, settings.sync.person_key, [person_id])[0]
     finally:

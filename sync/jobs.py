@@ -100,7 +100,7 @@ def ingest(store: Store, now: datetime, batch: int = INGEST_BATCH) -> int:
     :returns: how many journal rows were consumed (0 when none, or when another
         worker is ingesting).
     """
-    with store.write() as session:
+    with store.session_write() as session:
         cursor = _lock_cursor(session, JOURNAL)
         if cursor is None:
             return 0
@@ -138,7 +138,7 @@ def ingest(store: Store, now: datetime, batch: int = INGEST_BATCH) -> int:
 
 def enqueue_full(store: Store, now: datetime) -> bool:
     """Queue a full reconcile unless one is already queued or running."""
-    with store.write() as session:
+    with store.session_write() as session:
         if _lock_cursor(session, SCHEDULE) is None:
             return False
         queued = session.scalar(
@@ -154,7 +154,7 @@ def enqueue_full(store: Store, now: datetime) -> bool:
 
 def claim(store: Store, worker: str, now: datetime, lease: timedelta, limit: int) -> list[Job]:
     """Claim up to ``limit`` person jobs, or one full job (taken alone)."""
-    with store.write() as session:
+    with store.session_write() as session:
         claimable = or_(
             and_(
                 SyncJobRow.status == JobStatus.PENDING,
@@ -177,7 +177,7 @@ def claim(store: Store, worker: str, now: datetime, lease: timedelta, limit: int
 def finish(store: Store, jobs: list[Job], worker: str, now: datetime, detail: str | None = None) -> None:
     if not jobs:
         return
-    with store.write() as session:
+    with store.session_write() as session:
         session.execute(
             update(SyncJobRow)
             .where(SyncJobRow.id.in_([j.id for j in jobs]), SyncJobRow.claimed_by == worker)
@@ -190,7 +190,7 @@ def retry_later(store: Store, jobs: list[Job], worker: str, now: datetime, delay
     into a newer pending job of the same person."""
     if not jobs:
         return
-    with store.write() as session:
+    with store.session_write() as session:
         pending = set(
             session.scalars(
                 select(SyncJobRow.person_id).where(
@@ -213,7 +213,7 @@ def retry_later(store: Store, jobs: list[Job], worker: str, now: datetime, delay
 def last_full_start(store: Store) -> datetime | None:
     from connector.store.models import SyncRunRow
 
-    with store.read() as session:
+    with store.session_read() as session:
         return session.scalar(
             select(SyncRunRow.started_at)
             .where(SyncRunRow.kind.in_([RunKind.FULL.value, RunKind.DAILY.value]), SyncRunRow.dry_run.is_(False))

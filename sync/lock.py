@@ -113,7 +113,7 @@ class GroupLock:
     def _try(self) -> Holder | None:
         """One attempt: ``None`` when taken, else the live holder."""
         now = self.clock.now()
-        with self.store.write() as session:
+        with self.store.session_write() as session:
             row = session.get(GroupLockRow, (self.target, self.group), with_for_update=True)
             if row is not None:
                 holder = self._holder(row, now)
@@ -146,14 +146,14 @@ class GroupLock:
 
     def attach(self, run_id: int) -> None:
         """Name the run that holds the lock (shown to whoever waits for it)."""
-        with self.store.write() as session:
+        with self.store.session_write() as session:
             session.execute(update(GroupLockRow).where(self._mine()).values(run_id=run_id))
 
     def _renew(self) -> None:
         interval = max(0.05, self.lease.total_seconds() / 3)
         while not self._stop.wait(interval):
             try:
-                with self.store.write() as session:
+                with self.store.session_write() as session:
                     result = session.execute(
                         update(GroupLockRow).where(self._mine()).values(lease_until=self.clock.now() + self.lease)
                     )
@@ -175,5 +175,5 @@ class GroupLock:
             self._renewer.join(timeout=5)
         if self._held:
             self._held = False
-            with self.store.write() as session:
+            with self.store.session_write() as session:
                 session.execute(delete(GroupLockRow).where(self._mine()))

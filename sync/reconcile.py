@@ -168,7 +168,7 @@ def _run(
             raise
 
     fingerprint = stored_decisions.fingerprint(ctx.mapping)
-    with ctx.store.read() as session:
+    with ctx.store.session_read() as session:
         held_before = _held_members(session, release) if release else set()
         approvals = approval_groups(session, ctx.mapping)
         if full:
@@ -271,7 +271,7 @@ def _decide_holders(ctx: SyncContext, run: _Run, actual: set[str], settled: set[
     :returns: member → holder, for the plan."""
     name, entitlement = ctx.target_name, run.entitlement
     covered = set(run.members.values()) | settled
-    with ctx.store.read() as session:
+    with ctx.store.session_read() as session:
         holdings = ledger.holdings(session, name, entitlement, sorted(run.decisions))
         holdings.update(ledger.holdings_of_members(session, name, entitlement, sorted(actual - covered)))
     holders = run.note_holdings(holdings)
@@ -281,7 +281,7 @@ def _decide_holders(ctx: SyncContext, run: _Run, actual: set[str], settled: set[
         for gone in set(owners) - set(run.decisions):
             run.decisions[gone] = _departed(gone, entitlement, run.today)
             run.departed.append(gone)
-        with ctx.store.read() as session:
+        with ctx.store.session_read() as session:
             holders.update(run.note_holdings(ledger.holdings(session, name, entitlement, owners)))
     return holders
 
@@ -303,7 +303,7 @@ def _decide_everyone(
     fresh_after = _fresh_after(ctx)
     with (
         ThreadPoolExecutor(max_workers=1, thread_name_prefix="walkin-read") as pool,
-        ctx.store.read() as session,
+        ctx.store.session_read() as session,
         closing(
             stored_decisions.survey(session, run.entitlement, name, fingerprint, run.approvals, run.today, fresh_after)
         ) as rows,
@@ -464,7 +464,7 @@ def _guard(
     s = ctx.settings.sync
     allowed = [c for c in the_plan.removes if c.member in released]
     rest = [c for c in the_plan.removes if c.member not in released]
-    with ctx.store.read() as session:
+    with ctx.store.session_read() as session:
         recent = ledger.recent_removals(session, entitlement, ctx.target_name, ctx.clock.now() - GUARD_WINDOW)
         size = the_plan.actual_size if full else _last_group_size(session, entitlement, ctx.target_name)
     verdict = deletion_guard(
@@ -543,7 +543,7 @@ class _Run:
         """Read, resolve and decide these people. ``actual``: the complete group (a
         full run), whose adds for these people then go to the writer at once."""
         ctx = self.ctx
-        with nullcontext(session) if session is not None else ctx.store.read() as reading:
+        with nullcontext(session) if session is not None else ctx.store.session_read() as reading:
             people = load_people(reading, ctx.mapping, ctx.settings.sync.person_key, ids, approvals=self.approvals)
         resolved = _resolve(ctx, people, cache)
         members = resolved.members
@@ -677,7 +677,7 @@ class _Run:
             writer.add(the_plan.adds)
         writer.remove(removes)
         writer.close()
-        with ctx.store.write() as session:  # caches only: right whatever the writes' outcome
+        with ctx.store.session_write() as session:  # caches only: right whatever the writes' outcome
             ledger.store_entries(session, ctx.target_name, self.cache_update, ctx.clock.now())
             ledger.forget_entries(session, ctx.target_name, self.cache_forget)
             stored_decisions.save(session, self.entitlement, self.decided)

@@ -75,7 +75,7 @@ class Recorder:
     def start(self) -> int:
         """Open the run row (once)."""
         if self.run_id is None:
-            with self.ctx.store.write() as session:
+            with self.ctx.store.session_write() as session:
                 self.run_id = ledger.start_run(
                     session,
                     kind=self.kind,
@@ -109,7 +109,7 @@ class Recorder:
                     "journal_seq": entry.journal_seq,
                 }
             )
-        with self.ctx.store.write() as session:
+        with self.ctx.store.session_write() as session:
             ledger.pend(session, rows)
 
     def settle(self, settled: list[Settled]) -> None:
@@ -117,7 +117,7 @@ class Recorder:
         with self._guard:
             batch = [*self.unstored, *settled]
             try:
-                with self.ctx.store.write() as session:
+                with self.ctx.store.session_write() as session:
                     self.store(session, batch)
             except Exception:
                 self.unstored = batch
@@ -210,7 +210,7 @@ class Recorder:
         store), run ``more`` in the same transaction, and close the run row."""
         self.flush()
         end = self.ctx.clock.now()
-        with self._guard, self.ctx.store.write() as session:
+        with self._guard, self.ctx.store.session_write() as session:
             if self.run_id is None:
                 self.run_id = ledger.start_run(
                     session, kind=self.kind, entitlement=self.entitlement, target=self._target, dry_run=False, now=end

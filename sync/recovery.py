@@ -33,7 +33,7 @@ def settle_leftovers(recorder: Recorder, group: str) -> int:
         plan: the pending changes stay pending)."""
     ctx = recorder.ctx
     run_id = recorder.start()
-    with ctx.store.write() as session:
+    with ctx.store.session_write() as session:
         dead = ledger.mark_interrupted(
             session, recorder.entitlement, ctx.target_name, other_than=run_id, now=ctx.clock.now()
         )
@@ -65,7 +65,7 @@ def settle_leftovers(recorder: Recorder, group: str) -> int:
             journal_seq=seq,
         )
         settled.append(Settled(Change(kind, member, person_id, None), entry, True))
-    with ctx.store.write() as session:
+    with ctx.store.session_write() as session:
         if settled:
             recorder.store(session, settled)
         ledger.drop_pending(session, [r[0] for r in rows])

@@ -63,7 +63,7 @@ class _WriterLock:
 
 
 class ReadTooCostly(Exception):
-    """A read stopped by its time budget (:meth:`Store.reading`)."""
+    """A read stopped by its time budget (:meth:`Store.connection_read`)."""
 
 
 #: SQLite virtual-machine steps between two looks at the clock (about a millisecond).
@@ -72,7 +72,7 @@ _STEPS = 20_000
 
 @contextmanager
 def _within(conn: Connection, budget: float) -> Iterator[None]:
-    """Stop ``conn``'s statements once ``budget`` seconds have gone (see :meth:`Store.reading`)."""
+    """Stop ``conn``'s statements once ``budget`` seconds have gone (see :meth:`Store.connection_read`)."""
     if conn.dialect.name == "postgresql":
         conn.execute(text("SELECT set_config('statement_timeout', :ms, true)"), {"ms": str(max(1, int(budget * 1000)))})
         try:
@@ -120,10 +120,14 @@ def _must_exist(url: str) -> None:
 
 
 class Store:
-    """Owns the engine. ``read()`` and ``write()`` give a session in a transaction
-    that commits on success and rolls back on any exception; ``reading()`` and
-    ``writing()`` give a Core connection the same way, for the SCIM request paths,
-    which run a few prebuilt statements and need no ORM unit of work.
+    """Owns the engine. Four transactions, each committing on success and rolling
+    back on any exception, named by what they yield and whether they write:
+
+    - ``session_read()`` / ``session_write()``: an ORM :class:`~sqlalchemy.orm.Session`
+      (the sync, the CLI commands, the tests);
+    - ``connection_read(budget=None)`` / ``connection_write()``: a Core
+      :class:`~sqlalchemy.Connection`, for the SCIM request paths, which run a few
+      prebuilt statements and need no ORM unit of work.
 
     On SQLite only these four begin a real transaction (:func:`.engine.begin`): a
     bare ``engine.begin()`` runs each statement on its own.
@@ -171,24 +175,24 @@ class Store:
     def person_key(self) -> AttributePath:
         """The attribute whose folded value every user write stores as its person key."""
         if self._person_key is None:  # not migrated by this process: as recorded
-            with self.reading() as conn:
+            with self.connection_read() as conn:
                 self._person_key = person_keys.recorded_path(conn)
         return self._person_key
 
     @contextmanager
-    def read(self) -> Iterator[Session]:
+    def session_read(self) -> Iterator[Session]:
         with self._sessions() as session, session.begin():
             begin(session.connection(), write=False)
             yield session
 
     @contextmanager
-    def write(self) -> Iterator[Session]:
+    def session_write(self) -> Iterator[Session]:
         with self._write_lock(), self._sessions() as session, session.begin():
             begin(session.connection(), write=True)
             yield session
 
     @contextmanager
-    def reading(self, budget: float | None = None) -> Iterator[Connection]:
+    def connection_read(self, budget: float | None = None) -> Iterator[Connection]:
         """A read transaction. ``budget``: seconds its statements may take in all;
         beyond, the database stops the statement and :class:`ReadTooCostly` is
         raised (PostgreSQL ``statement_timeout``; SQLite a progress handler that
@@ -203,7 +207,7 @@ class Store:
                 yield conn
 
     @contextmanager
-    def writing(self) -> Iterator[Connection]:
+    def connection_write(self) -> Iterator[Connection]:
         with self._write_lock(), self.engine.connect() as conn, conn.begin():
             begin(conn, write=True)
             yield conn

@@ -64,7 +64,7 @@ def test_the_service_stamps_with_its_clock(client, store, clock):
     after = client.get(f"/scim/v2/Users/{user['id']}", headers=AUTH).get_json()
     assert after["meta"]["created"] == "2031-01-02T03:04:05.000Z"
     assert after["meta"]["lastModified"] == "2031-01-04T03:04:05.000Z"
-    with store.read() as s:
+    with store.session_read() as s:
         since = s.get(MemberRow, (group, user["id"])).since
         times = sorted(s.scalars(select(JournalRow.at)).all())
     assert _utc(since) == datetime(2031, 1, 3, 3, 4, 5, tzinfo=UTC)
@@ -77,7 +77,7 @@ def test_an_import_stamps_with_its_clock(client, store, clock):
     client.post("/scim/v2/Users", json={"userName": "imp@d.org"}, headers=AUTH)
     clock.set(datetime(2030, 5, 6, 7, 8, tzinfo=UTC))
     import_certifications(store, "userName,course,kind,completed_on\nimp@d.org,C,full,2030-05-01\n", clock)
-    with store.read() as s:
+    with store.session_read() as s:
         user = s.scalars(select(UserRow).where(UserRow.user_name == "imp@d.org")).one()
         last = s.scalars(select(JournalRow).order_by(JournalRow.seq.desc())).first()
     assert _utc(user.last_modified) == _utc(last.at) == clock.now()

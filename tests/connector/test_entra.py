@@ -18,17 +18,17 @@ JSON = {**AUTH, "Content-Type": "application/scim+json"}
 
 
 def _stored_user(store, user_id):
-    with store.read() as s:
+    with store.session_read() as s:
         return s.get(UserRow, user_id)
 
 
 def _members(store, group_id):
-    with store.read() as s:
+    with store.session_read() as s:
         return set(s.scalars(select(MemberRow.member_id).where(MemberRow.group_id == group_id)))
 
 
 def _journal(store):
-    with store.read() as s:
+    with store.session_read() as s:
         return [(r.event, r.user_id, r.group_id, r.detail) for r in s.scalars(select(JournalRow).order_by(JournalRow.seq))]
 
 

@@ -33,18 +33,18 @@ def _group(client, members: list[str]) -> str:
 
 
 def _starts(store, group_id: str) -> dict[str, datetime]:
-    with store.read() as s:
+    with store.session_read() as s:
         rows = s.execute(select(MemberRow.member_id, MemberRow.since).where(MemberRow.group_id == group_id))
         return {member: _utc(since) for member, since in rows}
 
 
 def _last_seq(store) -> int:
-    with store.read() as s:
+    with store.session_read() as s:
         return s.scalar(select(func.max(JournalRow.seq))) or 0
 
 
 def _journal_after(store, seq: int) -> list[tuple[str, str]]:
-    with store.read() as s:
+    with store.session_read() as s:
         rows = s.execute(select(JournalRow.event, JournalRow.detail).where(JournalRow.seq > seq)
                          .order_by(JournalRow.seq))
         return [(event, detail["member"]) for event, detail in rows]

@@ -27,7 +27,7 @@ def _dn(slapd, uid: str) -> str:
 
 
 def _audit(store) -> list[tuple[str, str | None, str, list]]:
-    with store.read() as s:
+    with store.session_read() as s:
         return [(r.action, r.user_name, r.result, r.reasons) for r in s.scalars(select(AuditRow).order_by(AuditRow.id))]
 
 

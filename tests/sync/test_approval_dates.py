@@ -34,7 +34,7 @@ def ctx(store, settings, target, clock):
 
 
 def _walkin(store, ctx, person_id: str):
-    with store.read() as s:
+    with store.session_read() as s:
         (person,) = load_people(s, ctx.mapping, "userName", [person_id])
     return decide_all(person.facts, ctx.today(), ctx.mapping, ["walkin"])["walkin"]
 
@@ -73,5 +73,5 @@ def test_rewriting_the_approval_group_does_not_refresh_a_stale_approval(client, 
     reconcile(ctx, "walkin", kind="event", person_ids=[h])
     reconcile(ctx, "walkin")
     assert target.groups[GROUP] == set()
-    with store.read() as s:
+    with store.session_read() as s:
         assert s.scalars(select(AuditRow.action).where(AuditRow.action == "grant")).all() == []

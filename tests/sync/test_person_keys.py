@@ -125,7 +125,7 @@ def _context(store, settings, target, clock) -> SyncContext:
 
 
 def _audit(store) -> list[tuple[str, str | None]]:
-    with store.read() as s:
+    with store.session_read() as s:
         return [(r.action, r.user_name) for r in s.scalars(select(AuditRow).order_by(AuditRow.id))]
 
 
@@ -164,7 +164,7 @@ def test_legacy_users_sharing_a_key_are_decided_for_no_one(settings, store, dire
         by_user_name = Store(settings.database_url, person_key="userName")
     try:
         assert [r.getMessage() for r in caplog.records if "'bjensen '" in r.getMessage()]
-        with by_user_name.read() as s:
+        with by_user_name.session_read() as s:
             assert s.scalars(select(UserRow.person_key)).all() == [None, None]
         ctx = _context(by_user_name, settings, target, clock)
         runs = [reconcile(ctx, "walkin"), reconcile(ctx, "walkin"),

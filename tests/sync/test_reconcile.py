@@ -41,7 +41,7 @@ def ctx(store, settings, target, clock):
 
 
 def audit(store) -> list[tuple[str, str | None, str, list]]:
-    with store.read() as s:
+    with store.session_read() as s:
         return [(r.action, r.user_name, r.result, r.reasons) for r in s.scalars(select(AuditRow).order_by(AuditRow.id))]
 
 
@@ -66,7 +66,7 @@ def test_location_change_revokes_with_no_approval_and_records_the_loss(client, c
     result = reconcile(ctx, "walkin", kind="event", person_ids=[a])
     assert target.groups[GROUP] == set()
     assert audit(store)[-1] == ("revoke", "u1", "ok", ["NO_APPROVAL"])
-    with store.read() as s:
+    with store.session_read() as s:
         assert s.get(AccessLossRow, (a, "walkin")).lost_on == "2026-11-29"
     assert result.counts["removed"] == 1
 
@@ -137,7 +137,7 @@ def test_dry_run_writes_nothing(client, ctx, target, store):
     result = reconcile(ctx, "walkin", dry_run=True)
     assert [c.member for c in result.plan.adds] == [dn("u1")]
     assert target.groups[GROUP] == set() and audit(store) == []
-    with store.read() as s:
+    with store.session_read() as s:
         assert s.scalars(select(SyncRunRow)).all() == []
 
 
@@ -159,7 +159,7 @@ def test_mass_removal_from_a_bad_feed_is_held_then_released(client, ctx, target,
     released = reconcile(ctx, "walkin", kind="release", release=held.run_id)
     assert released.status is RunStatus.OK
     assert target.groups[GROUP] == {dn("u200")}
-    with store.read() as s:
+    with store.session_read() as s:
         assert s.get(SyncRunRow, held.run_id).released_by == released.run_id
 
 
