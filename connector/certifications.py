@@ -25,6 +25,7 @@ from connector.scim.schema import Urn
 from connector.store import users as user_rows
 from connector.store.database import Store
 from connector.store.models import UserRow
+from mappings.vocabulary import CertKind
 
 _WHO = {
     "username": "user",
@@ -36,7 +37,7 @@ _WHO = {
     "employeeid": "employee",
 }
 _DATE = {"completed_on", "completedon", "completion_date", "completiondate", "date"}
-KINDS = ("full", "recert")
+KINDS = tuple(kind.value for kind in CertKind)
 MAX_FIELD = 512
 
 
@@ -112,7 +113,7 @@ def _row(line: int, values: list[str], cols: dict[str, int]) -> _Row:
     if not course or len(course) > MAX_FIELD:
         raise ValueError("no course name" if not course else "course name too long")
     if kind not in KINDS:
-        raise ValueError(f"kind must be 'full' or 'recert', not {kind!r}")
+        raise ValueError(f"kind must be {' or '.join(map(repr, KINDS))}, not {kind!r}")
     try:
         day = date.fromisoformat(when)
     except ValueError:

@@ -10,7 +10,7 @@ from mappings.calendar import grant_deadline
 from mappings.facts import PersonFacts
 from mappings.model import Mapping
 from mappings.policy import Decision, Evidence
-from mappings.vocabulary import ReasonCode
+from mappings.vocabulary import CertKind, ReasonCode
 
 _CERT_CODES = (ReasonCode.CERT_BEFORE_LOSS, ReasonCode.NOT_CERTIFIED, ReasonCode.CERT_EXPIRED)
 
@@ -111,7 +111,7 @@ def _describe(code, facts, decision, evidence, mapping, course, lost, place, sta
     if code is ReasonCode.CERT_BEFORE_LOSS:
         if lost is None:
             return "Full course completed after a loss of access", status, "access never lost"
-        after = [c for c in chain if c.kind.value == "full" and c.completed_on >= lost]
+        after = [c for c in chain if c.kind == CertKind.FULL and c.completed_on >= lost]
         found = f"full course on {after[0].completed_on}" if after else "no full course since"
         return f"Full {course} completed since access was lost on {lost}", status, found
     if code is ReasonCode.NOT_CERTIFIED:

@@ -15,15 +15,17 @@ import click
 
 from connector.settings import Settings
 
+from .settings import TargetKind
+
 
 def describe(settings: Settings) -> str:
     """One line naming the target and how the connector signs in to it (no secrets)."""
     kind = settings.sync.target
-    if kind == "entra" and settings.graph is not None:
+    if kind == TargetKind.ENTRA and settings.graph is not None:
         g = settings.graph
         credential = f"certificate {g.certificate.thumbprint}" if g.certificate else "client secret"
         return f"target entra: tenant {g.tenant_id}, client {g.client_id} ({credential}), {g.graph_url}"
-    if kind == "ldap" and settings.ldap is not None:
+    if kind == TargetKind.LDAP and settings.ldap is not None:
         ldap = settings.ldap
         who = ldap.bind_dn or (f"SASL {ldap.sasl_mechanism}" if ldap.sasl_mechanism else "anonymous")
         return f"target ldap: {', '.join(ldap.urls)} as {who}"

@@ -13,19 +13,20 @@ from connector.settings import Settings
 from connector.store.database import Store
 from mappings.model import DEFAULT_MAPPING_PATH, Mapping, load_mapping
 
+from .settings import TargetKind
 from .targets.base import Target, TargetError
 
 log = logging.getLogger("walkin.sync")
 
 
-def group_for(mapping: Mapping, entitlement: str, kind: str) -> str | None:
+def group_for(mapping: Mapping, entitlement: str, kind: TargetKind) -> str | None:
     """The entitlement's directory group in a target of ``kind``: its Entra group id
     for ``entra``, its LDAP group DN otherwise; None when the mapping names none.
     The one rule for "which directory group" (runs and ``walkin check-target``)."""
     groups = mapping.entitlements[entitlement].directory_group
     if groups is None:
         return None
-    return groups.entra_group_id if kind == "entra" else groups.ldap_group_dn
+    return groups.entra_group_id if kind == TargetKind.ENTRA else groups.ldap_group_dn
 
 
 @dataclass
@@ -59,13 +60,13 @@ class SyncContext:
 def make_target(settings: Settings, clock: Clock | None = None) -> tuple[Target, str]:
     """The configured target and its name (the name keys the audit and the entry cache)."""
     kind = settings.sync.target
-    if kind == "ldap":
+    if kind == TargetKind.LDAP:
         if settings.ldap is None:
             raise TargetError("sync.target is 'ldap' but no LDAP settings are given (WALKIN_LDAP__URLS, …)")
         from .targets.ldap import LdapTarget
 
-        return LdapTarget(settings.ldap), "ldap"
-    if kind == "entra":
+        return LdapTarget(settings.ldap), TargetKind.LDAP
+    if kind == TargetKind.ENTRA:
         if settings.graph is None:
             raise TargetError(
                 "sync.target is 'entra' but no Graph settings are given "
@@ -73,10 +74,10 @@ def make_target(settings: Settings, clock: Clock | None = None) -> tuple[Target,
             )
         from .targets.graph import GraphTarget
 
-        return GraphTarget(settings.graph, wall_clock=clock), "entra"
+        return GraphTarget(settings.graph, wall_clock=clock), TargetKind.ENTRA
     from .targets.memory import MemoryTarget
 
-    return MemoryTarget(), "memory"
+    return MemoryTarget(), TargetKind.MEMORY
 
 
 def build_context(

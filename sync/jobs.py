@@ -18,6 +18,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import and_, or_, select, update
@@ -37,7 +38,9 @@ SCHEDULE = "schedule"
 INGEST_BATCH = 5000
 
 
-class JobStatus:
+class JobStatus(StrEnum):
+    """A sync job's state, as the ``sync_job.status`` column stores it."""
+
     PENDING = "pending"
     RUNNING = "running"
     DONE = "done"

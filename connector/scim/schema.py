@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import StrEnum
 
+from mappings.vocabulary import CertKind
+
 
 class Urn(StrEnum):
     USER = "urn:ietf:params:scim:schemas:core:2.0:User"
@@ -265,7 +267,7 @@ WALKIN_SCHEMA = Schema(
                 _s("course", description="Course name, e.g. 'Walk-In Scheduling Certification'."),
                 _s(
                     "kind",
-                    canonical=("full", "recert"),
+                    canonical=tuple(kind.value for kind in CertKind),
                     description="'full' (whole eLearning) or 'recert' (recertification quiz).",
                 ),
                 _s("completedOn", description="Completion date, YYYY-MM-DD."),

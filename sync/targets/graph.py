@@ -49,6 +49,7 @@ import requests
 from connector.clock import Clock
 from connector.store.keys import fold_key
 
+from ..settings import TargetKind
 from .base import (
     GroupNotFound,
     Outcome,
@@ -124,7 +125,7 @@ class GraphTarget(Target):
     before anything is written.
     """
 
-    name = "entra"
+    name = TargetKind.ENTRA
     write_batch = GRAPH_BATCH_LIMIT
 
     def __init__(

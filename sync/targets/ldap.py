@@ -39,6 +39,7 @@ from dataclasses import dataclass
 from ldap3 import BASE, DEREF_NEVER, MODIFY_ADD, MODIFY_DELETE, NO_ATTRIBUTES, SUBTREE, Connection
 from ldap3.core.exceptions import LDAPOperationResult
 
+from ..settings import TargetKind
 from . import ldap3_import  # noqa: F401  (must precede the ldap3 imports)
 from .base import (
     GroupNotFound,
@@ -120,7 +121,7 @@ class LdapTarget(Target):
     values are sent and every member gets a precise outcome.
     """
 
-    name = "ldap"
+    name = TargetKind.LDAP
 
     def __init__(
         self,
