@@ -33,7 +33,7 @@ import sys
 import tempfile
 import threading
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -42,10 +42,10 @@ ROOT = HERE.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(HERE))
 
+import reconcile_data as data  # noqa: E402
 import requests  # noqa: E402
 import yaml  # noqa: E402
 
-import reconcile_data as data  # noqa: E402
 from connector.settings import Settings  # noqa: E402
 from connector.store.database import Store  # noqa: E402
 from mappings.model import DEFAULT_MAPPING_PATH, parse_mapping  # noqa: E402
@@ -205,7 +205,7 @@ def main() -> int:
         shutil.rmtree(workdir, ignore_errors=True)
 
     report = {
-        "when": datetime.now(timezone.utc).isoformat(timespec="seconds"), "changes": args.changes,
+        "when": datetime.now(UTC).isoformat(timespec="seconds"), "changes": args.changes,
         "adds": half, "removes": half, "people": n, "latency_ms": args.latency_ms, "item_ms": args.item_ms,
         "graph_write_limit": args.write_limit, "window_s": args.window, "budget": args.budget,
         "batched_reconcile": batched, "one_per_change": naive,

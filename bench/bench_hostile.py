@@ -42,7 +42,7 @@ import sys
 import tempfile
 import threading
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -287,7 +287,7 @@ def main() -> int:
     print()
     print_table(rows)
     results = {
-        "label": args.label, "when": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "label": args.label, "when": datetime.now(UTC).isoformat(timespec="seconds"),
         "machine": {"cpus": os.cpu_count(), "arch": platform.machine(), "python": platform.python_version()},
         "server": "walkin serve --workers 2 (gevent), SQLite", "code": code, "cases": rows,
     }

@@ -58,7 +58,7 @@ import sys
 import tempfile
 import time
 import urllib.request
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -66,16 +66,14 @@ ROOT = HERE.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(HERE))
 
-import yaml  # noqa: E402
-
-from sync.targets import ldap3_import  # noqa: E402,F401  (before ldap3)
-
 import ldap3  # noqa: E402
-from ldap3 import BASE, MODIFY_ADD, MODIFY_DELETE, NO_ATTRIBUTES, SAFE_SYNC  # noqa: E402
-
 import pg_scratch  # noqa: E402
 import reconcile_data as data  # noqa: E402
+import yaml  # noqa: E402
+from ldap3 import BASE, MODIFY_ADD, MODIFY_DELETE, NO_ATTRIBUTES, SAFE_SYNC  # noqa: E402
+
 from mappings.model import DEFAULT_MAPPING_PATH  # noqa: E402
+from sync.targets import ldap3_import  # noqa: E402,F401  (before ldap3)
 from tests.sync.slapd import SLAPADD, Slapd, missing_tools  # noqa: E402
 
 RESULTS = HERE / "results"
@@ -121,12 +119,12 @@ def _cleanup() -> None:
     for name, proc in list(_procs):
         try:
             _stop_proc(name, proc)
-        except Exception as exc:  # noqa: BLE001 - best effort at exit
+        except Exception as exc:
             print(f"cleanup: {name}: {exc}", file=sys.stderr)
     for server in list(_slapds):
         try:
             server.remove()
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             print(f"cleanup: slapd: {exc}", file=sys.stderr)
         _slapds.remove(server)
     pg_scratch.drop_all()
@@ -389,7 +387,7 @@ def wait_ready(proc: subprocess.Popen, port: int, logfile: Path, timeout: float 
         if proc.poll() is not None:
             raise RuntimeError(f"walkin serve exited: {logfile.read_text(errors='replace')[-2000:]}")
         try:
-            with urllib.request.urlopen(f"http://{HOST}:{port}/readyz", timeout=5) as response:  # noqa: S310
+            with urllib.request.urlopen(f"http://{HOST}:{port}/readyz", timeout=5) as response:
                 if response.status == 200:
                     return
         except OSError:
@@ -423,9 +421,9 @@ def measure_latency(server: Slapd, store: StoreFiles, mapping: Path, tmp: Path, 
 
     data.consume_journal(store.url)
     s = Store(store.url)
-    with s.write() as session:  # a full run just happened: the worker is not to start another
+    with s.session_write() as session:  # a full run just happened: the worker is not to start another
         session.add(SyncRunRow(kind="full", entitlement="walkin", target="ldap", dry_run=False, status="ok",
-                               started_at=datetime.now(timezone.utc), counts={}, held=[]))
+                               started_at=datetime.now(UTC), counts={}, held=[]))
     s.dispose()
 
     port = free_port()
@@ -544,7 +542,7 @@ def summarise_profile(path: Path, out_txt: Path, limit: int = 45) -> list[dict]:
     stats.sort_stats("tottime").print_stats(limit)
     out_txt.write_text(buf.getvalue())
     top = []
-    for (filename, line, name), (cc, nc, tt, ct, _) in sorted(stats.stats.items(), key=lambda kv: -kv[1][2])[:25]:
+    for (filename, line, name), (_cc, nc, tt, ct, _) in sorted(stats.stats.items(), key=lambda kv: -kv[1][2])[:25]:
         top.append({"function": f"{Path(filename).name}:{line}({name})", "calls": nc, "tottime_s": round(tt, 3),
                     "cumtime_s": round(ct, 3)})
     return top
@@ -703,7 +701,7 @@ def main() -> int:
         "command": " ".join([Path(sys.executable).name, *sys.argv]),
         "people": n, "store": "postgresql" if args.postgres else "sqlite",
         "machine": f"{os.cpu_count()} CPUs, {platform.machine()}, Python {platform.python_version()}",
-        "started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "started": datetime.now(UTC).isoformat(timespec="seconds"),
         "note": "walls are seconds; ratio = timed reconcile / floor, both measured in this run",
         "git": git_state(),
     }
@@ -847,7 +845,7 @@ def main() -> int:
         report["latency"] = measure_latency(server, store, mapping, tmp, n, ids, gid, args.events, args.poll_ms,
                                             args.worker_poll, args.event_timeout, stamp, args.keep_logs)
 
-    report["finished"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    report["finished"] = datetime.now(UTC).isoformat(timespec="seconds")
     path.write_text(json.dumps(report, indent=2))
     print_report(report)
     return 0

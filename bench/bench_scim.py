@@ -52,7 +52,7 @@ import sys
 import tempfile
 import time
 import urllib.request
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -74,7 +74,7 @@ def log(message: str) -> None:
 
 # ------------------------------------------------------------------ processes
 
-_servers: list["Server"] = []
+_servers: list[Server] = []
 _tmpdirs: list[Path] = []
 
 
@@ -84,7 +84,7 @@ class Server:
         self.name, self.target, self.ready_path = name, target, ready_path
         self.workers, self.threads, self.kind = workers, threads, kind
         self.logfile = logfile
-        self._log = open(logfile, "wb")
+        self._log = open(logfile, "wb")  # noqa: SIM115 - held for the server's lifetime, closed in stop()
         self.proc = subprocess.Popen(argv, env=env, cwd=str(ROOT), stdout=self._log, stderr=subprocess.STDOUT,
                                      stdin=subprocess.DEVNULL, start_new_session=True)
         _servers.append(self)
@@ -96,7 +96,7 @@ class Server:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"{self.name} exited ({self.proc.returncode}): {self.tail()}")
             try:
-                with urllib.request.urlopen(url, timeout=5) as response:  # noqa: S310 - loopback
+                with urllib.request.urlopen(url, timeout=5) as response:
                     if response.status == 200:
                         return time.perf_counter() - started
             except OSError:
@@ -136,7 +136,7 @@ def _cleanup() -> None:
     for server in list(_servers):
         try:
             server.stop()
-        except Exception as exc:  # noqa: BLE001 - best effort at exit
+        except Exception as exc:
             print(f"cleanup: {server.name}: {exc}", file=sys.stderr)
     pg_scratch.drop_all()
     for path in _tmpdirs:
@@ -363,7 +363,7 @@ def main() -> int:
     import scim_load
 
     results: dict = {
-        "started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "started": datetime.now(UTC).isoformat(timespec="seconds"),
         "command": " ".join(["python", *sys.argv]),
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()},
         "config": {
@@ -545,7 +545,7 @@ def main() -> int:
             del ds
             gc.collect()
     finally:
-        results["finished"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        results["finished"] = datetime.now(UTC).isoformat(timespec="seconds")
         args.out.mkdir(parents=True, exist_ok=True)
         stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
         path = args.out / f"bench_scim-{'quick-' if args.quick else ''}{stamp}.json"

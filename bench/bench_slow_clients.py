@@ -22,14 +22,13 @@ import platform
 import shutil
 import signal
 import socket
-import statistics
 import subprocess
 import sys
 import tempfile
 import threading
 import time
 import urllib.request
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -150,7 +149,7 @@ def main() -> int:
     args = parser.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="walkin-bench-slow-"))
     results: dict = {"machine": f"{os.cpu_count()} CPUs, {platform.machine()}, Python {platform.python_version()}",
-                     "started": datetime.now(timezone.utc).isoformat(timespec="seconds"), "runs": {}}
+                     "started": datetime.now(UTC).isoformat(timespec="seconds"), "runs": {}}
     try:
         for kind in args.kinds:
             url = f"sqlite:///{tmp / f'{kind}.db'}"

@@ -51,5 +51,5 @@ def drop_all() -> None:
     for admin, name in list(created):
         try:
             drop(admin, name)
-        except Exception as exc:  # noqa: BLE001 - best effort at exit
+        except Exception as exc:
             print(f"cleanup: database {name}: {exc}", file=sys.stderr)

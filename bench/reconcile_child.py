@@ -53,8 +53,8 @@ import inspect
 import json
 import resource
 import sys
-import time
 import threading
+import time
 import tracemalloc
 from collections import defaultdict
 from pathlib import Path

@@ -30,8 +30,9 @@ import copy
 import random
 import uuid
 from collections.abc import Iterable
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
+from scim_load import user_rows_of, write_users
 from sqlalchemy import func, insert, select
 
 from connector.scim.patch import MemberAction, MemberOp
@@ -41,15 +42,20 @@ from connector.store import groups as group_rows
 from connector.store import users as user_rows
 from connector.store.database import Store
 from connector.store.models import (
-    CertificationRow, GroupRow, JournalRow, MemberRow, SyncCursorRow, UserEmailRow, UserRow,
+    CertificationRow,
+    GroupRow,
+    JournalRow,
+    MemberRow,
+    SyncCursorRow,
+    UserEmailRow,
+    UserRow,
 )
-from scim_load import user_rows_of, write_users
 
 WALKIN = Urn.WALKIN.value
 ENTERPRISE = Urn.ENTERPRISE.value
 COURSE = "Walk-In Scheduling Certification"
 APPROVERS = "WalkIn-Approvers-0123"
-APPROVED_SINCE = datetime(2025, 9, 20, 16, 0, tzinfo=timezone.utc)  # after the assignment start
+APPROVED_SINCE = datetime(2025, 9, 20, 16, 0, tzinfo=UTC)  # after the assignment start
 BATCH = 2000
 
 
@@ -132,7 +138,7 @@ def load_store(url: str, n: int, ids: list[str], log=print) -> str:
     """Bulk-load ``n`` users and the approval group (steady-state memberships) into the
     migrated store at ``url``. Returns the approval group's id."""
     store = Store(url)
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     try:
         for k, chunk in enumerate(_batches(list(range(n)))):
             users, emails, certs = [], [], []
@@ -141,7 +147,7 @@ def load_store(url: str, n: int, ids: list[str], log=print) -> str:
                 users.append(row)
                 emails += e
                 certs += c
-            with store.write() as session:
+            with store.session_write() as session:
                 write_users(session, users, emails, certs)
             if k % 10 == 9:
                 log(f"    … {min((k + 1) * BATCH, n):,} users in the store")
@@ -150,7 +156,7 @@ def load_store(url: str, n: int, ids: list[str], log=print) -> str:
                                           "displayName": APPROVERS})
         members = [{"group_id": gid, "member_id": ids[i], "member_type": "User", "since": APPROVED_SINCE}
                    for i in range(n) if approved_at_start(i)]
-        with store.write() as session:
+        with store.session_write() as session:
             session.execute(insert(GroupRow), [{"id": gid, "version": 2, "created": now, "last_modified": now,
                                                 "data": data, **group_rows.columns(data)}])
             for part in _batches(members, 5000):
@@ -166,16 +172,16 @@ def apply_change(url: str, n: int, ids: list[str], gid: str) -> tuple[int, int]:
     """The 10 % change, through the store functions a SCIM PATCH uses: 5 % join the
     approval group, 5 % move to location 0789. Returns (granted, revoked) counts."""
     store = Store(url)
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     grant = [ids[i] for i in range(n) if in_grant_change(i)]
     revoke = [ids[i] for i in range(n) if in_revoke_change(i)]
     try:
-        with store.write() as session:
+        with store.session_write() as session:
             conn = session.connection()
             group = group_rows.get_group(conn, gid, lock=True)
             group_rows.update_group(conn, group, group.data, [MemberOp(MemberAction.ADD, ids=tuple(grant))], now)
         for part in _batches(revoke, 1000):
-            with store.write() as session:
+            with store.session_write() as session:
                 for row in session.scalars(select(UserRow).where(UserRow.id.in_(part))):
                     data = copy.deepcopy(row.data)
                     data[WALKIN]["locationCode"] = "0789"
@@ -189,7 +195,7 @@ def consume_journal(url: str) -> int:
     """Point the worker's journal cursor at the newest event (work already done)."""
     store = Store(url)
     try:
-        with store.write() as session:
+        with store.session_write() as session:
             top = session.scalar(select(func.max(JournalRow.seq))) or 0
             row = session.get(SyncCursorRow, "journal")
             if row is None:
@@ -219,8 +225,8 @@ def verify(sample: tuple[int, ...] = (0, 1, 9, 19, 20)) -> None:
     approved = [made[k] for k, i in enumerate(sample) if approved_at_start(i)]
     service.patch_group(group, {"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"], "Operations": [
         {"op": "add", "path": "members", "value": [{"value": m} for m in approved]}]}, "http://x/scim/v2", None, None)
-    now = datetime.now(timezone.utc)
-    with bulk.write() as session:
+    now = datetime.now(UTC)
+    with bulk.session_write() as session:
         for k, i in enumerate(sample):
             row, e, c, _ = user_rows_of(made[k], user_payload(i), now)
             write_users(session, [row], e, c)
@@ -234,7 +240,7 @@ def verify(sample: tuple[int, ...] = (0, 1, 9, 19, 20)) -> None:
 
     def dump(store: Store) -> dict[str, list]:
         out = {}
-        with store.read() as session:
+        with store.session_read() as session:
             for model in (UserRow, UserEmailRow, CertificationRow, GroupRow, MemberRow):
                 out[model.__tablename__] = sorted(
                     repr(sorted((c.key, getattr(r, c.key)) for c in r.__table__.columns if c.key not in skip))

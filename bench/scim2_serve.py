@@ -21,10 +21,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from gunicorn.app.base import BaseApplication  # noqa: E402
+from gunicorn.app.base import BaseApplication
 
-from connector.server import WorkerKind, gunicorn_options  # noqa: E402
-from connector.settings import ScimSettings  # noqa: E402
+from connector.server import WorkerKind, gunicorn_options
+from connector.settings import ScimSettings
 
 
 class Scim2Server(BaseApplication):

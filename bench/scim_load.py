@@ -16,9 +16,11 @@ API (the resource models of its provider), in the server process.
 from __future__ import annotations
 
 import time
-from datetime import datetime, timezone
-from typing import Any, Iterable
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from typing import Any
 
+from scim_dataset import Dataset
 from sqlalchemy import insert, select
 
 from connector.scim.schema import GROUP, USER
@@ -29,10 +31,13 @@ from connector.store import users as user_rows
 from connector.store.database import Store
 from connector.store.journal import Event
 from connector.store.models import (
-    CertificationRow, GroupRow, JournalRow, MemberRow, UserEmailRow, UserRow,
+    CertificationRow,
+    GroupRow,
+    JournalRow,
+    MemberRow,
+    UserEmailRow,
+    UserRow,
 )
-
-from scim_dataset import Dataset
 
 BATCH = 2000
 _PERSON_KEY = person_keys.key_path(person_keys.DEFAULT)  # the stores loaded here keep the default
@@ -83,7 +88,7 @@ def load_walkin(url: str, ds: Dataset, log=print) -> float:
     started = time.perf_counter()
     store = Store(url)
     try:
-        now = datetime.now(timezone.utc)
+        now = datetime.now(UTC)
         for k, chunk in enumerate(_batches(list(zip(ds.user_ids, ds.users)))):
             users, emails, certs, entries = [], [], [], []
             for uid, payload in chunk:
@@ -92,14 +97,14 @@ def load_walkin(url: str, ds: Dataset, log=print) -> float:
                 emails += e
                 certs += c
                 entries.append(j)
-            with store.write() as session:
+            with store.session_write() as session:
                 write_users(session, users, emails, certs)
                 session.execute(insert(JournalRow), entries)
             if k % 10 == 9:
                 log(f"    … {min((k + 1) * BATCH, len(ds.user_ids)):,} users")
         for group in ds.groups:
             row, members, entries = _group_rows(group.id, group.payload, group.member_ids, now)
-            with store.write() as session:
+            with store.session_write() as session:
                 session.execute(insert(GroupRow), [row])
                 for part in _batches(members, 5000):
                     session.execute(insert(MemberRow), part)
@@ -146,8 +151,8 @@ def verify_walkin(ds: Dataset, sample: int = 40) -> None:
                                         "value": [{"value": back[m]} for m in members]}]},
                         "http://x/scim/v2", None, None)
     id_map[gw.resource["id"]] = group.id
-    now = datetime.now(timezone.utc)
-    with bulk_store.write() as session:
+    now = datetime.now(UTC)
+    with bulk_store.session_write() as session:
         for i in picks:
             row, emails, certs, entry = user_rows_of(ds.user_ids[i], ds.users[i], now)
             session.execute(insert(UserRow), [row])
@@ -163,7 +168,7 @@ def verify_walkin(ds: Dataset, sample: int = 40) -> None:
 
     def dump(store: Store, translate: bool) -> dict[str, list]:
         out: dict[str, list] = {}
-        with store.read() as session:
+        with store.session_read() as session:
             for model in (UserRow, UserEmailRow, CertificationRow, GroupRow, MemberRow, JournalRow):
                 rows = []
                 for r in session.scalars(select(model)):
@@ -194,8 +199,11 @@ def scim2_provider():
     from scim2_models import ResourceType, Schema, ScimProvider
     from scim2_server.testserver.application import BEARER_TOKEN_SCHEME
     from scim2_server.utils import (
-        load_default_resource_types, load_default_schemas, load_default_service_provider_config,
+        load_default_resource_types,
+        load_default_schemas,
+        load_default_service_provider_config,
     )
+
     from connector.scim.schema import WALKIN_SCHEMA
 
     schemas = list(load_default_schemas().values())

@@ -17,13 +17,13 @@ if TYPE_CHECKING:  # importing the package must stay cheap: mappings/ reads conn
 
 def create_app(settings: Settings | None = None, store=None, clock: Clock | None = None) -> Flask:
     """:param clock: what time it is for the service (default: the machine's); tests
-        share one :class:`~connector.clock.FrozenClock` with the sync they drive."""
+    share one :class:`~connector.clock.FrozenClock` with the sync they drive."""
     from flask import Blueprint, Flask
 
     from connector.api import discovery, health, http, resources
     from connector.clock import SystemClock
-    from connector.settings import Settings
     from connector.provisioning import Provisioning
+    from connector.settings import Settings
     from connector.store.database import Store
 
     settings = settings or Settings()

@@ -25,11 +25,19 @@ from connector.scim.schema import Urn
 from connector.store import users as user_rows
 from connector.store.database import Store
 from connector.store.models import UserRow
+from mappings.vocabulary import CertKind
 
-_WHO = {"username": "user", "user_name": "user", "user": "user",
-        "employeenumber": "employee", "employee_number": "employee", "employee_id": "employee", "employeeid": "employee"}
+_WHO = {
+    "username": "user",
+    "user_name": "user",
+    "user": "user",
+    "employeenumber": "employee",
+    "employee_number": "employee",
+    "employee_id": "employee",
+    "employeeid": "employee",
+}
 _DATE = {"completed_on", "completedon", "completion_date", "completiondate", "date"}
-KINDS = ("full", "recert")
+KINDS = tuple(kind.value for kind in CertKind)
 MAX_FIELD = 512
 
 
@@ -67,8 +75,10 @@ def _columns(header: list[str]) -> dict[str, int]:
             found["date"] = index
     missing = [c for c in ("who", "course", "kind", "date") if c not in found]
     if missing:
-        raise ValueError(f"line 1: the header lacks column(s) for {', '.join(missing)} "
-                         "(expected userName or employeeNumber, course, kind, completed_on)")
+        raise ValueError(
+            f"line 1: the header lacks column(s) for {', '.join(missing)} "
+            "(expected userName or employeeNumber, course, kind, completed_on)"
+        )
     return found
 
 
@@ -103,7 +113,7 @@ def _row(line: int, values: list[str], cols: dict[str, int]) -> _Row:
     if not course or len(course) > MAX_FIELD:
         raise ValueError("no course name" if not course else "course name too long")
     if kind not in KINDS:
-        raise ValueError(f"kind must be 'full' or 'recert', not {kind!r}")
+        raise ValueError(f"kind must be {' or '.join(map(repr, KINDS))}, not {kind!r}")
     try:
         day = date.fromisoformat(when)
     except ValueError:
@@ -118,7 +128,7 @@ def import_certifications(store: Store, text: str, clock: Clock) -> ImportReport
     report = ImportReport()
     rows = parse(text, report)
     now = clock.now()
-    with store.write() as session:
+    with store.session_write() as session:
         users = _users(session, rows)
         changed: dict[str, dict] = {}
         for row in rows:
@@ -143,8 +153,9 @@ def import_certifications(store: Store, text: str, clock: Clock) -> ImportReport
         for user_id, data in changed.items():
             if Urn.WALKIN.value not in data["schemas"]:
                 data["schemas"] = data["schemas"] + [Urn.WALKIN.value]
-            user_rows.replace_user(session.connection(), users[("id", user_id)], data, now, key=store.person_key,
-                                   source="import")
+            user_rows.replace_user(
+                session.connection(), users[("id", user_id)], data, now, key=store.person_key, source="import"
+            )
         report.users_changed = len(changed)
     report.errors.sort(key=lambda e: int(e.split(" ", 2)[1].rstrip(":")))
     return report
@@ -152,7 +163,10 @@ def import_certifications(store: Store, text: str, clock: Clock) -> ImportReport
 
 def _same(a: dict, b: dict) -> bool:
     return (str(a.get("course", "")).lower(), str(a.get("kind", "")).lower(), a.get("completedOn")) == (
-        b["course"].lower(), b["kind"], b["completedOn"])
+        b["course"].lower(),
+        b["kind"],
+        b["completedOn"],
+    )
 
 
 def _users(session, rows: list[_Row]) -> dict:
@@ -161,12 +175,13 @@ def _users(session, rows: list[_Row]) -> dict:
     names = sorted({r.who.lower() for r in rows if r.by == "user"})
     numbers = sorted({r.who.lower() for r in rows if r.by == "employee"})
     for i in range(0, len(names), 500):
-        for user in session.scalars(select(UserRow).where(UserRow.user_name.in_(names[i:i + 500])).with_for_update()):
+        for user in session.scalars(select(UserRow).where(UserRow.user_name.in_(names[i : i + 500])).with_for_update()):
             out[("user", user.user_name)] = user
             out[("id", user.id)] = user
     for i in range(0, len(numbers), 500):
         for user in session.scalars(
-                select(UserRow).where(UserRow.employee_number.in_(numbers[i:i + 500])).with_for_update()):
+            select(UserRow).where(UserRow.employee_number.in_(numbers[i : i + 500])).with_for_update()
+        ):
             key = ("employee", user.employee_number)
             out[key] = f"employee number {user.employee_number!r} belongs to several users" if key in out else user
             out[("id", user.id)] = user

@@ -39,20 +39,44 @@ def main() -> None:
 @main.command()
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option("--port", default=8000, show_default=True, type=int, help="Port to listen on.")
-@click.option("--workers", default=2, show_default=True, type=int,
-              help="Worker processes (SQLite serialises writes; use PostgreSQL for many).")
+@click.option(
+    "--workers",
+    default=2,
+    show_default=True,
+    type=int,
+    help="Worker processes (SQLite serialises writes; use PostgreSQL for many).",
+)
 @click.option("--threads", default=4, show_default=True, type=int, help="Threads per worker (gthread only).")
-@click.option("--worker-class", "kind", type=click.Choice(["gevent", "gthread"]), default="gevent", show_default=True,
-              help="gevent: a greenlet per connection, slow clients cannot starve the service; gthread: only "
-                   "behind a proxy that buffers whole requests.")
-@click.option("--body-timeout", "body_seconds", type=click.FloatRange(min=0.1), default=30.0, show_default=True,
-              help="Seconds a client has to send a request body (gevent; the headers have the keep-alive 5 s).")
+@click.option(
+    "--worker-class",
+    "kind",
+    type=click.Choice(["gevent", "gthread"]),
+    default="gevent",
+    show_default=True,
+    help="gevent: a greenlet per connection, slow clients cannot starve the service; gthread: only "
+    "behind a proxy that buffers whole requests.",
+)
+@click.option(
+    "--body-timeout",
+    "body_seconds",
+    type=click.FloatRange(min=0.1),
+    default=30.0,
+    show_default=True,
+    help="Seconds a client has to send a request body (gevent; the headers have the keep-alive 5 s).",
+)
 def serve(host: str, port: int, workers: int, threads: int, kind: str, body_seconds: float) -> None:
     """Run the SCIM service under gunicorn (a production WSGI server)."""
     from connector.server import WorkerKind, run
 
-    run(Settings(), host=host, port=port, workers=workers, threads=threads, kind=WorkerKind(kind),
-        body_seconds=body_seconds)
+    run(
+        Settings(),
+        host=host,
+        port=port,
+        workers=workers,
+        threads=threads,
+        kind=WorkerKind(kind),
+        body_seconds=body_seconds,
+    )
 
 
 @main.command()
@@ -63,8 +87,7 @@ def migrate() -> None:
 
     settings = Settings()
     Store(settings.database_url, person_key=settings.sync.person_key).dispose()
-    click.echo(f"schema is up to date on {_safe_url(settings.database_url)} "
-               f"(person keys: {settings.sync.person_key})")
+    click.echo(f"schema is up to date on {_safe_url(settings.database_url)} (person keys: {settings.sync.person_key})")
 
 
 @main.group("import")
@@ -100,8 +123,10 @@ def import_certifications(csv_file: str) -> None:
         store.dispose()
     for error in report.errors:
         click.echo(error, err=True)
-    click.echo(f"{report.rows} rows: {report.added} completions added to {report.users_changed} users, "
-               f"{report.unchanged} already known, {len(report.errors)} rejected")
+    click.echo(
+        f"{report.rows} rows: {report.added} completions added to {report.users_changed} users, "
+        f"{report.unchanged} already known, {len(report.errors)} rejected"
+    )
     if report.errors:
         raise SystemExit(1)
 

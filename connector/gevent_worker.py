@@ -9,9 +9,9 @@ kilobytes, and every read has a deadline:
 - the request line and headers must arrive within ``keepalive`` seconds (gunicorn's
   async workers read them under that timeout);
 - the body is read whole, up to ``max_request_bytes`` (+1, to tell a larger one),
-  within ``body_seconds`` (:data:`BODY_SECONDS` unless ``walkin serve --body-timeout``) before the app is called — as a buffering proxy would —
-  so the app never waits on a client; a client that does not send it in time gets
-  408 with a SCIM error body and the connection is closed;
+  within ``body_seconds`` (:data:`BODY_SECONDS` unless ``walkin serve --body-timeout``)
+  before the app is called — as a buffering proxy would — so the app never waits on a
+  client; a client that does not send it in time gets 408 with a SCIM error body and the connection is closed;
 - ``worker_connections`` (gunicorn's setting) caps the connections a worker holds.
 
 Errors gunicorn answers itself (a request line or headers over the limits) get RFC
@@ -47,8 +47,9 @@ class ScimGeventWorker(ScimErrors, GeventWorker):
                 body = req.body.read(limit + 1)
         except gevent.Timeout:
             self.log.info("%s: request body not sent within %g s; closing", addr[0] if addr else "-", seconds)
-            sock.sendall(error_response(408, "Request Timeout",
-                                        f"the request body did not arrive within {seconds:g} seconds"))
+            sock.sendall(
+                error_response(408, "Request Timeout", f"the request body did not arrive within {seconds:g} seconds")
+            )
             raise StopIteration() from None
         if len(body) > limit:
             req.must_close = True  # the rest is unread: this connection ends after the app's 413

@@ -25,9 +25,8 @@ from connector.store import users as user_rows
 from connector.store.database import ReadTooCostly, Store
 from connector.store.fields import GROUP_FIELDS, GROUP_SORT, USER_FIELDS, USER_SORT
 from connector.store.listing import Searches
-from connector.store.models import GroupRow, UserRow
+from connector.store.models import GroupRow, UserRow, table_of
 from connector.store.stored import Stored
-
 
 MAX_START = 2**31  # startIndex beyond this is past every result: an empty page
 
@@ -75,19 +74,20 @@ def check_version(current: str, if_match: str | None) -> None:
 class Provisioning:
     def __init__(self, store: Store, settings: Settings, clock: Clock) -> None:
         """:raises ValueError: ``store`` was opened for another person key than
-            ``settings.sync.person_key`` (users would be written with keys the sync
-            does not look for)."""
+        ``settings.sync.person_key`` (users would be written with keys the sync
+        does not look for)."""
         configured = store.configured_person_key
         if configured is not None and str(configured) != str(person_keys.key_path(settings.sync.person_key)):
-            raise ValueError(f"the store holds {configured} as the person key, the settings say "
-                             f"{settings.sync.person_key}")
+            raise ValueError(
+                f"the store holds {configured} as the person key, the settings say {settings.sync.person_key}"
+            )
         self.store = store
         self.settings = settings
         self.clock = clock  # stamps meta, membership starts and journal events
         groups = user_rows.groups_column(store.engine.dialect.name)
         self._searches = {
-            "User": Searches(UserRow.__table__, USER_FIELDS, USER_SORT, related=groups),
-            "Group": Searches(GroupRow.__table__, GROUP_FIELDS, GROUP_SORT),
+            "User": Searches(table_of(UserRow), USER_FIELDS, USER_SORT, related=groups),
+            "Group": Searches(table_of(GroupRow), GROUP_FIELDS, GROUP_SORT),
         }
 
     # ------------------------------------------------------------------ users
@@ -98,19 +98,19 @@ class Provisioning:
     def create_user(self, body: Any, base: str) -> Written:
         data = normalise_resource(USER, body)
         check_counts(USER, data, None, self.settings.scim.max_values_per_attribute)
-        with self.store.writing() as conn:
+        with self.store.connection_write() as conn:
             user = user_rows.insert_user(conn, data, self.clock.now(), key=self.store.person_key)
         return Written(render.resource(USER, user, base), render.etag(user.version))  # a new user is in no group
 
     def get_user(self, user_id: str, base: str, proj: Projection) -> Written:
-        with self.store.reading() as conn:
+        with self.store.connection_read() as conn:
             user, groups = self._user(conn, user_id, proj.wants("groups"), lock=False)
         return _user_out(user, groups, base, proj)
 
     def replace_user(self, user_id: str, body: Any, base: str, if_match: str | None) -> Written:
         data = normalise_resource(USER, body)
         proj = render.projection(USER, None, None)
-        with self.store.writing() as conn:
+        with self.store.connection_write() as conn:
             user, groups = self._user(conn, user_id, True, lock=True, if_match=if_match)
             check_counts(USER, data, user.data, self.settings.scim.max_values_per_attribute)
             user = user_rows.replace_user(conn, user, data, self.clock.now(), key=self.store.person_key) or user
@@ -118,22 +118,22 @@ class Provisioning:
 
     def patch_user(self, user_id: str, body: Any, base: str, if_match: str | None, proj: Projection) -> Written:
         ops = parse_operations(body, self.settings.scim.max_operations)
-        with self.store.writing() as conn:
+        with self.store.connection_write() as conn:
             # The groups are read with the user: a user's own PATCH never changes them.
             user, groups = self._user(conn, user_id, proj.wants("groups"), lock=True, if_match=if_match)
             result = apply_patch(USER, user.data, ops, max_values=self.settings.scim.max_values_per_attribute)
-            user = user_rows.replace_user(conn, user, result.data, self.clock.now(),
-                                          key=self.store.person_key) or user
+            user = user_rows.replace_user(conn, user, result.data, self.clock.now(), key=self.store.person_key) or user
         return _user_out(user, groups, base, proj)
 
     def delete_user(self, user_id: str, if_match: str | None) -> None:
-        with self.store.writing() as conn:
+        with self.store.connection_write() as conn:
             user, _ = self._user(conn, user_id, False, lock=True, if_match=if_match)
             user_rows.delete_user(conn, user, self.clock.now())
 
     @staticmethod
-    def _user(conn, user_id: str, groups: bool, *, lock: bool,
-              if_match: str | None = None) -> tuple[Stored, list[tuple[str, str]]]:
+    def _user(
+        conn, user_id: str, groups: bool, *, lock: bool, if_match: str | None = None
+    ) -> tuple[Stored, list[tuple[str, str]]]:
         """The user (locked for a write) and, when ``groups``, its groups.
 
         :raises NotFound: when there is no such user.
@@ -157,13 +157,13 @@ class Provisioning:
         data = normalise_resource(GROUP, body)
         members = _ids(data.pop("members", None))
         proj = render.projection(GROUP, None, None)
-        with self.store.writing() as conn:
+        with self.store.connection_write() as conn:
             group = group_rows.insert_group(conn, data, members, self.clock.now())
             listed = self._members(conn, group, proj) if members else []
         return _group_out(group, listed, base, proj)
 
     def get_group(self, group_id: str, base: str, proj: Projection) -> Written:
-        with self.store.reading() as conn:
+        with self.store.connection_read() as conn:
             group = group_rows.get_group(conn, group_id) if _plausible(group_id) else None
             if group is None:
                 raise NotFound(f"Group {group_id} not found")
@@ -174,18 +174,19 @@ class Provisioning:
         data = normalise_resource(GROUP, body)
         members = _ids(data.pop("members", None))
         proj = render.projection(GROUP, None, None)
-        with self.store.writing() as conn:
+        with self.store.connection_write() as conn:
             group = self._locked_group(conn, group_id, if_match)
             ops = [MemberOp(MemberAction.REPLACE, ids=members)]
             group = group_rows.update_group(conn, group, data, ops, self.clock.now())
             listed = self._members(conn, group, proj)
         return _group_out(group, listed, base, proj)
 
-    def patch_group(self, group_id: str, body: Any, base: str, if_match: str | None,
-                    proj: Projection | None) -> Written:
+    def patch_group(
+        self, group_id: str, body: Any, base: str, if_match: str | None, proj: Projection | None
+    ) -> Written:
         """Apply a PATCH; returns the resource only when ``proj`` asks for one."""
         ops = parse_operations(body, self.settings.scim.max_operations)
-        with self.store.writing() as conn:
+        with self.store.connection_write() as conn:
             group = self._locked_group(conn, group_id, if_match)
             result = apply_patch(GROUP, group.data, ops, max_values=self.settings.scim.max_values_per_attribute)
             group = group_rows.update_group(conn, group, result.data, result.members, self.clock.now())
@@ -195,7 +196,7 @@ class Provisioning:
         return _group_out(group, members, base, proj)
 
     def delete_group(self, group_id: str, if_match: str | None) -> None:
-        with self.store.writing() as conn:
+        with self.store.connection_write() as conn:
             group = self._locked_group(conn, group_id, if_match)
             group_rows.delete_group(conn, group, self.clock.now())
 
@@ -239,15 +240,17 @@ class Provisioning:
         try:
             return self._page(plans, start, count, base, scim.read_budget_seconds)
         except ReadTooCostly:
-            raise TooMany(f"the filter took more than {scim.read_budget_seconds:g} s to evaluate: narrow it (an eq "
-                          "on userName, externalId or id is answered from an index)") from None
+            raise TooMany(
+                f"the filter took more than {scim.read_budget_seconds:g} s to evaluate: narrow it (an eq "
+                "on userName, externalId or id is answered from an index)"
+            ) from None
 
     def _page(self, plans: list, start: int, count: int, base: str, budget: float) -> Page:
-        with self.store.reading(budget) as conn:
+        with self.store.connection_read(budget) as conn:
             if len(plans) == 1:
                 kind, search, proj = plans[0]
                 rows = search.rows(conn, start - 1, count)
-                if rows and len(rows) < count or (not rows and start == 1 and count):
+                if (rows and len(rows) < count) or (not rows and start == 1 and count):
                     total = start - 1 + len(rows)  # the last page: no COUNT needed
                 else:
                     total = search.count(conn)
@@ -267,11 +270,24 @@ class Provisioning:
     def _render(conn, kind: ResourceKind, rows: list, base: str, proj: Projection) -> list[dict]:
         if kind is USER:
             wants = proj.wants("groups")  # then the rows carry them (Searches' related column)
-            return [proj.apply(render.resource(kind, r, base, _extra(
-                "groups", render.user_groups(user_rows.group_pairs(r.related) if wants else [], base)))) for r in rows]
+            return [
+                proj.apply(
+                    render.resource(
+                        kind,
+                        r,
+                        base,
+                        _extra("groups", render.user_groups(user_rows.group_pairs(r.related) if wants else [], base)),
+                    )
+                )
+                for r in rows
+            ]
         members = group_rows.members_of(conn, [r.id for r in rows]) if proj.wants("members") else {}
-        return [proj.apply(render.resource(kind, r, base, _extra(
-            "members", render.group_members(members.get(r.id, []), base)))) for r in rows]
+        return [
+            proj.apply(
+                render.resource(kind, r, base, _extra("members", render.group_members(members.get(r.id, []), base)))
+            )
+            for r in rows
+        ]
 
 
 def _user_out(user: Stored, groups: list[tuple[str, str]], base: str, proj: Projection) -> Written:
@@ -303,4 +319,3 @@ def _ids(members: list[dict] | None) -> tuple[str, ...]:
             raise InvalidValue("every member needs a 'value' (the member's id)")
         ids.append(member["value"])
     return tuple(dict.fromkeys(ids))
-

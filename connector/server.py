@@ -10,6 +10,7 @@ from gunicorn.app.base import BaseApplication
 from gunicorn.glogging import Logger
 from gunicorn.http.message import MAX_REQUEST_LINE
 from gunicorn.util import write_nonblock
+from gunicorn.workers.base import Worker
 from gunicorn.workers.gthread import ThreadWorker
 
 from connector.api.http import SCIM_JSON
@@ -29,13 +30,22 @@ class WorkerKind(StrEnum):
     behind a proxy that buffers whole requests (nginx, a cloud load balancer)."""
 
 
-WORKER_CLASSES = {WorkerKind.GEVENT: "connector.gevent_worker.ScimGeventWorker",
-                  WorkerKind.GTHREAD: "connector.server.ScimThreadWorker"}
+WORKER_CLASSES = {
+    WorkerKind.GEVENT: "connector.gevent_worker.ScimGeventWorker",
+    WorkerKind.GTHREAD: "connector.server.ScimThreadWorker",
+}
 WORKER_CONNECTIONS = 1000  # connections one gevent worker holds at most (gunicorn's default)
 
 
-def gunicorn_options(host: str, port: int, workers: int, threads: int, scim: ScimSettings,
-                     kind: WorkerKind = WorkerKind.GEVENT, body_seconds: float | None = None) -> dict:
+def gunicorn_options(
+    host: str,
+    port: int,
+    workers: int,
+    threads: int,
+    scim: ScimSettings,
+    kind: WorkerKind = WorkerKind.GEVENT,
+    body_seconds: float | None = None,
+) -> dict:
     """:param body_seconds: (gevent) seconds a client has to send a request body."""
 
     def post_fork(_server, worker) -> None:
@@ -113,7 +123,7 @@ class AccessLogger(Logger):
         }
 
 
-class ScimErrors:
+class ScimErrors(Worker):
     """For a gunicorn worker: the requests gunicorn rejects before the app sees them
     (a request line or headers over the limits, bytes that are not HTTP/1.1) are
     answered with an RFC 7644 §3.12 error instead of gunicorn's HTML page."""
@@ -134,8 +144,10 @@ class ScimErrors:
         # Our own words, never gunicorn's message: it quotes the request and, on a
         # 500, the internal error.
         if status == 414:
-            return (f"the request line is longer than {self.cfg.limit_request_line} bytes; "
-                    "send a long filter with POST /.search (RFC 7644 §3.4.3)")
+            return (
+                f"the request line is longer than {self.cfg.limit_request_line} bytes; "
+                "send a long filter with POST /.search (RFC 7644 §3.4.3)"
+            )
         if status == 431:
             return "the request headers are too large or too many"
         if status == 400:
@@ -173,11 +185,13 @@ class _WrittenPage:
 def error_response(status: int, reason: str, detail: str) -> bytes:
     """A complete HTTP/1.1 response carrying a SCIM error; the connection closes after it."""
     body = dumps_utf8(error_body(status, detail))
-    head = (f"HTTP/1.1 {status} {reason}\r\n"
-            "Connection: close\r\n"
-            f"Content-Type: {SCIM_JSON}\r\n"
-            f"Content-Length: {len(body)}\r\n"
-            "\r\n")
+    head = (
+        f"HTTP/1.1 {status} {reason}\r\n"
+        "Connection: close\r\n"
+        f"Content-Type: {SCIM_JSON}\r\n"
+        f"Content-Length: {len(body)}\r\n"
+        "\r\n"
+    )
     return head.encode("latin-1") + body
 
 
@@ -197,8 +211,16 @@ class _Server(BaseApplication):
         return create_app(self.settings)
 
 
-def run(settings: Settings, *, host: str, port: int, workers: int, threads: int,
-        kind: WorkerKind = WorkerKind.GEVENT, body_seconds: float | None = None) -> None:
+def run(
+    settings: Settings,
+    *,
+    host: str,
+    port: int,
+    workers: int,
+    threads: int,
+    kind: WorkerKind = WorkerKind.GEVENT,
+    body_seconds: float | None = None,
+) -> None:
     from connector.store.database import Store
 
     # Migrate once (and fold the person keys again if sync.person_key changed), before

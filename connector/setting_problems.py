@@ -30,7 +30,7 @@ def shown(value: object, location: tuple = ()) -> str:
     URL's password masked)."""
     if any(word in str(part).lower() for part in location for word in _SECRET_WORDS):
         return "(hidden)"
-    text = repr(value) if not isinstance(value, str) else repr(value[:SHOWN + 1])
+    text = repr(value) if not isinstance(value, str) else repr(value[: SHOWN + 1])
     text = _CREDENTIALS.sub(r"\1***@", text)
     return text if len(text) <= SHOWN else text[:SHOWN] + "…"
 
@@ -56,8 +56,10 @@ def source_line(error: Exception) -> str:
     field = re.search(r'field "(\w+)"', str(error))
     name = variable((field.group(1),)) if field else PREFIX + "…"
     cause = f" ({error.__cause__})" if error.__cause__ else ""
-    return (f"invalid settings: {name}…: a value is not valid JSON{cause}; lists and objects are given as JSON, "
-            f"e.g. WALKIN_LDAP__URLS='[\"ldaps://dc1.example.org\"]'")
+    return (
+        f"invalid settings: {name}…: a value is not valid JSON{cause}; lists and objects are given as JSON, "
+        f"e.g. WALKIN_LDAP__URLS='[\"ldaps://dc1.example.org\"]'"
+    )
 
 
 def mapping_line(problems: list[str], source: str | None) -> str:

@@ -103,8 +103,9 @@ class Settings(BaseSettings):
         try:
             url = make_url(value)
         except ArgumentError:
-            raise ValueError("not a database URL; expected sqlite:///PATH or "
-                             "postgresql+psycopg://USER@HOST:PORT/DATABASE") from None
+            raise ValueError(
+                "not a database URL; expected sqlite:///PATH or postgresql+psycopg://USER@HOST:PORT/DATABASE"
+            ) from None
         backend = url.get_backend_name()
         if backend not in ("sqlite", "postgresql"):
             raise ValueError(f"the store is SQLite or PostgreSQL, not {backend}")

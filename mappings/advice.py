@@ -10,7 +10,7 @@ from mappings.calendar import grant_deadline
 from mappings.facts import PersonFacts
 from mappings.model import Mapping
 from mappings.policy import Decision, Evidence
-from mappings.vocabulary import ReasonCode
+from mappings.vocabulary import CertKind, ReasonCode
 
 _CERT_CODES = (ReasonCode.CERT_BEFORE_LOSS, ReasonCode.NOT_CERTIFIED, ReasonCode.CERT_EXPIRED)
 
@@ -57,8 +57,14 @@ def _place(code: str | None, mapping: Mapping) -> str:
     return f"{code} ({entry.name})" if entry else code
 
 
-def explain_decision(person: str, facts: PersonFacts, decision: Decision, evidence: Evidence,
-                     mapping: Mapping, problems: list[str] | tuple[str, ...] = ()) -> Explanation:
+def explain_decision(
+    person: str,
+    facts: PersonFacts,
+    decision: Decision,
+    evidence: Evidence,
+    mapping: Mapping,
+    problems: list[str] | tuple[str, ...] = (),
+) -> Explanation:
     definition = mapping.entitlements[decision.entitlement]
     course = definition.certification.course if definition.certification else "course"
     reasons = set(decision.reasons)
@@ -75,11 +81,16 @@ def explain_decision(person: str, facts: PersonFacts, decision: Decision, eviden
             cert_failed |= failed
         if code is ReasonCode.CERT_BEFORE_LOSS and lost is None:
             status = "n/a"
-        requirements.append(Requirement(code.value, *_describe(code, facts, decision, evidence, mapping, course,
-                                                               lost, place, status)))
+        requirements.append(
+            Requirement(code.value, *_describe(code, facts, decision, evidence, mapping, course, lost, place, status))
+        )
     return Explanation(
-        person=person, entitlement=decision.entitlement, at=decision.at.isoformat(),
-        entitled=decision.entitled, decision=decision.to_json_dict(), requirements=requirements,
+        person=person,
+        entitlement=decision.entitlement,
+        at=decision.at.isoformat(),
+        entitled=decision.entitled,
+        decision=decision.to_json_dict(),
+        requirements=requirements,
         next_steps=_next_steps(facts, decision, evidence, mapping, course, lost, place),
         problems=list(problems),
     )
@@ -92,12 +103,15 @@ def _describe(code, facts, decision, evidence, mapping, course, lost, place, sta
     if code is ReasonCode.ROLE_NOT_ELIGIBLE:
         kind = facts.location_type.value if facts.location_type else "unknown type"
         eligible = ", ".join(mapping.policy.eligible_roles)
-        return (f"Eligible role ({eligible}) or school-based", status,
-                f"role {facts.role or 'unknown'} at {place}, a {kind} location")
+        return (
+            f"Eligible role ({eligible}) or school-based",
+            status,
+            f"role {facts.role or 'unknown'} at {place}, a {kind} location",
+        )
     if code is ReasonCode.CERT_BEFORE_LOSS:
         if lost is None:
             return "Full course completed after a loss of access", status, "access never lost"
-        after = [c for c in chain if c.kind.value == "full" and c.completed_on >= lost]
+        after = [c for c in chain if c.kind == CertKind.FULL and c.completed_on >= lost]
         found = f"full course on {after[0].completed_on}" if after else "no full course since"
         return f"Full {course} completed since access was lost on {lost}", status, found
     if code is ReasonCode.NOT_CERTIFIED:
@@ -117,13 +131,24 @@ def _describe(code, facts, decision, evidence, mapping, course, lost, place, sta
         mine = [a for a in facts.approvals if a.entitlement == decision.entitlement]
         if evidence.approval is not None:
             a = evidence.approval
-            return f"Principal's or manager's approval for {place}", status, f"approved by {a.approver} on {a.approved_on}"
+            return (
+                f"Principal's or manager's approval for {place}",
+                status,
+                f"approved by {a.approver} on {a.approved_on}",
+            )
         others = ", ".join(sorted({a.location for a in mine})) or "none"
-        return f"Principal's or manager's approval for {place}", status, f"no approval for it (approvals on file: {others})"
+        return (
+            f"Principal's or manager's approval for {place}",
+            status,
+            f"no approval for it (approvals on file: {others})",
+        )
     if code is ReasonCode.APPROVAL_STALE:
         start = facts.assignment_start
-        return (f"Approval given since the current assignment began ({start or 'unknown'})", status,
-                f"approved on {evidence.approval.approved_on}" if evidence.approval else "no approval given since")
+        return (
+            f"Approval given since the current assignment began ({start or 'unknown'})",
+            status,
+            f"approved on {evidence.approval.approved_on}" if evidence.approval else "no approval given since",
+        )
     if code is ReasonCode.PREREQUISITE_MISSING:
         held = ", ".join(f"{d.entitlement}: {'yes' if d.entitled else 'no'}" for d in evidence.prerequisites)
         return "Holds the prerequisite access", status, held or "none required"
@@ -139,15 +164,21 @@ def _next_steps(facts, decision, evidence, mapping, course, lost, place) -> str:
             deadline = grant_deadline(decision.entitled_since, mapping.policy.holiday_set)
             text += f" You met every requirement on {decision.entitled_since} (access due by the end of {deadline})."
         if decision.valid_through:
-            text += (f" It is valid through {decision.valid_through}: complete the recertification quiz before "
-                     "then to keep it.")
+            text += (
+                f" It is valid through {decision.valid_through}: complete the recertification quiz before "
+                "then to keep it."
+            )
         return text
     if decision.entitled:
-        return (f"You have access by an administrator's exception until {override.until} ({override.reason}). "
-                + _actions(reasons, facts, decision, evidence, course, lost, place, lead="To keep it after then, ")).strip()
+        return (
+            f"You have access by an administrator's exception until {override.until} ({override.reason}). "
+            + _actions(reasons, facts, decision, evidence, course, lost, place, lead="To keep it after then, ")
+        ).strip()
     if ReasonCode.DENIED_BY_OVERRIDE in reasons and override is not None:
-        return (f"An administrator has blocked this access until {override.until} ({override.reason}); "
-                "contact DoTS about it.")
+        return (
+            f"An administrator has blocked this access until {override.until} ({override.reason}); "
+            "contact DoTS about it."
+        )
     return _actions(reasons, facts, decision, evidence, course, lost, place)
 
 
@@ -155,26 +186,33 @@ def _actions(reasons, facts, decision, evidence, course, lost, place, lead: str 
     context: list[str] = []
     steps: list[str] = []
     if ReasonCode.NOT_ACTIVE in reasons:
-        context.append("Your employment record is not active; access returns only when it is active again and every "
-                       "requirement is met.")
+        context.append(
+            "Your employment record is not active; access returns only when it is active again and every "
+            "requirement is met."
+        )
     if ReasonCode.ROLE_NOT_ELIGIBLE in reasons:
-        context.append(f"Your role ({facts.role or 'unknown'}) at {place} does not qualify: this access is for the "
-                       "eligible roles, or for anyone assigned to a school.")
+        context.append(
+            f"Your role ({facts.role or 'unknown'}) at {place} does not qualify: this access is for the "
+            "eligible roles, or for anyone assigned to a school."
+        )
     if ReasonCode.CERT_BEFORE_LOSS in reasons:
         context.append(f"Your access ended on {lost}.")
-        steps.append(f"complete the full {course} eLearning — the recertification quiz is not enough to regain "
-                     "access")
+        steps.append(f"complete the full {course} eLearning — the recertification quiz is not enough to regain access")
     elif ReasonCode.NOT_CERTIFIED in reasons:
         steps.append(f"complete the {course} in Learning Space")
     elif ReasonCode.CERT_EXPIRED in reasons:
         context.append(f"Your certification expired after {decision.valid_through}.")
-        steps.append(f"complete the full {course} eLearning (the recertification quiz only renews a certification "
-                     "that is still valid)")
+        steps.append(
+            f"complete the full {course} eLearning (the recertification quiz only renews a certification "
+            "that is still valid)"
+        )
     if ReasonCode.NO_APPROVAL in reasons:
         steps.append(f"ask the principal or manager of {place} to approve you")
     elif ReasonCode.APPROVAL_STALE in reasons:
-        steps.append(f"ask the principal or manager of {place} to approve you again (your role or location changed "
-                     f"on {facts.assignment_start or 'an unknown date'})")
+        steps.append(
+            f"ask the principal or manager of {place} to approve you again (your role or location changed "
+            f"on {facts.assignment_start or 'an unknown date'})"
+        )
     if ReasonCode.PREREQUISITE_MISSING in reasons:
         missing = [d.entitlement for d in evidence.prerequisites if not d.entitled]
         steps.append(f"first obtain {', '.join(missing)} access")

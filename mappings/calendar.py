@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Collection
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 ONE_DAY = timedelta(days=1)
@@ -43,11 +43,6 @@ class SchoolCalendar:
     def last_day(self, school_year: int) -> date:
         """The last day of ``school_year``: the day before the next one starts."""
         return self.first_day(school_year + 1) - ONE_DAY
-
-    def is_last_day(self, day: date) -> bool:
-        """Whether ``day`` is the last day of its school year."""
-        following = day + ONE_DAY
-        return (following.month, following.day) == (self.start_month, self.start_day)
 
 
 def school_year_label(school_year: int) -> str:
@@ -100,19 +95,11 @@ def grant_deadline(entitled_since: date, holidays: Collection[date]) -> date:
     return add_business_days(entitled_since, GRANT_BUSINESS_DAYS, holidays)
 
 
-def end_of_day(day: date, zone: ZoneInfo) -> datetime:
-    """The instant ``day`` ends in ``zone``: the following local midnight.
-
-    A deadline "by the end of ``day``" is breached at or after this instant.
-    """
-    return datetime.combine(day + ONE_DAY, datetime.min.time(), tzinfo=zone)
-
-
 def local_date(instant: datetime, zone: ZoneInfo) -> date:
     """The district calendar date of ``instant``; a naive instant is taken as UTC.
 
     Stores commonly keep timestamps in naive UTC; policy dates are local (§2).
     """
     if instant.tzinfo is None:
-        instant = instant.replace(tzinfo=timezone.utc)
+        instant = instant.replace(tzinfo=UTC)
     return instant.astimezone(zone).date()

@@ -83,9 +83,7 @@ def evaluate_lines(
 
 
 @click.command("evaluate")
-@click.argument(
-    "facts_path", metavar="FACTS.jsonl", type=click.Path(exists=True, dir_okay=False, allow_dash=True)
-)
+@click.argument("facts_path", metavar="FACTS.jsonl", type=click.Path(exists=True, dir_okay=False, allow_dash=True))
 @click.option("--at", "at", required=True, type=IsoDateParam(), help="Evaluation date (district calendar date).")
 @click.option(
     "--entitlement",

@@ -7,7 +7,6 @@ and the problem is returned for the admin reports.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable
 from collections.abc import Mapping as AbcMapping
 from datetime import date, datetime
@@ -20,7 +19,6 @@ from mappings.fields import FrozenModel, describe_errors, parse_iso_date
 from mappings.model import Mapping
 from mappings.scim import get_attribute, parse_path
 from mappings.vocabulary import CertKind, Effect, LocationType
-
 
 #: A date in facts: exactly ``YYYY-MM-DD`` in JSON, a ``date`` in Python. Strict
 #: validation runs in pydantic-core (no Python call per date), which matters on the
@@ -90,34 +88,13 @@ class PersonFacts(FrozenModel):
         try:
             # The core validator directly: model_validate_json's Python wrapper costs
             # about 2 µs more per line, a tenth of parsing one in `evaluate`.
-            return cls.__pydantic_validator__.validate_json(text)  # type: ignore[no-any-return]
+            return cls.__pydantic_validator__.validate_json(text)
         except ValidationError as exc:
             raise FactsError(describe_errors(exc)) from None
-
-    @classmethod
-    def from_dict(cls, data: object) -> PersonFacts:
-        """Validate facts decoded from JSON (dates as strings, or ``date`` objects).
-
-        The data is validated exactly as the JSON line it came from would be, so a
-        record is accepted or refused the same way whichever door it comes in by.
-
-        :raises FactsError: naming each key that is missing, unknown or malformed.
-        """
-        try:
-            text = json.dumps(data, default=_json_default)
-        except (TypeError, ValueError) as exc:
-            raise FactsError([f"not JSON data: {exc}"]) from None
-        return cls.from_json(text)
 
     def to_json_dict(self) -> dict[str, Any]:
         """The JSON object of policy §2, dates as ``YYYY-MM-DD``."""
         return self.model_dump(mode="json")
-
-
-def _json_default(value: object) -> str:
-    if type(value) is date:
-        return value.isoformat()
-    raise TypeError(f"{value!r} is not JSON data")
 
 
 Membership = tuple[AbcMapping[str, Any], date]

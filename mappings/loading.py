@@ -43,6 +43,7 @@ MAX_SHOWN_PROBLEMS = 10
 #: Longest line of a :class:`MappingError`'s message, in characters.
 MAX_LINE = 300
 
+
 def _clip(line: str) -> str:
     return line if len(line) <= MAX_LINE else line[: MAX_LINE - 1] + "…"
 
@@ -150,8 +151,9 @@ class _MappingLoader(yaml.SafeLoader):
             self._path.append(index.value if isinstance(index, yaml.ScalarNode) else None)
         if isinstance(event, yaml.AliasEvent):
             # An anchor alone is harmless; only an alias can multiply a value.
-            raise self._refuse(f"YAML aliases are not allowed (*{shown(event.anchor)[1:-1]}): write the value out",
-                               event.start_mark)
+            raise self._refuse(
+                f"YAML aliases are not allowed (*{shown(event.anchor)[1:-1]}): write the value out", event.start_mark
+            )
         if len(self._path) > MAX_DEPTH:
             raise self._refuse(f"nested more than {MAX_DEPTH} deep", event.start_mark)
         self._nodes += 1
@@ -173,7 +175,6 @@ class _MappingLoader(yaml.SafeLoader):
             except TypeError:  # unhashable: SafeLoader reports it below
                 continue
             if duplicate:
-                raise yaml.constructor.ConstructorError(None, None, f"duplicate key {shown(key)}",
-                                                        key_node.start_mark)
+                raise yaml.constructor.ConstructorError(None, None, f"duplicate key {shown(key)}", key_node.start_mark)
             seen.add(key)
         return super().construct_mapping(node, deep=deep)

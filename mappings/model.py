@@ -9,6 +9,7 @@ silently ignored a typo would grant or revoke access on the wrong rules.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping as AbcMapping
 from datetime import date
 from functools import cached_property
 from pathlib import Path
@@ -66,7 +67,7 @@ def _time_zone(value: str) -> str:
 
 
 def _requirement(value: object) -> ReasonCode:
-    if value not in REQUIREMENT_CODES:
+    if value not in REQUIREMENT_CODES or not isinstance(value, str):
         known = ", ".join(code.value for code in REQUIREMENT_CODES)
         raise ValueError(f"unknown requirement {shown(value)}; known: {known}")
     return ReasonCode(value)
@@ -181,7 +182,7 @@ class ApprovalGroup(FrozenModel):
     def model_post_init(self, context: Any, /) -> None:
         self._regex = re.compile(self.pattern)
 
-    def location_of(self, group: dict[str, Any]) -> str | None:
+    def location_of(self, group: AbcMapping[str, Any]) -> str | None:
         """The location a SCIM Group approves, or None when it is not such a group."""
         value = group.get(self.attribute.value)
         if not isinstance(value, str):

@@ -23,7 +23,15 @@ from mappings.model import CertificationRule, Entitlement, Mapping, Policy
 from mappings.vocabulary import CertKind, Effect, LocationType, ReasonCode
 
 __all__ = [
-    "Decision", "Evidence", "ReasonCode", "decide", "decide_all", "explain", "next_change", "recert_due", "validity_end",
+    "Decision",
+    "Evidence",
+    "ReasonCode",
+    "decide",
+    "decide_all",
+    "explain",
+    "next_change",
+    "recert_due",
+    "validity_end",
 ]
 
 # Module-level names: looking a member up on an enum class costs a call each time.
@@ -138,9 +146,19 @@ def _validity_end(completed_on: date, years: int, grace: int, start_month: int, 
     return last + timedelta(days=grace) if grace else last
 
 
-# What a certification walk yields: valid_through, the chain's start, whether a full
-# course counted, the chain's completions, and the ignored completions with why.
-_Chain = tuple[date | None, date | None, bool, list[Certification], list[tuple[Certification, str]]]
+class _Chain(NamedTuple):
+    """What a certification walk (:func:`_walk`) yields."""
+
+    valid_through: date | None
+    """The last day the certification is valid, or None when it never was."""
+    start: date | None
+    """The day the current validity chain opened (its first full course)."""
+    any_full: bool
+    """Whether a full course counted."""
+    links: list[Certification]
+    """The completions that opened and extended the current chain."""
+    ignored: list[tuple[Certification, str]]
+    """The completions that did not count, each with why."""
 
 
 def _walk(
@@ -196,7 +214,7 @@ def _walk(
             if end > valid_through:
                 valid_through = end
             links.append(cert)
-    return valid_through, start, any_full, links, ignored
+    return _Chain(valid_through, start, any_full, links, ignored)
 
 
 def _approval(facts: PersonFacts, name: str, at: date, fresh_only: bool) -> tuple[bool, Approval | None]:
@@ -242,11 +260,7 @@ def _decide(
 
     if checks.not_active and not facts.active:
         reasons.append(_NOT_ACTIVE)
-    if (
-        checks.role_not_eligible
-        and facts.location_type is not _SCHOOL
-        and facts.role not in policy.eligible_roles
-    ):
+    if checks.role_not_eligible and facts.location_type is not _SCHOOL and facts.role not in policy.eligible_roles:
         reasons.append(_ROLE_NOT_ELIGIBLE)
 
     chain: _Chain | None = None
@@ -255,7 +269,7 @@ def _decide(
     if rule is not None:
         lost_on = facts.lost_access_on.get(name)
         chain = _walk(facts.certifications, rule, policy.calendar, at, lost_on)
-        valid_through, start, any_full = chain[0], chain[1], chain[2]
+        valid_through, start, any_full = chain.valid_through, chain.start, chain.any_full
         # Only the first of the three codes that applies is reported (§4).
         if checks.cert_before_loss and lost_on is not None and not any_full:
             reasons.append(_CERT_BEFORE_LOSS)
@@ -297,6 +311,7 @@ def _decide(
                 deny = deny or override
             else:
                 grant = grant or override
+    decisive: Override | None
     if deny is not None:  # a deny wins over everything, a grant included
         reasons.append(_DENIED_BY_OVERRIDE)
         entitled, by_override, decisive = False, False, deny
@@ -401,8 +416,8 @@ def explain(facts: PersonFacts, entitlement: str, at: date, mapping: Mapping) ->
         facts, entitlement, definition, at, mapping.policy, decided
     )
     evidence = Evidence(
-        chain=tuple(chain[3]) if chain is not None else (),
-        ignored=tuple(chain[4]) if chain is not None else (),
+        chain=tuple(chain.links) if chain is not None else (),
+        ignored=tuple(chain.ignored) if chain is not None else (),
         approval=approval,
         override=override,
         prerequisites=prerequisite_decisions,

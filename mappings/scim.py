@@ -17,8 +17,6 @@ from functools import lru_cache
 from connector.scim.schema import ENTERPRISE_SCHEMA, USER_SCHEMA, WALKIN_SCHEMA, Attr, Schema, Type
 
 CORE_USER = USER_SCHEMA.id
-ENTERPRISE_USER = ENTERPRISE_SCHEMA.id
-WALKIN_USER = WALKIN_SCHEMA.id
 
 # RFC 7644 §3.10: ATTRNAME = ALPHA *(nameChar); "$ref" is the one sub-attribute
 # allowed to start with "$" (RFC 7643 §2.1).
@@ -26,7 +24,6 @@ _NAME = re.compile(r"\$ref|[A-Za-z][A-Za-z0-9_-]*")
 
 #: The SCIM data types (RFC 7643 §2.3), as the connector's schemas define them.
 AttributeType = Type
-Attribute = Attr
 
 #: The User schemas the connector serves: the connector's own definitions, so a
 #: path the mapping accepts is exactly a path the SCIM service stores.

@@ -29,9 +29,7 @@ class ReasonCode(StrEnum):
 REQUIREMENT_CODES = tuple(code for code in ReasonCode if code is not ReasonCode.DENIED_BY_OVERRIDE)
 
 #: The three codes decided by the certification walk of policy §5.
-CERTIFICATION_CODES = frozenset(
-    {ReasonCode.CERT_BEFORE_LOSS, ReasonCode.NOT_CERTIFIED, ReasonCode.CERT_EXPIRED}
-)
+CERTIFICATION_CODES = frozenset({ReasonCode.CERT_BEFORE_LOSS, ReasonCode.NOT_CERTIFIED, ReasonCode.CERT_EXPIRED})
 
 
 @dataclass(frozen=True, slots=True)

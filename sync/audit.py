@@ -6,15 +6,28 @@ import csv
 import io
 import json
 from dataclasses import dataclass
-from datetime import date, datetime, time, timezone
+from datetime import UTC, date, datetime, time
 
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from connector.store.models import AuditRow, UserRow
 
-COLUMNS = ["at", "run_id", "journal_seq", "action", "result", "entitlement", "target", "user_name", "person_id",
-           "member", "reasons", "evidence", "detail"]
+COLUMNS = [
+    "at",
+    "run_id",
+    "journal_seq",
+    "action",
+    "result",
+    "entitlement",
+    "target",
+    "user_name",
+    "person_id",
+    "member",
+    "reasons",
+    "evidence",
+    "detail",
+]
 
 
 @dataclass(frozen=True)
@@ -32,10 +45,12 @@ class AmbiguousUser(ValueError):
 
     def __init__(self, user: str, candidates: list[Candidate]) -> None:
         self.user, self.candidates = user, candidates
-        lines = [f"  id {c.id}  userName {c.user_name or '-'}  externalId {c.external_id or '-'}"
-                 for c in candidates]
-        super().__init__("\n".join([f"'{user}' names {len(candidates)} users (by id, userName or externalId); "
-                                     "give the id of one:", *lines]))
+        lines = [f"  id {c.id}  userName {c.user_name or '-'}  externalId {c.external_id or '-'}" for c in candidates]
+        super().__init__(
+            "\n".join(
+                [f"'{user}' names {len(candidates)} users (by id, userName or externalId); give the id of one:", *lines]
+            )
+        )
 
 
 def find_person(session: Session, user: str) -> list[Candidate]:
@@ -44,9 +59,13 @@ def find_person(session: Session, user: str) -> list[Candidate]:
     # The store keeps userName folded with str.lower() (connector/store/users.py
     # columns()), so the same folding finds it; casefold() would match names the
     # uniqueness index holds apart ("straße" and "strasse").
-    rows = session.execute(select(UserRow.id, UserRow.data, UserRow.external_id).where(
-        or_(UserRow.id == user, UserRow.user_name == user.lower(), UserRow.external_id == user),
-    ).order_by(UserRow.id))
+    rows = session.execute(
+        select(UserRow.id, UserRow.data, UserRow.external_id)
+        .where(
+            or_(UserRow.id == user, UserRow.user_name == user.lower(), UserRow.external_id == user),
+        )
+        .order_by(UserRow.id)
+    )
     return [Candidate(person_id, data.get("userName"), external_id) for person_id, data, external_id in rows]
 
 
@@ -61,8 +80,15 @@ def one_person(session: Session, user: str) -> str | None:
     return found[0].id if found else None
 
 
-def read(session: Session, *, user: str | None = None, since: date | None = None,
-         entitlement: str | None = None, run_id: int | None = None, limit: int = 10000) -> list[dict]:
+def read(
+    session: Session,
+    *,
+    user: str | None = None,
+    since: date | None = None,
+    entitlement: str | None = None,
+    run_id: int | None = None,
+    limit: int = 10000,
+) -> list[dict]:
     """Audit entries, oldest first. ``user`` names one person as :func:`one_person`
     does; one that names nobody in the store (a deleted user) is matched against the
     entries' person id and userName as given.
@@ -74,7 +100,7 @@ def read(session: Session, *, user: str | None = None, since: date | None = None
         person = one_person(session, user)
         stmt = stmt.where(or_(AuditRow.person_id == (person or user), AuditRow.user_name == user))
     if since:
-        stmt = stmt.where(AuditRow.at >= datetime.combine(since, time.min, tzinfo=timezone.utc))
+        stmt = stmt.where(AuditRow.at >= datetime.combine(since, time.min, tzinfo=UTC))
     if entitlement:
         stmt = stmt.where(AuditRow.entitlement == entitlement)
     if run_id is not None:
@@ -84,11 +110,22 @@ def read(session: Session, *, user: str | None = None, since: date | None = None
 
 
 def _row(r: AuditRow) -> dict:
-    at = r.at if r.at.tzinfo else r.at.replace(tzinfo=timezone.utc)
-    return {"at": at.isoformat(timespec="seconds"), "run_id": r.run_id, "journal_seq": r.journal_seq,
-            "action": r.action, "result": r.result, "entitlement": r.entitlement, "target": r.target,
-            "user_name": r.user_name, "person_id": r.person_id, "member": r.member, "reasons": r.reasons,
-            "evidence": r.evidence, "detail": r.detail}
+    at = r.at if r.at.tzinfo else r.at.replace(tzinfo=UTC)
+    return {
+        "at": at.isoformat(timespec="seconds"),
+        "run_id": r.run_id,
+        "journal_seq": r.journal_seq,
+        "action": r.action,
+        "result": r.result,
+        "entitlement": r.entitlement,
+        "target": r.target,
+        "user_name": r.user_name,
+        "person_id": r.person_id,
+        "member": r.member,
+        "reasons": r.reasons,
+        "evidence": r.evidence,
+        "detail": r.detail,
+    }
 
 
 def render(rows: list[dict], fmt: str) -> str:

@@ -15,21 +15,17 @@ import click
 
 from connector.settings import Settings
 
-
-def group_for(mapping, entitlement: str, kind: str) -> str | None:
-    """The entitlement's group in a target of ``kind`` (the rule of ``SyncContext.group_of``)."""
-    groups = mapping.entitlements[entitlement].directory_group
-    return groups.entra_group_id if kind == "entra" else groups.ldap_group_dn
+from .settings import TargetKind
 
 
 def describe(settings: Settings) -> str:
     """One line naming the target and how the connector signs in to it (no secrets)."""
     kind = settings.sync.target
-    if kind == "entra" and settings.graph is not None:
+    if kind == TargetKind.ENTRA and settings.graph is not None:
         g = settings.graph
         credential = f"certificate {g.certificate.thumbprint}" if g.certificate else "client secret"
         return f"target entra: tenant {g.tenant_id}, client {g.client_id} ({credential}), {g.graph_url}"
-    if kind == "ldap" and settings.ldap is not None:
+    if kind == TargetKind.LDAP and settings.ldap is not None:
         ldap = settings.ldap
         who = ldap.bind_dn or (f"SASL {ldap.sasl_mechanism}" if ldap.sasl_mechanism else "anonymous")
         return f"target ldap: {', '.join(ldap.urls)} as {who}"
@@ -48,8 +44,9 @@ def _sign_in(target) -> str | None:
 
 @click.command("check-target")
 @click.option("--entitlement", "entitlements", multiple=True, help="Only this entitlement's group (repeatable).")
-@click.option("--show", default=5, show_default=True, type=click.IntRange(min=0),
-              help="How many members to list per group.")
+@click.option(
+    "--show", default=5, show_default=True, type=click.IntRange(min=0), help="How many members to list per group."
+)
 def check_target(entitlements: tuple[str, ...], show: int) -> None:
     """Sign in to the configured target and read the group(s) the mapping names.
 
@@ -58,7 +55,7 @@ def check_target(entitlements: tuple[str, ...], show: int) -> None:
     """
     from mappings.model import DEFAULT_MAPPING_PATH, load_mapping
 
-    from .context import make_target
+    from .context import group_for, make_target
     from .targets.base import TargetError
 
     settings = Settings()
@@ -106,6 +103,8 @@ def _check(target, groups: dict[str, str | None], kind: str, show: int) -> bool:
             ok = False
             continue
         listed = ", ".join(members[:show]) + (", …" if len(members) > show else "")
-        click.echo(f"{name}: {group}: {len(members)} member{'s' if len(members) != 1 else ''}"
-                   + (f": {listed}" if listed else ""))
+        click.echo(
+            f"{name}: {group}: {len(members)} member{'s' if len(members) != 1 else ''}"
+            + (f": {listed}" if listed else "")
+        )
     return ok

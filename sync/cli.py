@@ -24,8 +24,12 @@ def _opened(progress: bool = True, read_only: bool = False) -> Iterator:
     settings = Settings()
     store = _read_only_store(settings.database_url) if read_only else None
     try:
-        ctx = build_context(settings, store=store, progress=(lambda m: click.echo(m, err=True)) if progress else None,
-                            clock=of_command())
+        ctx = build_context(
+            settings,
+            store=store,
+            progress=(lambda m: click.echo(m, err=True)) if progress else None,
+            clock=of_command(),
+        )
     except TargetError as exc:
         if store is not None:
             store.dispose()
@@ -41,8 +45,13 @@ def _opened(progress: bool = True, read_only: bool = False) -> Iterator:
 @click.option("--dry-run", is_flag=True, help="Print the plan (who, add/remove, why); write nothing.")
 @click.option("--entitlement", "entitlements", multiple=True, help="Only this entitlement (repeatable).")
 @click.option("--user", help="Only this person (userName, externalId or id).")
-@click.option("--allow-removals", "release", type=int, metavar="RUN_ID",
-              help="Apply the removals the deletion guard held in run RUN_ID.")
+@click.option(
+    "--allow-removals",
+    "release",
+    type=int,
+    metavar="RUN_ID",
+    help="Apply the removals the deletion guard held in run RUN_ID.",
+)
 def sync(dry_run: bool, entitlements: tuple[str, ...], user: str | None, release: int | None) -> None:
     """Reconcile now: make each entitlement's group match today's decisions.
 
@@ -58,7 +67,7 @@ def sync(dry_run: bool, entitlements: tuple[str, ...], user: str | None, release
             raise click.UsageError(f"unknown entitlement(s): {', '.join(unknown)}")
         person_ids = None
         if user:
-            with ctx.store.read() as session:
+            with ctx.store.session_read() as session:
                 person_ids = [_one_person(session, user)]
         worst = _sync_all(ctx, names, person_ids, dry_run, release)
     sys.exit(worst)
@@ -96,19 +105,28 @@ def _sync_all(ctx, names: list[str], person_ids: list[str] | None, dry_run: bool
 
     worst = 0
     for name in names:
-        result = reconcile(ctx, name, kind=RunKind.RELEASE if release else RunKind.MANUAL, person_ids=person_ids,
-                           dry_run=dry_run, release=release)
+        result = reconcile(
+            ctx,
+            name,
+            kind=RunKind.RELEASE if release else RunKind.MANUAL,
+            person_ids=person_ids,
+            dry_run=dry_run,
+            release=release,
+        )
         if dry_run:
             if result.status is not RunStatus.OK:  # the plan could not be made: say why, never "0 to add"
                 click.echo(f"{name}: dry run {result.status.value} — {result.detail}", err=True)
             else:
                 _print_plan(name, result.plan)
         else:
-            click.echo(f"{name}: run {result.run_id} {result.status.value} {result.counts}"
-                       + (f" — {result.detail}" if result.detail else ""))
+            click.echo(
+                f"{name}: run {result.run_id} {result.status.value} {result.counts}"
+                + (f" — {result.detail}" if result.detail else "")
+            )
             if result.held:
-                click.echo(f"  {len(result.held)} removals held: review, then `walkin sync --allow-removals "
-                           f"{result.run_id}`")
+                click.echo(
+                    f"  {len(result.held)} removals held: review, then `walkin sync --allow-removals {result.run_id}`"
+                )
         worst = max(worst, result.exit_code)
     return worst
 
@@ -152,17 +170,15 @@ def audit(user: str | None, since, entitlement: str | None, run_id: int | None, 
 
     store = _read_only_store(Settings().database_url)
     try:
-        with store.read() as session:
-            rows = read(session, user=user, since=since.date() if since else None, entitlement=entitlement,
-                        run_id=run_id)
+        with store.session_read() as session:
+            rows = read(
+                session, user=user, since=since.date() if since else None, entitlement=entitlement, run_id=run_id
+            )
     except AmbiguousUser as exc:
         raise click.UsageError(str(exc)) from None
     finally:
         store.dispose()
     click.echo(render(rows, fmt), nl=False)
-
-
-
 
 
 @click.command()
@@ -177,8 +193,8 @@ def explain(user: str, at, entitlement: str, as_json: bool) -> None:
     """
     import json as json_module
 
-    from mappings.advice import explain_decision
     from connector.clock import of_command
+    from mappings.advice import explain_decision
     from mappings.model import DEFAULT_MAPPING_PATH, load_mapping
     from mappings.policy import explain as explain_policy
 
@@ -190,15 +206,14 @@ def explain(user: str, at, entitlement: str, as_json: bool) -> None:
         raise click.UsageError(f"unknown entitlement '{entitlement}'")
     store = _read_only_store(settings.database_url)
     try:
-        with store.read() as session:
+        with store.session_read() as session:
             person_id = _one_person(session, user)
             person = load_people(session, mapping, settings.sync.person_key, [person_id])[0]
     finally:
         store.dispose()
     day = at.date() if at else of_command().today(mapping.policy.zone)
     decision, evidence = explain_policy(person.facts, entitlement, day, mapping)
-    result = explain_decision(person.user_name or person_id, person.facts, decision, evidence, mapping,
-                              person.problems)
+    result = explain_decision(person.user_name or person_id, person.facts, decision, evidence, mapping, person.problems)
     click.echo(json_module.dumps(result.to_json_dict(), default=str) if as_json else result.to_text(), nl=as_json)
 
 

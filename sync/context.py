@@ -13,9 +13,20 @@ from connector.settings import Settings
 from connector.store.database import Store
 from mappings.model import DEFAULT_MAPPING_PATH, Mapping, load_mapping
 
+from .settings import TargetKind
 from .targets.base import Target, TargetError
 
 log = logging.getLogger("walkin.sync")
+
+
+def group_for(mapping: Mapping, entitlement: str, kind: TargetKind) -> str | None:
+    """The entitlement's directory group in a target of ``kind``: its Entra group id
+    for ``entra``, its LDAP group DN otherwise; None when the mapping names none.
+    The one rule for "which directory group" (runs and ``walkin check-target``)."""
+    groups = mapping.entitlements[entitlement].directory_group
+    if groups is None:
+        return None
+    return groups.entra_group_id if kind == TargetKind.ENTRA else groups.ldap_group_dn
 
 
 @dataclass
@@ -35,10 +46,7 @@ class SyncContext:
         return self.clock.today(self.mapping.policy.zone)
 
     def group_of(self, entitlement: str) -> str:
-        groups = self.mapping.entitlements[entitlement].directory_group
-        group = None
-        if groups is not None:
-            group = groups.entra_group_id if self.settings.sync.target == "entra" else groups.ldap_group_dn
+        group = group_for(self.mapping, entitlement, self.settings.sync.target)
         if group is None:
             raise TargetError(f"the mapping names no {self.settings.sync.target} group for '{entitlement}'")
         return group
@@ -52,27 +60,35 @@ class SyncContext:
 def make_target(settings: Settings, clock: Clock | None = None) -> tuple[Target, str]:
     """The configured target and its name (the name keys the audit and the entry cache)."""
     kind = settings.sync.target
-    if kind == "ldap":
+    if kind == TargetKind.LDAP:
         if settings.ldap is None:
             raise TargetError("sync.target is 'ldap' but no LDAP settings are given (WALKIN_LDAP__URLS, …)")
         from .targets.ldap import LdapTarget
 
-        return LdapTarget(settings.ldap), "ldap"
-    if kind == "entra":
+        return LdapTarget(settings.ldap), TargetKind.LDAP
+    if kind == TargetKind.ENTRA:
         if settings.graph is None:
-            raise TargetError("sync.target is 'entra' but no Graph settings are given "
-                              "(WALKIN_GRAPH__TENANT_ID, WALKIN_GRAPH__CLIENT_ID, …)")
+            raise TargetError(
+                "sync.target is 'entra' but no Graph settings are given "
+                "(WALKIN_GRAPH__TENANT_ID, WALKIN_GRAPH__CLIENT_ID, …)"
+            )
         from .targets.graph import GraphTarget
 
-        return GraphTarget(settings.graph, wall_clock=clock), "entra"
+        return GraphTarget(settings.graph, wall_clock=clock), TargetKind.ENTRA
     from .targets.memory import MemoryTarget
 
-    return MemoryTarget(), "memory"
+    return MemoryTarget(), TargetKind.MEMORY
 
 
-def build_context(settings: Settings, *, store: Store | None = None, target: Target | None = None,
-                  target_name: str | None = None, progress: Callable[[str], None] | None = None,
-                  clock: Clock | None = None) -> SyncContext:
+def build_context(
+    settings: Settings,
+    *,
+    store: Store | None = None,
+    target: Target | None = None,
+    target_name: str | None = None,
+    progress: Callable[[str], None] | None = None,
+    clock: Clock | None = None,
+) -> SyncContext:
     """:param clock: what time it is for the runs (default: the machine's clock)."""
     mapping = load_mapping(settings.mapping_path or DEFAULT_MAPPING_PATH)
     clock = clock or SystemClock()
@@ -81,5 +97,4 @@ def build_context(settings: Settings, *, store: Store | None = None, target: Tar
     # No memory map: a full run scans whole tables once, and mapped pages of the
     # database file would only swell the worker's resident memory.
     store = store or Store(settings.database_url, memory_map=False, person_key=settings.sync.person_key)
-    return SyncContext(store, settings, mapping, target,
-                       target_name or target.name, clock=clock, progress=progress)
+    return SyncContext(store, settings, mapping, target, target_name or target.name, clock=clock, progress=progress)

@@ -29,7 +29,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections import defaultdict
-from collections.abc import Iterable, Iterator
+from collections.abc import Generator, Iterable, Iterator
 from datetime import date, datetime
 from functools import lru_cache
 from pathlib import Path
@@ -45,7 +45,15 @@ import mappings.facts
 import mappings.model
 import mappings.policy
 import mappings.vocabulary
-from connector.store.models import AccessLossRow, DecisionRow, DirectoryEntryRow, MemberRow, OverrideRow, UserRow
+from connector.store.models import (
+    AccessLossRow,
+    DecisionRow,
+    DirectoryEntryRow,
+    MemberRow,
+    OverrideRow,
+    UserRow,
+    table_of,
+)
 from mappings.model import Mapping
 from mappings.policy import Decision
 
@@ -54,8 +62,7 @@ from . import people as people_module
 
 _CHUNK = 500
 #: The code a decision is made by: a change to any of these files re-decides everyone.
-_POLICY_CODE = (mappings.policy, mappings.facts, mappings.calendar, mappings.model, mappings.vocabulary,
-                people_module)
+_POLICY_CODE = (mappings.policy, mappings.facts, mappings.calendar, mappings.model, mappings.vocabulary, people_module)
 
 
 def fingerprint(mapping: Mapping) -> str:
@@ -68,6 +75,8 @@ def _code_digest() -> bytes:
     """The policy's source, read once per process (every run, event runs included, needs it)."""
     digest = hashlib.sha256()
     for module in _POLICY_CODE:
+        if module.__file__ is None:
+            raise RuntimeError(f"{module.__name__} has no source file")
         digest.update(Path(module.__file__).read_bytes())
     return digest.digest()
 
@@ -78,11 +87,12 @@ def _basis(head: str, version: int, extra: str | None) -> str:
 
 def _chunks(ids: list[str]) -> Iterator[list[str]]:
     for i in range(0, len(ids), _CHUNK):
-        yield ids[i:i + _CHUNK]
+        yield ids[i : i + _CHUNK]
 
 
-def _extras(session: Session, approvals: dict[str, dict], ids: list[str] | None = None,
-            between: tuple[str, str] | None = None) -> dict[str, str]:
+def _extras(
+    session: Session, approvals: dict[str, dict], ids: list[str] | None = None, between: tuple[str, str] | None = None
+) -> dict[str, str]:
     """person id → the part of their basis beyond the user's version (people with
     none are absent): of the given people, or of the people whose id lies
     ``between`` two ids (inclusive, in the database's order)."""
@@ -104,23 +114,38 @@ def _extras(session: Session, approvals: dict[str, dict], ids: list[str] | None 
         for member, group, began in rows(stmt, MemberRow.member_id):
             parts[member].append(f"m{meaning[group]}@{began}")
     for person, entitlement, lost_on in rows(
-            select(AccessLossRow.person_id, AccessLossRow.entitlement, AccessLossRow.lost_on), AccessLossRow.person_id):
+        select(AccessLossRow.person_id, AccessLossRow.entitlement, AccessLossRow.lost_on), AccessLossRow.person_id
+    ):
         parts[person].append(f"l{entitlement}@{lost_on}")
-    for row in rows(select(OverrideRow.person_id, OverrideRow.entitlement, OverrideRow.effect, OverrideRow.until,
-                           OverrideRow.reason, OverrideRow.by), OverrideRow.person_id):
+    for row in rows(
+        select(
+            OverrideRow.person_id,
+            OverrideRow.entitlement,
+            OverrideRow.effect,
+            OverrideRow.until,
+            OverrideRow.reason,
+            OverrideRow.by,
+        ),
+        OverrideRow.person_id,
+    ):
         parts[row[0]].append("o" + json.dumps(list(row[1:])))
     return {person: "|".join(sorted(items)) for person, items in parts.items()}
 
 
 def _meanings(approvals: dict[str, dict]) -> dict[str, str]:
     """group id → what the approval group says (all but its members), in 12 characters."""
-    return {gid: hashlib.blake2b(json.dumps({k: v for k, v in group.items() if k != "members"},
-                                            sort_keys=True, default=str).encode(), digest_size=6).hexdigest()
-            for gid, group in approvals.items()}
+    return {
+        gid: hashlib.blake2b(
+            json.dumps({k: v for k, v in group.items() if k != "members"}, sort_keys=True, default=str).encode(),
+            digest_size=6,
+        ).hexdigest()
+        for gid, group in approvals.items()
+    }
 
 
-def bases(session: Session, mapping_fingerprint: str, approvals: dict[str, dict],
-          person_ids: list[str]) -> dict[str, str]:
+def bases(
+    session: Session, mapping_fingerprint: str, approvals: dict[str, dict], person_ids: list[str]
+) -> dict[str, str]:
     """person id → basis of the given people who are in the store: the fingerprint,
     the user's version, then the sorted memberships (``m<group digest>@<since>``),
     loss dates (``l<entitlement>@<day>``) and overrides (``o[…]``), if any. Plain
@@ -157,8 +182,16 @@ class Surveyed(NamedTuple):
     """Whether that entry was resolved after ``fresh_after``."""
 
 
-def survey(session: Session, entitlement: str, target: str, mapping_fingerprint: str, approvals: dict[str, dict],
-           today: date, fresh_after: datetime, batch: int = 5000) -> Iterator[list[Surveyed]]:
+def survey(
+    session: Session,
+    entitlement: str,
+    target: str,
+    mapping_fingerprint: str,
+    approvals: dict[str, dict],
+    today: date,
+    fresh_after: datetime,
+    batch: int = 5000,
+) -> Generator[list[Surveyed], None, None]:
     """Every person in the store (in no particular order) with their basis, whether
     their stored decision holds, and their cached directory entry — one query over
     the users, the stored decisions and the entry cache (a full run's first look at
@@ -175,8 +208,7 @@ def survey(session: Session, entitlement: str, target: str, mapping_fingerprint:
     d, e = DecisionRow, DirectoryEntryRow
     in_date = and_(d.decided_on <= day, or_(d.recheck_on.is_(None), d.recheck_on > day))
     stmt = (
-        select(UserRow.id, UserRow.version, d.basis, in_date, d.entitled, e.member, e.key,
-               e.resolved_at >= fresh_after)
+        select(UserRow.id, UserRow.version, d.basis, in_date, d.entitled, e.member, e.key, e.resolved_at >= fresh_after)
         .outerjoin(d, and_(d.person_id == UserRow.id, d.entitlement == entitlement))
         .outerjoin(e, and_(e.person_id == UserRow.id, e.target == target))
         # PostgreSQL: a server-side cursor, so the first rows come before the last are
@@ -198,7 +230,9 @@ def survey(session: Session, entitlement: str, target: str, mapping_fingerprint:
 
 def count(session: Session, entitlement: str) -> int:
     """How many decisions of the entitlement are stored."""
-    return session.scalar(select(func.count()).select_from(DecisionRow).where(DecisionRow.entitlement == entitlement))
+    return (
+        session.scalar(select(func.count()).select_from(DecisionRow).where(DecisionRow.entitlement == entitlement)) or 0
+    )
 
 
 def save(session: Session, entitlement: str, decided: dict[str, tuple[str, Decision, date | None]]) -> None:
@@ -209,26 +243,44 @@ def save(session: Session, entitlement: str, decided: dict[str, tuple[str, Decis
     """
     if not decided:
         return
-    insert = pg_insert if session.bind.dialect.name == "postgresql" else sqlite_insert
-    stmt = insert(DecisionRow.__table__)  # Core: executemany, not the ORM's bulk path
+    insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    stmt = insert(table_of(DecisionRow))  # Core: executemany, not the ORM's bulk path
     stmt = stmt.on_conflict_do_update(
         index_elements=["entitlement", "person_id"],
         set_={name: stmt.excluded[name] for name in _UPDATED},
     )
     conn, items = session.connection(), list(decided.items())
     for i in range(0, len(items), ledger.WRITE_SLICE):  # a cold run stores everyone's: a slice of rows at a time
-        conn.execute(stmt, [
-            {"entitlement": entitlement, "person_id": person, "basis": basis, "decided_on": d.at.isoformat(),
-             "recheck_on": None if recheck is None else recheck.isoformat(), "entitled": d.entitled,
-             "by_override": d.by_override, "reasons": ",".join(d.reasons),
-             "valid_through": None if d.valid_through is None else d.valid_through.isoformat(),
-             "entitled_since": None if d.entitled_since is None else d.entitled_since.isoformat()}
-            for person, (basis, d, recheck) in items[i:i + ledger.WRITE_SLICE]
-        ])
+        conn.execute(
+            stmt,
+            [
+                {
+                    "entitlement": entitlement,
+                    "person_id": person,
+                    "basis": basis,
+                    "decided_on": d.at.isoformat(),
+                    "recheck_on": None if recheck is None else recheck.isoformat(),
+                    "entitled": d.entitled,
+                    "by_override": d.by_override,
+                    "reasons": ",".join(d.reasons),
+                    "valid_through": None if d.valid_through is None else d.valid_through.isoformat(),
+                    "entitled_since": None if d.entitled_since is None else d.entitled_since.isoformat(),
+                }
+                for person, (basis, d, recheck) in items[i : i + ledger.WRITE_SLICE]
+            ],
+        )
 
 
-_UPDATED = ("basis", "decided_on", "recheck_on", "entitled", "by_override", "reasons", "valid_through",
-            "entitled_since")
+_UPDATED = (
+    "basis",
+    "decided_on",
+    "recheck_on",
+    "entitled",
+    "by_override",
+    "reasons",
+    "valid_through",
+    "entitled_since",
+)
 
 
 def forget(session: Session, entitlement: str, person_ids: Iterable[str] | None = None) -> None:

@@ -18,6 +18,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from enum import StrEnum
+from typing import Any
 
 from sqlalchemy import and_, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -36,7 +38,9 @@ SCHEDULE = "schedule"
 INGEST_BATCH = 5000
 
 
-class JobStatus:
+class JobStatus(StrEnum):
+    """A sync job's state, as the ``sync_job.status`` column stores it."""
+
     PENDING = "pending"
     RUNNING = "running"
     DONE = "done"
@@ -56,13 +60,13 @@ class Job:
 
 
 def _insert(session: Session):
-    return pg_insert if session.bind.dialect.name == "postgresql" else sqlite_insert
+    return pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
 
 
 def _lock_cursor(session: Session, name: str) -> SyncCursorRow | None:
     """The cursor row, locked for this transaction; None when another worker has it."""
     stmt = select(SyncCursorRow).where(SyncCursorRow.name == name)
-    if session.bind.dialect.name == "postgresql":
+    if session.get_bind().dialect.name == "postgresql":
         stmt = stmt.with_for_update(skip_locked=True)
     row = session.scalars(stmt).first()
     if row is None:
@@ -85,8 +89,9 @@ def persons_of(session: Session, rows: Iterable[JournalRow]) -> dict[str, int]:
         elif row.event == Event.GROUP_RENAMED.value and row.group_id:
             renamed[row.group_id] = row.seq  # a rename can change whose approval it is
     for group_id, seq in renamed.items():
-        members = session.scalars(select(MemberRow.member_id).where(
-            MemberRow.group_id == group_id, MemberRow.member_type == "User"))
+        members = session.scalars(
+            select(MemberRow.member_id).where(MemberRow.group_id == group_id, MemberRow.member_type == "User")
+        )
         for member in members:
             out[member] = max(out.get(member, 0), seq)
     return out
@@ -98,22 +103,31 @@ def ingest(store: Store, now: datetime, batch: int = INGEST_BATCH) -> int:
     :returns: how many journal rows were consumed (0 when none, or when another
         worker is ingesting).
     """
-    with store.write() as session:
+    with store.session_write() as session:
         cursor = _lock_cursor(session, JOURNAL)
         if cursor is None:
             return 0
-        rows = list(session.scalars(
-            select(JournalRow).where(JournalRow.seq > cursor.seq).order_by(JournalRow.seq).limit(batch)))
+        rows = list(
+            session.scalars(select(JournalRow).where(JournalRow.seq > cursor.seq).order_by(JournalRow.seq).limit(batch))
+        )
         if not rows:
             return 0
         persons = persons_of(session, rows)
         if persons:
             insert = _insert(session)
-            stmt = insert(SyncJobRow).values([
-                {"person_id": p, "status": JobStatus.PENDING, "first_seq": seq, "last_seq": seq,
-                 "attempts": 0, "created_at": now}
-                for p, seq in persons.items()
-            ])
+            stmt = insert(SyncJobRow).values(
+                [
+                    {
+                        "person_id": p,
+                        "status": JobStatus.PENDING,
+                        "first_seq": seq,
+                        "last_seq": seq,
+                        "attempts": 0,
+                        "created_at": now,
+                    }
+                    for p, seq in persons.items()
+                ]
+            )
             # One pending job per person: new events fold into it.
             stmt = stmt.on_conflict_do_update(
                 index_elements=[SyncJobRow.person_id],
@@ -127,11 +141,14 @@ def ingest(store: Store, now: datetime, batch: int = INGEST_BATCH) -> int:
 
 def enqueue_full(store: Store, now: datetime) -> bool:
     """Queue a full reconcile unless one is already queued or running."""
-    with store.write() as session:
+    with store.session_write() as session:
         if _lock_cursor(session, SCHEDULE) is None:
             return False
-        queued = session.scalar(select(SyncJobRow.id).where(
-            SyncJobRow.person_id.is_(None), SyncJobRow.status.in_([JobStatus.PENDING, JobStatus.RUNNING])).limit(1))
+        queued = session.scalar(
+            select(SyncJobRow.id)
+            .where(SyncJobRow.person_id.is_(None), SyncJobRow.status.in_([JobStatus.PENDING, JobStatus.RUNNING]))
+            .limit(1)
+        )
         if queued is not None:
             return False
         session.add(SyncJobRow(person_id=None, status=JobStatus.PENDING, attempts=0, created_at=now))
@@ -140,14 +157,16 @@ def enqueue_full(store: Store, now: datetime) -> bool:
 
 def claim(store: Store, worker: str, now: datetime, lease: timedelta, limit: int) -> list[Job]:
     """Claim up to ``limit`` person jobs, or one full job (taken alone)."""
-    with store.write() as session:
+    with store.session_write() as session:
         claimable = or_(
-            and_(SyncJobRow.status == JobStatus.PENDING,
-                 or_(SyncJobRow.lease_until.is_(None), SyncJobRow.lease_until <= now)),
+            and_(
+                SyncJobRow.status == JobStatus.PENDING,
+                or_(SyncJobRow.lease_until.is_(None), SyncJobRow.lease_until <= now),
+            ),
             and_(SyncJobRow.status == JobStatus.RUNNING, SyncJobRow.lease_until <= now),
         )
         stmt = select(SyncJobRow).where(claimable).order_by(SyncJobRow.id).limit(limit)
-        if session.bind.dialect.name == "postgresql":
+        if session.get_bind().dialect.name == "postgresql":
             stmt = stmt.with_for_update(skip_locked=True)
         rows = list(session.scalars(stmt))
         full = [r for r in rows if r.person_id is None]
@@ -161,9 +180,10 @@ def claim(store: Store, worker: str, now: datetime, lease: timedelta, limit: int
 def finish(store: Store, jobs: list[Job], worker: str, now: datetime, detail: str | None = None) -> None:
     if not jobs:
         return
-    with store.write() as session:
+    with store.session_write() as session:
         session.execute(
-            update(SyncJobRow).where(SyncJobRow.id.in_([j.id for j in jobs]), SyncJobRow.claimed_by == worker)
+            update(SyncJobRow)
+            .where(SyncJobRow.id.in_([j.id for j in jobs]), SyncJobRow.claimed_by == worker)
             .values(status=JobStatus.DONE, done_at=now, detail=detail)
         )
 
@@ -173,24 +193,33 @@ def retry_later(store: Store, jobs: list[Job], worker: str, now: datetime, delay
     into a newer pending job of the same person."""
     if not jobs:
         return
-    with store.write() as session:
-        pending = set(session.scalars(select(SyncJobRow.person_id).where(
-            SyncJobRow.status == JobStatus.PENDING,
-            SyncJobRow.person_id.in_([j.person_id for j in jobs if j.person_id]))))
+    with store.session_write() as session:
+        pending = set(
+            session.scalars(
+                select(SyncJobRow.person_id).where(
+                    SyncJobRow.status == JobStatus.PENDING,
+                    SyncJobRow.person_id.in_([j.person_id for j in jobs if j.person_id]),
+                )
+            )
+        )
         for job in jobs:
-            values = {"detail": detail, "claimed_by": None}
+            values: dict[str, Any] = {"detail": detail, "claimed_by": None}
             if job.person_id in pending:
                 values.update(status=JobStatus.FAILED, done_at=now)  # the newer job covers it
             else:
                 values.update(status=JobStatus.PENDING, lease_until=now + delay)
-            session.execute(update(SyncJobRow).where(SyncJobRow.id == job.id, SyncJobRow.claimed_by == worker)
-                            .values(**values))
+            session.execute(
+                update(SyncJobRow).where(SyncJobRow.id == job.id, SyncJobRow.claimed_by == worker).values(**values)
+            )
 
 
 def last_full_start(store: Store) -> datetime | None:
     from connector.store.models import SyncRunRow
 
-    with store.read() as session:
-        return session.scalar(select(SyncRunRow.started_at).where(
-            SyncRunRow.kind.in_([RunKind.FULL.value, RunKind.DAILY.value]), SyncRunRow.dry_run.is_(False))
-            .order_by(SyncRunRow.id.desc()).limit(1))
+    with store.session_read() as session:
+        return session.scalar(
+            select(SyncRunRow.started_at)
+            .where(SyncRunRow.kind.in_([RunKind.FULL.value, RunKind.DAILY.value]), SyncRunRow.dry_run.is_(False))
+            .order_by(SyncRunRow.id.desc())
+            .limit(1)
+        )

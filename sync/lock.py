@@ -24,9 +24,10 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
+from typing import cast
 
-from sqlalchemy import delete, update
+from sqlalchemy import CursorResult, delete, update
 
 from connector.clock import Clock
 from connector.store.database import Store
@@ -73,7 +74,7 @@ def _process_alive(pid: int) -> bool:
 
 
 def _aware(value: datetime) -> datetime:
-    return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 class GroupLock:
@@ -112,7 +113,7 @@ class GroupLock:
     def _try(self) -> Holder | None:
         """One attempt: ``None`` when taken, else the live holder."""
         now = self.clock.now()
-        with self.store.write() as session:
+        with self.store.session_write() as session:
             row = session.get(GroupLockRow, (self.target, self.group), with_for_update=True)
             if row is not None:
                 holder = self._holder(row, now)
@@ -122,8 +123,18 @@ class GroupLock:
                 self.taken_over = holder
                 session.delete(row)
                 session.flush()
-            session.add(GroupLockRow(target=self.target, grp=self.group, run_id=None, owner=self.owner, host=HOST,
-                                     pid=os.getpid(), taken_at=now, lease_until=now + self.lease))
+            session.add(
+                GroupLockRow(
+                    target=self.target,
+                    grp=self.group,
+                    run_id=None,
+                    owner=self.owner,
+                    host=HOST,
+                    pid=os.getpid(),
+                    taken_at=now,
+                    lease_until=now + self.lease,
+                )
+            )
         return None
 
     @staticmethod
@@ -135,25 +146,28 @@ class GroupLock:
 
     def attach(self, run_id: int) -> None:
         """Name the run that holds the lock (shown to whoever waits for it)."""
-        with self.store.write() as session:
+        with self.store.session_write() as session:
             session.execute(update(GroupLockRow).where(self._mine()).values(run_id=run_id))
 
     def _renew(self) -> None:
         interval = max(0.05, self.lease.total_seconds() / 3)
         while not self._stop.wait(interval):
             try:
-                with self.store.write() as session:
-                    renewed = session.execute(update(GroupLockRow).where(self._mine()).values(
-                        lease_until=self.clock.now() + self.lease)).rowcount
+                with self.store.session_write() as session:
+                    result = session.execute(
+                        update(GroupLockRow).where(self._mine()).values(lease_until=self.clock.now() + self.lease)
+                    )
+                    renewed = cast(CursorResult, result).rowcount  # an UPDATE's result is a CursorResult
                 if not renewed:
                     log.error("the lock of %s was taken from this run", self.group)
                     return
-            except Exception:  # noqa: BLE001 - a missed renewal is retried; the lease is three intervals long
+            except Exception:
                 log.exception("could not renew the lock of %s", self.group)
 
     def _mine(self):
-        return (GroupLockRow.target == self.target) & (GroupLockRow.grp == self.group) & (
-            GroupLockRow.owner == self.owner)
+        return (
+            (GroupLockRow.target == self.target) & (GroupLockRow.grp == self.group) & (GroupLockRow.owner == self.owner)
+        )
 
     def release(self) -> None:
         self._stop.set()
@@ -161,6 +175,5 @@ class GroupLock:
             self._renewer.join(timeout=5)
         if self._held:
             self._held = False
-            with self.store.write() as session:
+            with self.store.session_write() as session:
                 session.execute(delete(GroupLockRow).where(self._mine()))
-

@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 
 from connector.store.keys import fold_key
 from connector.store.models import AccessLossRow, GroupRow, MemberRow, OverrideRow, UserRow
-from mappings.facts import Override, PersonFacts, user_to_facts
+from mappings.facts import Effect, Override, PersonFacts, user_to_facts
 from mappings.model import Mapping
 from mappings.scim import parse_path
 
@@ -38,11 +38,17 @@ class Person:
 
 def _chunks(ids: list[str]) -> Iterable[list[str]]:
     for i in range(0, len(ids), _CHUNK):
-        yield ids[i:i + _CHUNK]
+        yield ids[i : i + _CHUNK]
 
 
-def load_people(session: Session, mapping: Mapping, person_key: str, person_ids: Iterable[str] | None = None,
-                *, approvals: dict[str, dict] | None = None) -> list[Person]:
+def load_people(
+    session: Session,
+    mapping: Mapping,
+    person_key: str,
+    person_ids: Iterable[str] | None = None,
+    *,
+    approvals: dict[str, dict] | None = None,
+) -> list[Person]:
     """Every person (or the given ones) with facts ready for :func:`decide`.
 
     Approval-group memberships are only read for groups some approval rule
@@ -68,8 +74,11 @@ def load_people(session: Session, mapping: Mapping, person_key: str, person_ids:
             losses.get(user_id),
             overrides.get(user_id, ()),
         )
-        people.append(Person(user_id, data.get("userName"), resolvable_key(key_path.read(user), stored_key),
-                             facts, tuple(problems)))
+        people.append(
+            Person(
+                user_id, data.get("userName"), resolvable_key(key_path.read(user), stored_key), facts, tuple(problems)
+            )
+        )
     return people
 
 
@@ -127,9 +136,11 @@ def _memberships(session: Session, groups: dict[str, dict], user_ids: list[str] 
 def _losses(session: Session, ids: list[str] | None) -> dict[str, dict[str, date]]:
     out: dict[str, dict[str, date]] = defaultdict(dict)
     stmt = select(AccessLossRow)
-    rows = session.scalars(stmt).all() if ids is None else [
-        r for chunk in _chunks(ids) for r in session.scalars(stmt.where(AccessLossRow.person_id.in_(chunk)))
-    ]
+    rows = (
+        session.scalars(stmt).all()
+        if ids is None
+        else [r for chunk in _chunks(ids) for r in session.scalars(stmt.where(AccessLossRow.person_id.in_(chunk)))]
+    )
     for row in rows:
         out[row.person_id][row.entitlement] = date.fromisoformat(row.lost_on)
     return out
@@ -138,10 +149,19 @@ def _losses(session: Session, ids: list[str] | None) -> dict[str, dict[str, date
 def _overrides(session: Session, ids: list[str] | None) -> dict[str, list[Override]]:
     out: dict[str, list[Override]] = defaultdict(list)
     stmt = select(OverrideRow)
-    rows = session.scalars(stmt).all() if ids is None else [
-        r for chunk in _chunks(ids) for r in session.scalars(stmt.where(OverrideRow.person_id.in_(chunk)))
-    ]
+    rows = (
+        session.scalars(stmt).all()
+        if ids is None
+        else [r for chunk in _chunks(ids) for r in session.scalars(stmt.where(OverrideRow.person_id.in_(chunk)))]
+    )
     for row in rows:
-        out[row.person_id].append(Override(entitlement=row.entitlement, effect=row.effect,
-                                           until=date.fromisoformat(row.until), reason=row.reason, by=row.by))
+        out[row.person_id].append(
+            Override(
+                entitlement=row.entitlement,
+                effect=Effect(row.effect),
+                until=date.fromisoformat(row.until),
+                reason=row.reason,
+                by=row.by,
+            )
+        )
     return out

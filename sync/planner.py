@@ -123,8 +123,16 @@ def plan(
     return out
 
 
-def _old_entries(out: Plan, decisions: Mapping[str, Decision], members: Mapping[str, str], actual: set[str],
-                 holders: Mapping[str, str], known: Mapping[str, str], in_scope: set[str], allowed: set[str]) -> None:
+def _old_entries(
+    out: Plan,
+    decisions: Mapping[str, Decision],
+    members: Mapping[str, str],
+    actual: set[str],
+    holders: Mapping[str, str],
+    known: Mapping[str, str],
+    in_scope: set[str],
+    allowed: set[str],
+) -> None:
     """Removals of entries granted to people decided here that are no longer theirs
     (see :func:`plan`)."""
     for member in sorted(set(holders) & actual - in_scope - allowed):
@@ -146,8 +154,9 @@ class GuardVerdict:
     why: str = ""
 
 
-def deletion_guard(removals: int, group_size: int, *, max_removals: int, max_percent: float,
-                   floor: int) -> GuardVerdict:
+def deletion_guard(
+    removals: int, group_size: int, *, max_removals: int, max_percent: float, floor: int
+) -> GuardVerdict:
     """Whether a run's removals must be held for an administrator (like Entra's
     accidental-deletion prevention): more than ``max_removals``, or more than
     ``max_percent`` of the group — but never for ``floor`` removals or fewer."""
@@ -157,5 +166,7 @@ def deletion_guard(removals: int, group_size: int, *, max_removals: int, max_per
         return GuardVerdict(True, f"{removals} removals exceed the limit of {max_removals}")
     if group_size and removals * 100 > max_percent * group_size:
         share = removals * 100 / group_size
-        return GuardVerdict(True, f"{removals} removals are {share:.0f}% of {group_size} members (limit {max_percent:g}%)")
+        return GuardVerdict(
+            True, f"{removals} removals are {share:.0f}% of {group_size} members (limit {max_percent:g}%)"
+        )
     return GuardVerdict(False)

@@ -18,7 +18,7 @@ from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import closing, nullcontext
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from itertools import chain
 from typing import NamedTuple
 
@@ -68,9 +68,16 @@ def _departed(person_id: str, entitlement: str, today: date) -> Decision:
     return Decision(person_id, entitlement, today, False, False, (ReasonCode.NOT_ACTIVE,), None, None)
 
 
-def reconcile(ctx: SyncContext, entitlement: str, *, kind: RunKind = RunKind.MANUAL, person_ids: list[str] | None = None,
-              dry_run: bool = False, journal_seqs: dict[str, int] | None = None,
-              release: int | None = None) -> RunResult:
+def reconcile(
+    ctx: SyncContext,
+    entitlement: str,
+    *,
+    kind: RunKind = RunKind.MANUAL,
+    person_ids: list[str] | None = None,
+    dry_run: bool = False,
+    journal_seqs: dict[str, int] | None = None,
+    release: int | None = None,
+) -> RunResult:
     """Make the entitlement's group match today's decisions (see module doc).
 
     :param person_ids: only these people (a run caused by journal events); ``None``
@@ -84,15 +91,30 @@ def reconcile(ctx: SyncContext, entitlement: str, *, kind: RunKind = RunKind.MAN
     collecting = gc.isenabled()
     gc.disable()
     try:
-        return _reconcile(ctx, entitlement, kind=kind, person_ids=person_ids, dry_run=dry_run,
-                          journal_seqs=journal_seqs, release=release)
+        return _reconcile(
+            ctx,
+            entitlement,
+            kind=kind,
+            person_ids=person_ids,
+            dry_run=dry_run,
+            journal_seqs=journal_seqs,
+            release=release,
+        )
     finally:
         if collecting:
             gc.enable()
 
 
-def _reconcile(ctx: SyncContext, entitlement: str, *, kind: RunKind, person_ids: list[str] | None, dry_run: bool,
-               journal_seqs: dict[str, int] | None, release: int | None) -> RunResult:
+def _reconcile(
+    ctx: SyncContext,
+    entitlement: str,
+    *,
+    kind: RunKind,
+    person_ids: list[str] | None,
+    dry_run: bool,
+    journal_seqs: dict[str, int] | None,
+    release: int | None,
+) -> RunResult:
     if entitlement not in ctx.mapping.entitlements:
         raise ValueError(f"unknown entitlement '{entitlement}'")
     today = ctx.today()
@@ -115,9 +137,18 @@ def _reconcile(ctx: SyncContext, entitlement: str, *, kind: RunKind, person_ids:
         lock.release()
 
 
-def _run(ctx: SyncContext, entitlement: str, group: str, kind: RunKind, person_ids: list[str] | None, dry_run: bool,
-         journal_seqs: dict[str, int] | None, release: int | None, today: date,
-         lock: GroupLock | None = None) -> RunResult:
+def _run(
+    ctx: SyncContext,
+    entitlement: str,
+    group: str,
+    kind: RunKind,
+    person_ids: list[str] | None,
+    dry_run: bool,
+    journal_seqs: dict[str, int] | None,
+    release: int | None,
+    today: date,
+    lock: GroupLock | None = None,
+) -> RunResult:
     """One run of a group whose lock is held (or a dry run)."""
     target = ctx.target
     full = person_ids is None
@@ -137,7 +168,7 @@ def _run(ctx: SyncContext, entitlement: str, group: str, kind: RunKind, person_i
             raise
 
     fingerprint = stored_decisions.fingerprint(ctx.mapping)
-    with ctx.store.read() as session:
+    with ctx.store.session_read() as session:
         held_before = _held_members(session, release) if release else set()
         approvals = approval_groups(session, ctx.mapping)
         if full:
@@ -146,11 +177,13 @@ def _run(ctx: SyncContext, entitlement: str, group: str, kind: RunKind, person_i
         else:
             # Bases first, then the people: a change racing with this run can only
             # make a stored basis stale (decided again next time), never fresh.
-            ids = sorted(set(person_ids))
+            ids = sorted(set(person_ids or ()))
             bases = stored_decisions.bases(session, fingerprint, approvals, ids)
             fresh_after = _fresh_after(ctx)
-            cache = {p: Cached(e.key, e.member, _aware(e.resolved_at) >= fresh_after)
-                     for p, e in ledger.cached_entries(session, ctx.target_name, ids).items()}
+            cache = {
+                p: Cached(e.key, e.member, _aware(e.resolved_at) >= fresh_after)
+                for p, e in ledger.cached_entries(session, ctx.target_name, ids).items()
+            }
             holdings = ledger.holdings(session, ctx.target_name, entitlement, ids)
     run.approvals = approvals
     holders = run.note_holdings(holdings)
@@ -165,9 +198,9 @@ def _run(ctx: SyncContext, entitlement: str, group: str, kind: RunKind, person_i
             holders = _decide_holders(ctx, run, actual, settled)
         else:
             run.decide(ids, bases, cache, None)
-            for gone in set(ids) - set(run.decisions):
-                run.decisions[gone] = _departed(gone, entitlement, today)
-                run.departed.append(gone)
+            for departed in set(ids) - set(run.decisions):
+                run.decisions[departed] = _departed(departed, entitlement, today)
+                run.departed.append(departed)
             gone = set(run.departed)
             claimed = set(run.members.values())  # entries found for people now
             for p in run.decisions:
@@ -199,12 +232,23 @@ def _run(ctx: SyncContext, entitlement: str, group: str, kind: RunKind, person_i
 
     allowlist = {target.normalise(m) for m in ctx.settings.sync.allowlist}
     streamed = run.writer is not None  # a full run's adds are planned already, chunk by chunk
-    the_plan = plan(run.decisions.values(), run.members, actual, known, allowlist=allowlist, full=full,
-                    settled=settled, holders=holders, with_adds=not streamed)
+    the_plan = plan(
+        run.decisions.values(),
+        run.members,
+        actual,
+        known,
+        allowlist=allowlist,
+        full=full,
+        settled=settled,
+        holders=holders,
+        with_adds=not streamed,
+    )
     if streamed:
         the_plan.adds = run.streamed
-    ctx.say(f"{entitlement}: plan {len(the_plan.adds)} adds, {len(the_plan.removes)} removes, "
-            f"{len(the_plan.unresolved)} unresolved, {the_plan.kept} kept")
+    ctx.say(
+        f"{entitlement}: plan {len(the_plan.adds)} adds, {len(the_plan.removes)} removes, "
+        f"{len(the_plan.unresolved)} unresolved, {the_plan.kept} kept"
+    )
     if dry_run:
         return RunResult(entitlement, RunStatus.OK, the_plan, detail="dry run: nothing written")
 
@@ -227,7 +271,7 @@ def _decide_holders(ctx: SyncContext, run: _Run, actual: set[str], settled: set[
     :returns: member → holder, for the plan."""
     name, entitlement = ctx.target_name, run.entitlement
     covered = set(run.members.values()) | settled
-    with ctx.store.read() as session:
+    with ctx.store.session_read() as session:
         holdings = ledger.holdings(session, name, entitlement, sorted(run.decisions))
         holdings.update(ledger.holdings_of_members(session, name, entitlement, sorted(actual - covered)))
     holders = run.note_holdings(holdings)
@@ -237,13 +281,14 @@ def _decide_holders(ctx: SyncContext, run: _Run, actual: set[str], settled: set[
         for gone in set(owners) - set(run.decisions):
             run.decisions[gone] = _departed(gone, entitlement, run.today)
             run.departed.append(gone)
-        with ctx.store.read() as session:
+        with ctx.store.session_read() as session:
             holders.update(run.note_holdings(ledger.holdings(session, name, entitlement, owners)))
     return holders
 
 
-def _decide_everyone(ctx: SyncContext, run: _Run, group: str, fingerprint: str, known: dict[str, str]
-                     ) -> tuple[set[str], set[str]]:
+def _decide_everyone(
+    ctx: SyncContext, run: _Run, group: str, fingerprint: str, known: dict[str, str]
+) -> tuple[set[str], set[str]]:
     """A full run's reading and deciding. The group is read (in a thread of its own)
     while the store is: one look at everyone's stored decision and entry
     (:func:`_survey`); then the people whose decision may have changed are read and
@@ -256,10 +301,13 @@ def _decide_everyone(ctx: SyncContext, run: _Run, group: str, fingerprint: str, 
     name = ctx.target_name
     found = _Survey(set(), known)
     fresh_after = _fresh_after(ctx)
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="walkin-read") as pool, \
-            ctx.store.read() as session, \
-            closing(stored_decisions.survey(session, run.entitlement, name, fingerprint, run.approvals, run.today,
-                                            fresh_after)) as rows:  # one snapshot: the survey's bases and the people
+    with (
+        ThreadPoolExecutor(max_workers=1, thread_name_prefix="walkin-read") as pool,
+        ctx.store.session_read() as session,
+        closing(
+            stored_decisions.survey(session, run.entitlement, name, fingerprint, run.approvals, run.today, fresh_after)
+        ) as rows,
+    ):  # one snapshot: the survey's bases and the people
         reading = pool.submit(ctx.target.read_members, group)
         first = next(rows, [])  # the memberships, the query and the first rows, while the group is read
         actual = set(reading.result())  # read_members answers normalised
@@ -279,8 +327,10 @@ def _decide_everyone(ctx: SyncContext, run: _Run, group: str, fingerprint: str, 
                 ctx.say(f"{run.entitlement}: {len(run.decisions)} people decided afresh so far")
         run.orphans = stored_decisions.count(session, run.entitlement) > found.seen
         known.update({ctx.target.normalise(e.member): p for p, e in ledger.entries_of_departed(session, name).items()})
-    ctx.say(f"{run.entitlement}: {len(run.decisions)} people decided afresh; the stored decisions of "
-            f"{found.surveyed - len(run.decisions)} others hold")
+    ctx.say(
+        f"{run.entitlement}: {len(run.decisions)} people decided afresh; the stored decisions of "
+        f"{found.surveyed - len(run.decisions)} others hold"
+    )
     return actual, found.settled
 
 
@@ -302,8 +352,9 @@ class _Survey:
     """How many people the store holds (everyone the survey went through)."""
 
 
-def _survey(ctx: SyncContext, rows: Iterable[list[stored_decisions.Surveyed]], actual: set[str],
-            found: _Survey) -> Iterator[list[str]]:
+def _survey(
+    ctx: SyncContext, rows: Iterable[list[stored_decisions.Surveyed]], actual: set[str], found: _Survey
+) -> Iterator[list[str]]:
     """Sort everyone (``rows``: :func:`sync.decisions.survey`) into people whose
     stored decision holds and those to read and decide, yielded
     :data:`PEOPLE_CHUNK` at a time as they are found (their bases in
@@ -349,8 +400,8 @@ def _held_members(session, run_id: int) -> set[str]:
 class Cached(NamedTuple):
     """A person's cached directory entry as a run uses it."""
 
-    key: str
-    """The matching key it was found by."""
+    key: str | None
+    """The matching key it was found by (None when the entry records none)."""
     member: str
     fresh: bool
     """Whether it was resolved within ``resolve_ttl_hours``."""
@@ -394,25 +445,31 @@ def _resolve(ctx: SyncContext, people: list[Person], cache: dict[str, Cached]) -
     found = ctx.target.resolve(lookup)
     keys = {k.person_id: k.key for k in lookup}
     members.update({p: ctx.target.normalise(m) for p, m in found.items()})
-    return Resolved(members, from_cache, {p: (keys[p], m) for p, m in found.items()},
-                    [k.person_id for k in lookup if k.person_id not in found and k.person_id in cache])
+    return Resolved(
+        members,
+        from_cache,
+        {p: (keys[p], m) for p, m in found.items()},
+        [k.person_id for k in lookup if k.person_id not in found and k.person_id in cache],
+    )
 
 
 def _aware(value: datetime) -> datetime:
-    return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
-def _guard(ctx: SyncContext, entitlement: str, the_plan: Plan, released: set[str], full: bool
-           ) -> tuple[list[Change], list[Change]]:
+def _guard(
+    ctx: SyncContext, entitlement: str, the_plan: Plan, released: set[str], full: bool
+) -> tuple[list[Change], list[Change]]:
     """Split removals into those to apply and those the deletion guard holds."""
     s = ctx.settings.sync
     allowed = [c for c in the_plan.removes if c.member in released]
     rest = [c for c in the_plan.removes if c.member not in released]
-    with ctx.store.read() as session:
+    with ctx.store.session_read() as session:
         recent = ledger.recent_removals(session, entitlement, ctx.target_name, ctx.clock.now() - GUARD_WINDOW)
         size = the_plan.actual_size if full else _last_group_size(session, entitlement, ctx.target_name)
-    verdict = deletion_guard(len(rest) + recent, size, max_removals=s.max_removals,
-                             max_percent=s.max_removals_percent, floor=s.guard_floor)
+    verdict = deletion_guard(
+        len(rest) + recent, size, max_removals=s.max_removals, max_percent=s.max_removals_percent, floor=s.guard_floor
+    )
     if verdict.hold and rest:
         ctx.say(f"deletion guard: holding {len(rest)} removals ({verdict.why})")
         the_plan.guard_reason = verdict.why
@@ -422,11 +479,15 @@ def _guard(ctx: SyncContext, entitlement: str, the_plan: Plan, released: set[str
 
 def _last_group_size(session, entitlement: str, target: str) -> int:
     counts = session.scalar(
-        select(SyncRunRow.counts).where(
-            SyncRunRow.entitlement == entitlement, SyncRunRow.target == target,
+        select(SyncRunRow.counts)
+        .where(
+            SyncRunRow.entitlement == entitlement,
+            SyncRunRow.target == target,
             SyncRunRow.kind.in_([k.value for k in ledger.EVERYONE]),
-            SyncRunRow.status.in_([RunStatus.OK.value, RunStatus.HELD.value, RunStatus.PARTIAL.value]))
-        .order_by(SyncRunRow.id.desc()).limit(1)
+            SyncRunRow.status.in_([RunStatus.OK.value, RunStatus.HELD.value, RunStatus.PARTIAL.value]),
+        )
+        .order_by(SyncRunRow.id.desc())
+        .limit(1)
     )
     return int((counts or {}).get("actual", 0))
 
@@ -436,8 +497,17 @@ class _Run:
     :class:`~sync.recorder.Recorder` (the run row, audit entries, holdings, loss
     dates) and, at the end, the caches (stored decisions, the entry cache)."""
 
-    def __init__(self, ctx: SyncContext, entitlement: str, kind: RunKind, group: str, dry_run: bool,
-                 journal_seqs: dict[str, int], approvals: dict[str, dict], today: date) -> None:
+    def __init__(
+        self,
+        ctx: SyncContext,
+        entitlement: str,
+        kind: RunKind,
+        group: str,
+        dry_run: bool,
+        journal_seqs: dict[str, int],
+        approvals: dict[str, dict],
+        today: date,
+    ) -> None:
         self.ctx, self.entitlement, self.kind, self.dry_run = ctx, entitlement, kind, dry_run
         self.journal_seqs, self.approvals, self.today = journal_seqs, approvals, today
         self.names = ctx.mapping.closure((entitlement,))  # the entitlement and its prerequisites
@@ -467,12 +537,13 @@ class _Run:
             self.who.setdefault(h.person_id, (h.user_name, None))
         return {self.ctx.target.normalise(m): h.person_id for m, h in holdings.items()}
 
-    def decide(self, ids: list[str], bases: dict[str, str], cache: dict[str, Cached], actual: set[str] | None, *,
-               session=None) -> None:
+    def decide(
+        self, ids: list[str], bases: dict[str, str], cache: dict[str, Cached], actual: set[str] | None, *, session=None
+    ) -> None:
         """Read, resolve and decide these people. ``actual``: the complete group (a
         full run), whose adds for these people then go to the writer at once."""
         ctx = self.ctx
-        with nullcontext(session) if session is not None else ctx.store.read() as reading:
+        with nullcontext(session) if session is not None else ctx.store.session_read() as reading:
             people = load_people(reading, ctx.mapping, ctx.settings.sync.person_key, ids, approvals=self.approvals)
         resolved = _resolve(ctx, people, cache)
         members = resolved.members
@@ -484,13 +555,23 @@ class _Run:
             self.decisions[person.person_id] = decision
             basis = bases.get(person.person_id)
             if basis is not None:
-                self.decided[person.person_id] = (basis, decision, next_change(person.facts, self.today,
-                                                                               decided.values()))
+                self.decided[person.person_id] = (
+                    basis,
+                    decision,
+                    next_change(person.facts, self.today, decided.values()),
+                )
         # An event run's grant rests on an entry read now: a cached one may have been
         # renamed or deleted since (AD moves a renamed entry's member values itself).
         # A full run distrusts the cache where it matters, in the survey (above).
-        again = [person for person in people if person.person_id in resolved.from_cache
-                 and self.decisions[person.person_id].entitled] if actual is None else []
+        again = (
+            [
+                person
+                for person in people
+                if person.person_id in resolved.from_cache and self.decisions[person.person_id].entitled
+            ]
+            if actual is None
+            else []
+        )
         if again:
             checked = _resolve(ctx, again, {})
             for person in again:
@@ -520,10 +601,15 @@ class _Run:
     def _entry(self, change: Change, action: AuditAction, result: AuditResult, detail: str | None = None) -> AuditEntry:
         pid = change.person_id or ""
         return AuditEntry(
-            action=action, result=result, person_id=change.person_id,
-            user_name=self.who.get(pid, (None, None))[0], member=change.member,
-            reasons=list(change.reasons), evidence=self.digests.get(pid) if change.decision else None,
-            detail=detail, journal_seq=self.journal_seqs.get(pid),
+            action=action,
+            result=result,
+            person_id=change.person_id,
+            user_name=self.who.get(pid, (None, None))[0],
+            member=change.member,
+            reasons=list(change.reasons),
+            evidence=self.digests.get(pid) if change.decision else None,
+            detail=detail,
+            journal_seq=self.journal_seqs.get(pid),
         )
 
     # ------------------------------------------------------------ writing
@@ -546,8 +632,9 @@ class _Run:
         if self.dry_run:
             return RunResult(self.entitlement, status, the_plan, detail=why)
         counts = self._stopped_counts()
-        self.recorder.finish([AuditEntry(AuditAction.REFUSED, AuditResult.SKIPPED, detail=why)], status, counts, [],
-                             why)
+        self.recorder.finish(
+            [AuditEntry(AuditAction.REFUSED, AuditResult.SKIPPED, detail=why)], status, counts, [], why
+        )
         return RunResult(self.entitlement, status, the_plan, run_id=self.run_id, counts=counts, detail=why)
 
     def abandon(self) -> None:
@@ -560,17 +647,26 @@ class _Run:
         if self.recorder.run_id is None:
             return
         try:
-            self.recorder.finish([], RunStatus.FAILED, self._stopped_counts(), [],
-                                 "the run stopped on an unexpected error")
-        except Exception:  # noqa: BLE001 - the original error is re-raised by the caller
+            self.recorder.finish(
+                [], RunStatus.FAILED, self._stopped_counts(), [], "the run stopped on an unexpected error"
+            )
+        except Exception:
             log.exception("could not record run %s", self.run_id)
 
     def _stopped_counts(self) -> dict:
         """The counts of a run that stopped before its plan: what its writer did."""
         return {"added": self.writer.added, "failed": len(self.writer.failures)} if self.writer else {}
 
-    def apply(self, the_plan: Plan, group: str, removes: list[Change], held: list[Change],
-              release: int | None, actual: set[str], holders: dict[str, str]) -> RunResult:
+    def apply(
+        self,
+        the_plan: Plan,
+        group: str,
+        removes: list[Change],
+        held: list[Change],
+        release: int | None,
+        actual: set[str],
+        holders: dict[str, str],
+    ) -> RunResult:
         """Hand the rest of the plan to the writer (a full run's has most of its adds
         already), store what was decided while it writes, and record the outcome.
         Each change's audit entry, holding and loss date are stored by the recorder
@@ -581,7 +677,7 @@ class _Run:
             writer.add(the_plan.adds)
         writer.remove(removes)
         writer.close()
-        with ctx.store.write() as session:  # caches only: right whatever the writes' outcome
+        with ctx.store.session_write() as session:  # caches only: right whatever the writes' outcome
             ledger.store_entries(session, ctx.target_name, self.cache_update, ctx.clock.now())
             ledger.forget_entries(session, ctx.target_name, self.cache_forget)
             stored_decisions.save(session, self.entitlement, self.decided)
@@ -595,11 +691,18 @@ class _Run:
             entries.append(self._entry(change, AuditAction.HOLD, AuditResult.HELD, the_plan.guard_reason))
         for decision in the_plan.unresolved:
             user_name, key = self.who.get(decision.person_id, (None, None))
-            entries.append(AuditEntry(
-                AuditAction.UNRESOLVED, AuditResult.SKIPPED, person_id=decision.person_id,
-                user_name=user_name, reasons=[], evidence=self.digests.get(decision.person_id),
-                detail=f"no directory entry matches {ctx.settings.sync.person_key} = {key!r}",
-                journal_seq=self.journal_seqs.get(decision.person_id)))
+            entries.append(
+                AuditEntry(
+                    AuditAction.UNRESOLVED,
+                    AuditResult.SKIPPED,
+                    person_id=decision.person_id,
+                    user_name=user_name,
+                    reasons=[],
+                    evidence=self.digests.get(decision.person_id),
+                    detail=f"no directory entry matches {ctx.settings.sync.person_key} = {key!r}",
+                    journal_seq=self.journal_seqs.get(decision.person_id),
+                )
+            )
         if held:
             status = RunStatus.HELD
         elif writer.failures:
@@ -607,34 +710,48 @@ class _Run:
         else:
             status = RunStatus.OK
         counts = {
-            "actual": the_plan.actual_size, "planned_adds": len(the_plan.adds), "planned_removes": len(the_plan.removes),
-            "added": writer.added, "removed": writer.removed, "held": len(held), "unresolved": len(the_plan.unresolved),
-            "failed": len(writer.failures), "kept": the_plan.kept,
+            "actual": the_plan.actual_size,
+            "planned_adds": len(the_plan.adds),
+            "planned_removes": len(the_plan.removes),
+            "added": writer.added,
+            "removed": writer.removed,
+            "held": len(held),
+            "unresolved": len(the_plan.unresolved),
+            "failed": len(writer.failures),
+            "kept": the_plan.kept,
         }
         held_list = [{"member": c.member, "person_id": c.person_id, "reasons": list(c.reasons)} for c in held]
         departed = set(self.departed)
         gone = sorted({c.person_id for c in removes if c.person_id in departed})
         # Entitled members granted before holdings were kept (or granted for whoever
         # held the entry before): theirs now.
-        adopt = [(m, p, self.who.get(p, (None, None))[0]) for p, m in self.members.items()
-                 if m in actual and holders.get(m) != p and self.decisions.get(p) is not None
-                 and self.decisions[p].entitled]
+        adopt = [
+            (m, p, self.who.get(p, (None, None))[0])
+            for p, m in self.members.items()
+            if m in actual and holders.get(m) != p and self.decisions.get(p) is not None and self.decisions[p].entitled
+        ]
         detail = "; ".join(writer.failures[:5]) or the_plan.guard_reason
 
         def record(session) -> None:
             ledger.hold(session, ctx.target_name, self.entitlement, adopt, ctx.clock.now(), self.run_id)
             # A deleted person's cached entry goes once no entitlement holds it for them.
-            ledger.forget_entries(session, ctx.target_name,
-                                  sorted(set(gone) - ledger.people_holding(session, ctx.target_name, gone)))
+            ledger.forget_entries(
+                session, ctx.target_name, sorted(set(gone) - ledger.people_holding(session, ctx.target_name, gone))
+            )
             if release is not None:
                 self.recorder.release_of(session, release)
 
         self.recorder.finish(entries, status, counts, held_list, detail, record)
-        written = {HoldingRow.__tablename__: len(adopt), DecisionRow.__tablename__: len(self.decided),
-                   DirectoryEntryRow.__tablename__: len(self.cache_update)}
+        written = {
+            HoldingRow.__tablename__: len(adopt),
+            DecisionRow.__tablename__: len(self.decided),
+            DirectoryEntryRow.__tablename__: len(self.cache_update),
+        }
         if max(written.values()) >= BULK_ROWS:  # a first run, or the back-fill's first
             ctx.store.refresh_statistics(written)
-        ctx.say(f"{self.entitlement}: run {self.run_id} {status.value}: +{writer.added} -{writer.removed}"
-                + (f", {len(held)} removals held" if held else "")
-                + (f", {len(writer.failures)} failed" if writer.failures else ""))
+        ctx.say(
+            f"{self.entitlement}: run {self.run_id} {status.value}: +{writer.added} -{writer.removed}"
+            + (f", {len(held)} removals held" if held else "")
+            + (f", {len(writer.failures)} failed" if writer.failures else "")
+        )
         return RunResult(self.entitlement, status, the_plan, self.run_id, counts, held_list, detail)

@@ -65,7 +65,7 @@ class Recorder:
     failed: bool = False
     """Whether storing an outcome failed (the writer then writes nothing more)."""
     _guard: threading.Lock = field(default_factory=threading.Lock)
-    _queue: queue.SimpleQueue | None = None
+    _queue: queue.SimpleQueue = field(default_factory=queue.SimpleQueue)
     _thread: threading.Thread | None = None
 
     @property
@@ -75,9 +75,15 @@ class Recorder:
     def start(self) -> int:
         """Open the run row (once)."""
         if self.run_id is None:
-            with self.ctx.store.write() as session:
-                self.run_id = ledger.start_run(session, kind=self.kind, entitlement=self.entitlement,
-                                               target=self._target, dry_run=False, now=self.ctx.clock.now())
+            with self.ctx.store.session_write() as session:
+                self.run_id = ledger.start_run(
+                    session,
+                    kind=self.kind,
+                    entitlement=self.entitlement,
+                    target=self._target,
+                    dry_run=False,
+                    now=self.ctx.clock.now(),
+                )
         return self.run_id
 
     # ------------------------------------------------ the writer thread's hooks
@@ -88,11 +94,22 @@ class Recorder:
         rows = []
         for change in changes:
             entry = self.entry(change, AuditAction(change.action.value), AuditResult.OK, None)
-            rows.append({"run_id": run_id, "target": self._target, "entitlement": self.entitlement,
-                         "grp": self.group, "action": change.action.value, "member": change.member,
-                         "person_id": change.person_id, "user_name": entry.user_name, "reasons": entry.reasons,
-                         "evidence": entry.evidence, "journal_seq": entry.journal_seq})
-        with self.ctx.store.write() as session:
+            rows.append(
+                {
+                    "run_id": run_id,
+                    "target": self._target,
+                    "entitlement": self.entitlement,
+                    "grp": self.group,
+                    "action": change.action.value,
+                    "member": change.member,
+                    "person_id": change.person_id,
+                    "user_name": entry.user_name,
+                    "reasons": entry.reasons,
+                    "evidence": entry.evidence,
+                    "journal_seq": entry.journal_seq,
+                }
+            )
+        with self.ctx.store.session_write() as session:
             ledger.pend(session, rows)
 
     def settle(self, settled: list[Settled]) -> None:
@@ -100,7 +117,7 @@ class Recorder:
         with self._guard:
             batch = [*self.unstored, *settled]
             try:
-                with self.ctx.store.write() as session:
+                with self.ctx.store.session_write() as session:
                     self.store(session, batch)
             except Exception:
                 self.unstored = batch
@@ -128,7 +145,7 @@ class Recorder:
                 batch.extend(more)
             try:
                 self.settle(batch)
-            except Exception:  # noqa: BLE001 - kept in unstored, stored at the end or settled by the next run
+            except Exception:
                 log.exception("could not record the outcome of writes to %s", self.group)
                 self.failed = True
             if stop:
@@ -150,9 +167,17 @@ class Recorder:
     def store(self, session, batch: list[Settled]) -> None:
         """In ``session``: the audit entries of settled changes, their effects
         (holdings, loss dates) and the end of their pending rows."""
+        if self.run_id is None:
+            raise RuntimeError("outcomes stored before the run started")
         now = self.ctx.clock.now()
-        ledger.write_audit(session, [s.entry for s in batch], run_id=self.run_id, entitlement=self.entitlement,
-                           target=self._target, now=now)
+        ledger.write_audit(
+            session,
+            [s.entry for s in batch],
+            run_id=self.run_id,
+            entitlement=self.entitlement,
+            target=self._target,
+            now=now,
+        )
         granted, dropped, lost = [], [], []
         for s in batch:
             if not s.applied:
@@ -172,21 +197,30 @@ class Recorder:
 
     # ----------------------------------------------------------- the end
 
-    def finish(self, entries: list[AuditEntry], status: RunStatus, counts: dict, held: list, detail: str | None,
-               more: Callable[[object], None] | None = None) -> None:
+    def finish(
+        self,
+        entries: list[AuditEntry],
+        status: RunStatus,
+        counts: dict,
+        held: list,
+        detail: str | None,
+        more: Callable[[object], None] | None = None,
+    ) -> None:
         """Write the run's last audit entries (and whatever the writer could not
         store), run ``more`` in the same transaction, and close the run row."""
         self.flush()
         end = self.ctx.clock.now()
-        with self._guard, self.ctx.store.write() as session:
+        with self._guard, self.ctx.store.session_write() as session:
             if self.run_id is None:
-                self.run_id = ledger.start_run(session, kind=self.kind, entitlement=self.entitlement,
-                                               target=self._target, dry_run=False, now=end)
+                self.run_id = ledger.start_run(
+                    session, kind=self.kind, entitlement=self.entitlement, target=self._target, dry_run=False, now=end
+                )
             if self.unstored:
                 self.store(session, self.unstored)
                 self.unstored = []
-            ledger.write_audit(session, entries, run_id=self.run_id, entitlement=self.entitlement,
-                               target=self._target, now=end)
+            ledger.write_audit(
+                session, entries, run_id=self.run_id, entitlement=self.entitlement, target=self._target, now=end
+            )
             if more is not None:
                 more(session)
             ledger.finish_run(session, self.run_id, status=status, counts=counts, held=held, detail=detail, now=end)

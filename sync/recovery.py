@@ -33,11 +33,14 @@ def settle_leftovers(recorder: Recorder, group: str) -> int:
         plan: the pending changes stay pending)."""
     ctx = recorder.ctx
     run_id = recorder.start()
-    with ctx.store.write() as session:
-        dead = ledger.mark_interrupted(session, recorder.entitlement, ctx.target_name, other_than=run_id,
-                                       now=ctx.clock.now())
-        rows = [(r.id, r.run_id, r.action, r.member, r.person_id, r.user_name, list(r.reasons), r.evidence,
-                 r.journal_seq) for r in ledger.pending_of(session, ctx.target_name, group, other_than=run_id)]
+    with ctx.store.session_write() as session:
+        dead = ledger.mark_interrupted(
+            session, recorder.entitlement, ctx.target_name, other_than=run_id, now=ctx.clock.now()
+        )
+        rows = [
+            (r.id, r.run_id, r.action, r.member, r.person_id, r.user_name, list(r.reasons), r.evidence, r.journal_seq)
+            for r in ledger.pending_of(session, ctx.target_name, group, other_than=run_id)
+        ]
     if dead:
         ctx.say(f"{recorder.entitlement}: run(s) {', '.join(map(str, dead))} were interrupted; settling what they left")
     if not rows:
@@ -50,11 +53,19 @@ def settle_leftovers(recorder: Recorder, group: str) -> int:
         if not applied:
             continue
         made += 1
-        entry = AuditEntry(AuditAction(action), AuditResult.OK, person_id=person_id, user_name=user_name,
-                           member=member, reasons=reasons, evidence=evidence,
-                           detail=f"{FOUND} (run {old_run})", journal_seq=seq)
+        entry = AuditEntry(
+            AuditAction(action),
+            AuditResult.OK,
+            person_id=person_id,
+            user_name=user_name,
+            member=member,
+            reasons=reasons,
+            evidence=evidence,
+            detail=f"{FOUND} (run {old_run})",
+            journal_seq=seq,
+        )
         settled.append(Settled(Change(kind, member, person_id, None), entry, True))
-    with ctx.store.write() as session:
+    with ctx.store.session_write() as session:
         if settled:
             recorder.store(session, settled)
         ledger.drop_pending(session, [r[0] for r in rows])

@@ -2,15 +2,24 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from enum import StrEnum
 
 from pydantic import BaseModel, Field, field_validator
+
+
+class TargetKind(StrEnum):
+    """Which kind of directory a sync writes to; also the target's name in the audit
+    and the entry cache."""
+
+    LDAP = "ldap"
+    ENTRA = "entra"  # Microsoft Graph
+    MEMORY = "memory"  # in-process, for tests and dry runs of the wiring
 
 
 class SyncSettings(BaseModel):
     """How decisions reach the directory, and the safety rails around it."""
 
-    target: Literal["ldap", "entra", "memory"] = "ldap"
+    target: TargetKind = TargetKind.LDAP
     """Which directory holds the groups (their names are in the mapping file)."""
 
     person_key: str = "userName"

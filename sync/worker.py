@@ -8,7 +8,7 @@ import os
 import signal
 import socket
 import threading
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from mappings.calendar import local_date
 
@@ -39,9 +39,7 @@ def full_due(ctx: SyncContext, last: datetime | None, now: datetime) -> bool:
     if last is None:
         return True
     if last.tzinfo is None:
-        from datetime import timezone
-
-        last = last.replace(tzinfo=timezone.utc)
+        last = last.replace(tzinfo=UTC)
     if now - last >= timedelta(seconds=ctx.settings.sync.full_interval_seconds):
         return True
     zone = ctx.mapping.policy.zone
@@ -82,8 +80,8 @@ class Worker:
         ctx = self.ctx
         full = claimed[0].full
         kind = RunKind.DAILY if full and self._first_today() else (RunKind.FULL if full else RunKind.EVENT)
-        persons = None if full else sorted({j.person_id for j in claimed})
-        seqs = {j.person_id: j.last_seq for j in claimed if j.person_id}
+        persons = None if full else sorted({j.person_id for j in claimed if j.person_id is not None})
+        seqs = {j.person_id: j.last_seq for j in claimed if j.person_id and j.last_seq is not None}
         failed = []
         for entitlement in self.entitlements:
             try:
@@ -97,8 +95,7 @@ class Worker:
         if failed:
             log.warning("jobs %s will be retried: %s", [j.id for j in claimed], "; ".join(failed))
             delay = timedelta(seconds=min(300, 5 * 2 ** max(j.attempts for j in claimed)))
-            jobs.retry_later(ctx.store, claimed, self.name, now, delay,
-                             "; ".join(failed)[:2000])
+            jobs.retry_later(ctx.store, claimed, self.name, now, delay, "; ".join(failed)[:2000])
         else:
             jobs.finish(ctx.store, claimed, self.name, now)
 
@@ -114,10 +111,9 @@ class Worker:
         while not self.stopping.is_set():
             try:
                 processed = self.step()
-            except Exception:  # noqa: BLE001 - the worker must outlive one bad round; it is logged in full
+            except Exception:
                 log.exception("worker round failed; retrying")
                 processed = 0
             if not processed:
                 self.stopping.wait(self.ctx.settings.sync.poll_seconds)
         log.info("worker %s stopped", self.name)
-

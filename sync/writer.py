@@ -34,11 +34,12 @@ from collections.abc import Callable
 from .ledger import AuditAction, AuditEntry, AuditResult
 from .planner import Change
 from .recorder import Recorder, Settled
-from .targets.base import Outcome, Target, TargetError, partial_result
+from .targets.base import Outcome, Target, TargetError, WriteResult, partial_result
 
 log = logging.getLogger("walkin.sync")
 
 WRITE_CHUNK = 1000  # members handed to the target per call (their audit entries are ready after it)
+
 
 class Writer:
     """Writes changes to one group of ``target`` from a thread of its own.
@@ -57,8 +58,9 @@ class Writer:
     of them may be read at any time (a run records them as it goes).
     """
 
-    def __init__(self, target: Target, group: str, current: set[str] | None, recorder: Recorder,
-                 say: Callable[[str], None]) -> None:
+    def __init__(
+        self, target: Target, group: str, current: set[str] | None, recorder: Recorder, say: Callable[[str], None]
+    ) -> None:
         self.target, self.group, self._recorder, self._say = target, group, recorder, say
         self._entry = recorder.entry
         self._current = set(current) if current is not None else None
@@ -128,7 +130,7 @@ class Writer:
             changes, adding = item
             size = WRITE_CHUNK - WRITE_CHUNK % self._batch or WRITE_CHUNK  # whole requests per call
             for start in range(0, len(changes), size):
-                chunk = changes[start:start + size]
+                chunk = changes[start : start + size]
                 if self.stopped:
                     self._not_attempted(chunk)
                 else:
@@ -144,6 +146,7 @@ class Writer:
             self._not_attempted(chunk, "not attempted, the store could not record the outcomes")
             return
         settled: list[Settled] = []
+        result: WriteResult | None
         try:
             result = write(self.group, list(by_member), current=self._current)
         except TargetError as exc:
@@ -185,8 +188,9 @@ class Writer:
     def _not_attempted(self, chunk: list[Change], why: str = "not attempted, the directory is unavailable") -> None:
         settled = []
         for change in chunk:
-            self.entries.append(self._entry(change, AuditAction.FAILED, AuditResult.FAILED,
-                                            f"{change.action.value}: {why}"))
+            self.entries.append(
+                self._entry(change, AuditAction.FAILED, AuditResult.FAILED, f"{change.action.value}: {why}")
+            )
             settled.append(Settled(change, self.entries[-1], False))
             self.failures.append(f"{change.member}: not attempted")
         self._recorder.defer(settled)  # stored with the run's end

@@ -16,7 +16,7 @@ from __future__ import annotations
 import os
 import shutil
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 from sqlalchemy import create_engine, text
@@ -34,7 +34,7 @@ POSTGRES_URL = os.environ.get("WALKIN_TEST_POSTGRES_URL")
 REQUIRE_POSTGRES = os.environ.get("WALKIN_TEST_REQUIRE_POSTGRES") == "1"
 
 #: Where every test's clock stands unless the test moves it: 12:00 in Denver.
-NOON = datetime(2026, 11, 29, 19, 0, tzinfo=timezone.utc)
+NOON = datetime(2026, 11, 29, 19, 0, tzinfo=UTC)
 
 BACKENDS = ["sqlite"] + (["postgresql"] if POSTGRES_URL or REQUIRE_POSTGRES else [])
 

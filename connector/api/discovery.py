@@ -13,35 +13,41 @@ bp = Blueprint("discovery", __name__)
 
 
 def _list(resources: list[dict]) -> Response:
-    return scim_response({
-        "schemas": [Urn.LIST.value],
-        "totalResults": len(resources),
-        "startIndex": 1,
-        "itemsPerPage": len(resources),
-        "Resources": resources,
-    })
+    return scim_response(
+        {
+            "schemas": [Urn.LIST.value],
+            "totalResults": len(resources),
+            "startIndex": 1,
+            "itemsPerPage": len(resources),
+            "Resources": resources,
+        }
+    )
 
 
 @bp.get("/ServiceProviderConfig")
 def service_provider_config() -> Response:
     settings = current_app.config["WALKIN_SETTINGS"]
-    return scim_response({
-        "schemas": [Urn.SPC.value],
-        "documentationUri": "https://datatracker.ietf.org/doc/html/rfc7644",
-        "patch": {"supported": True},
-        "bulk": {"supported": False, "maxOperations": 0, "maxPayloadSize": 0},
-        "filter": {"supported": True, "maxResults": settings.scim.max_page_size},
-        "changePassword": {"supported": False},
-        "sort": {"supported": True},
-        "etag": {"supported": True},
-        "authenticationSchemes": [{
-            "type": "oauthbearertoken",
-            "name": "Bearer token",
-            "description": "A long-lived bearer token in the Authorization header (Entra's 'Secret Token').",
-            "primary": True,
-        }],
-        "meta": {"resourceType": "ServiceProviderConfig", "location": f"{base_url()}/ServiceProviderConfig"},
-    })
+    return scim_response(
+        {
+            "schemas": [Urn.SPC.value],
+            "documentationUri": "https://datatracker.ietf.org/doc/html/rfc7644",
+            "patch": {"supported": True},
+            "bulk": {"supported": False, "maxOperations": 0, "maxPayloadSize": 0},
+            "filter": {"supported": True, "maxResults": settings.scim.max_page_size},
+            "changePassword": {"supported": False},
+            "sort": {"supported": True},
+            "etag": {"supported": True},
+            "authenticationSchemes": [
+                {
+                    "type": "oauthbearertoken",
+                    "name": "Bearer token",
+                    "description": "A long-lived bearer token in the Authorization header (Entra's 'Secret Token').",
+                    "primary": True,
+                }
+            ],
+            "meta": {"resourceType": "ServiceProviderConfig", "location": f"{base_url()}/ServiceProviderConfig"},
+        }
+    )
 
 
 @bp.get("/ResourceTypes")

@@ -16,7 +16,13 @@ from werkzeug.sansio.utils import get_current_url
 
 from connector.jsontext import dumps_utf8
 from connector.scim.errors import (
-    InvalidSyntax, MethodNotAllowed, NotFound, PayloadTooLarge, ScimError, Unauthorized, error_body,
+    InvalidSyntax,
+    MethodNotAllowed,
+    NotFound,
+    PayloadTooLarge,
+    ScimError,
+    Unauthorized,
+    error_body,
 )
 
 log = logging.getLogger("walkin.api")
@@ -54,11 +60,15 @@ def json_body() -> Any:
     """The request body as JSON. :raises InvalidSyntax: when it is not JSON."""
     raw = request.get_data(cache=False)
     limit = current_app.config.get("MAX_CONTENT_LENGTH")
-    if request.content_length is None and limit is not None and len(raw) >= limit:
-        # A chunked body is cut at the limit by Werkzeug, silently: anything left
-        # in the raw input means the body was larger than allowed.
-        if request.environ["wsgi.input"].read(1):
-            raise PayloadTooLarge("the request body is too large")
+    # A chunked body is cut at the limit by Werkzeug, silently: anything left
+    # in the raw input means the body was larger than allowed.
+    if (
+        request.content_length is None
+        and limit is not None
+        and len(raw) >= limit
+        and request.environ["wsgi.input"].read(1)
+    ):
+        raise PayloadTooLarge("the request body is too large")
     if not raw.strip():
         raise InvalidSyntax("the request has no body")
     try:
@@ -122,8 +132,9 @@ def install_app_errors(app) -> None:
             return error_response(PayloadTooLarge("the request body is too large"))
         if code == 405:
             response = error_response(MethodNotAllowed(f"{request.method} is not supported on this endpoint"))
-            if error.valid_methods:
-                response.headers["Allow"] = ", ".join(error.valid_methods)
+            allowed = getattr(error, "valid_methods", None)  # set on werkzeug's MethodNotAllowed
+            if allowed:
+                response.headers["Allow"] = ", ".join(allowed)
             return response
         if code == 404:
             return error_response(NotFound(f"no endpoint at {request.path}"))

@@ -62,13 +62,15 @@ def _query(params: Any) -> Query:
 
 def _list(kinds: tuple[ResourceKind, ...], query: Query) -> Response:
     page = service().search(kinds, query, base_url())
-    return scim_response({
-        "schemas": [Urn.LIST.value],
-        "totalResults": page.total,
-        "startIndex": page.start_index,
-        "itemsPerPage": len(page.resources),
-        "Resources": page.resources,
-    })
+    return scim_response(
+        {
+            "schemas": [Urn.LIST.value],
+            "totalResults": page.total,
+            "startIndex": page.start_index,
+            "itemsPerPage": len(page.resources),
+            "Resources": page.resources,
+        }
+    )
 
 
 def _projection(kind: ResourceKind):
@@ -78,7 +80,7 @@ def _projection(kind: ResourceKind):
 
 def _get(kind: ResourceKind, written) -> Response:
     match = request.headers.get("If-None-Match")
-    if match and written.etag in [t.strip() for t in match.split(",")] or match == "*":
+    if (match and written.etag in [t.strip() for t in match.split(",")]) or match == "*":
         return Response(status=304, headers={"ETag": written.etag})
     return scim_response(written.resource, etag=written.etag)
 
@@ -123,8 +125,7 @@ def replace_user(user_id: str) -> Response:
 
 @bp.patch("/Users/<user_id>")
 def patch_user(user_id: str) -> Response:
-    written = service().patch_user(user_id, json_body(), base_url(), request.headers.get("If-Match"),
-                                   _projection(USER))
+    written = service().patch_user(user_id, json_body(), base_url(), request.headers.get("If-Match"), _projection(USER))
     return scim_response(written.resource, etag=written.etag)
 
 
@@ -167,8 +168,9 @@ def replace_group(group_id: str) -> Response:
 def patch_group(group_id: str) -> Response:
     # 204 unless the client asks for the resource (RFC 7644 §3.5.2; Entra advises 204).
     wants = "attributes" in request.args or "excludedAttributes" in request.args
-    written = service().patch_group(group_id, json_body(), base_url(), request.headers.get("If-Match"),
-                                    _projection(GROUP) if wants else None)
+    written = service().patch_group(
+        group_id, json_body(), base_url(), request.headers.get("If-Match"), _projection(GROUP) if wants else None
+    )
     if written.resource:
         return scim_response(written.resource, etag=written.etag)
     return no_content(written.etag)

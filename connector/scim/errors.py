@@ -67,16 +67,8 @@ class InvalidValue(ScimError):
     status, scim_type = 400, "invalidValue"
 
 
-class InvalidVersion(ScimError):
-    status, scim_type = 400, "invalidVers"
-
-
 class Unauthorized(ScimError):
     status = 401
-
-
-class Forbidden(ScimError):
-    status = 403
 
 
 class NotFound(ScimError):
@@ -93,11 +85,3 @@ class PreconditionFailed(ScimError):
 
 class PayloadTooLarge(ScimError):
     status = 413
-
-
-class UnsupportedMediaType(ScimError):
-    status = 415
-
-
-class NotImplementedFeature(ScimError):
-    status = 501

@@ -11,9 +11,10 @@ Both check the filter the same way and raise the same :class:`InvalidFilter`.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Callable, Hashable
+from typing import Any
 
 from sqlalchemy import and_, bindparam, exists, not_, or_, select, true
 from sqlalchemy.sql.elements import ColumnElement
@@ -168,11 +169,16 @@ def _flatten(node: Logical) -> list[Node]:
     return out
 
 
-def _within(child: Child, base: str, node: Node) -> Column:
-    """The column of a comparison inside ``attr[...]``."""
+def _not_nested(node: Compare | ValuePath) -> Compare:
+    """The comparison inside ``attr[...]``. :raises InvalidFilter: for a nested value path."""
     if isinstance(node, ValuePath):
         raise InvalidFilter("value paths cannot be nested")
-    sub = node.path[len(base) + 1:] if node.path.startswith(base + ".") else node.path
+    return node
+
+
+def _within(child: Child, base: str, node: Compare) -> Column:
+    """The column of a comparison inside ``attr[...]``."""
+    sub = node.path[len(base) + 1 :] if node.path.startswith(base + ".") else node.path
     column = child.subs.get(sub)
     if column is None:
         raise InvalidFilter(f"filtering on '{base}.{sub}' is not supported")
@@ -204,8 +210,9 @@ def _sql_within(node: Node, child: Child, base: str, bind: Bind) -> ColumnElemen
         return and_(left, right) if node.op == "and" else or_(left, right)
     if isinstance(node, Not):
         return not_(_sql_within(node.inner, child, base, bind))
-    column = _within(child, base, node)
-    return _condition(column, node.op, *bind(column, node))
+    compare = _not_nested(node)
+    column = _within(child, base, compare)
+    return _condition(column, compare.op, *bind(column, compare))
 
 
 def compile_filter(node: Node, fields: FieldMap) -> ColumnElement:
@@ -236,7 +243,8 @@ def prepare(node: Node, fields: FieldMap) -> tuple[Hashable, dict[str, Any]]:
             return n.op, within(n.left, child, base), within(n.right, child, base)
         if isinstance(n, Not):
             return "not", within(n.inner, child, base)
-        return leaf(_within(child, base, n), n)
+        compare = _not_nested(n)
+        return leaf(_within(child, base, compare), compare)
 
     def walk(n: Node) -> tuple:
         if isinstance(n, Logical):

@@ -37,7 +37,7 @@ class _Lexer(SCIMLexer):
 
     NUMBER = r"-?[0-9]+(\.[0-9]+)?([eE][-+]?[0-9]+)?"
 
-    @_(r'"(?:[^"\\]|\\.)*"')  # noqa: F821 - sly injects ``_``
+    @_(r'"(?:[^"\\]|\\.)*"')  # type: ignore[name-defined]  # noqa: F821 - sly injects ``_``
     def COMP_VALUE(self, t):
         try:
             text = json.loads(t.value)
@@ -120,7 +120,7 @@ def strip_core_urn(path: str) -> str:
     for urn in (Urn.USER, Urn.GROUP):
         prefix = urn.value.lower() + ":"
         if lower.startswith(prefix):
-            return path[len(prefix):]
+            return path[len(prefix) :]
     return path
 
 
@@ -147,8 +147,11 @@ def _convert(node: ast.AST, namespace: str | None = None) -> Node:
             try:
                 _convert(attr_path.attr_name, namespace)
             except _SubAttrAfterBracket as found:
-                leaf = Compare(f"{found.base}.{found.sub}", node.value.lower(),
-                               None if node.comp_value is None else _literal(node.comp_value.value))
+                leaf = Compare(
+                    f"{found.base}.{found.sub}",
+                    node.value.lower(),
+                    None if node.comp_value is None else _literal(node.comp_value.value),
+                )
                 return ValuePath(found.base, Logical("and", found.inner, leaf))
             raise InvalidFilter("a value path must name a sub-attribute after ']'")
         key = _attr_key(attr_path)

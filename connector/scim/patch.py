@@ -22,7 +22,14 @@ from .filters import Compare, Logical, Node, Not, ValuePath
 from .paths import ExtensionPath, Path, parse_path
 from .schema import Attr, ResourceKind, Type, Urn
 from .values import (
-    check_count, coerce_complex, coerce_simple, coerce_value, finish, unique_values, unwrap_single, value_key,
+    check_count,
+    coerce_complex,
+    coerce_simple,
+    coerce_value,
+    finish,
+    unique_values,
+    unwrap_single,
+    value_key,
 )
 
 
@@ -96,8 +103,10 @@ class _Run(PatchResult):
         :raises TooMany: the PATCH's filters would exceed :data:`MAX_FILTER_WORK`."""
         self.filter_work += values * _comparisons(path.filter)
         if self.filter_work > MAX_FILTER_WORK:
-            raise TooMany(f"the value filters of this PATCH would be evaluated more than {MAX_FILTER_WORK} "
-                          f"times (values × comparisons); send fewer operations")
+            raise TooMany(
+                f"the value filters of this PATCH would be evaluated more than {MAX_FILTER_WORK} "
+                f"times (values × comparisons); send fewer operations"
+            )
 
 
 def parse_operations(body: Any, max_operations: int) -> list[tuple[Op, Any, Any]]:
@@ -105,9 +114,10 @@ def parse_operations(body: Any, max_operations: int) -> list[tuple[Op, Any, Any]
     if not isinstance(body, dict):
         raise InvalidSyntax("the PATCH body must be a JSON object")
     schemas = body.get("schemas")
-    if schemas is not None and (not isinstance(schemas, list) or not any(
-        isinstance(s, str) and s.lower() == Urn.PATCH.value.lower() for s in schemas
-    )):
+    if schemas is not None and (
+        not isinstance(schemas, list)
+        or not any(isinstance(s, str) and s.lower() == Urn.PATCH.value.lower() for s in schemas)
+    ):
         raise InvalidSyntax(f"'schemas' must contain {Urn.PATCH.value}")
     ops = next((v for k, v in body.items() if k.lower() == "operations"), None)
     if not isinstance(ops, list) or not ops:
@@ -134,8 +144,9 @@ def parse_operations(body: Any, max_operations: int) -> list[tuple[Op, Any, Any]
     return out
 
 
-def apply_patch(kind: ResourceKind, data: dict, operations: list[tuple[Op, Any, Any]], *,
-                max_values: int) -> PatchResult:
+def apply_patch(
+    kind: ResourceKind, data: dict, operations: list[tuple[Op, Any, Any]], *, max_values: int
+) -> PatchResult:
     """Apply operations to a copy of ``data`` (the stored representation).
 
     Each operation costs time linear in the values it sends and the values of the
@@ -232,8 +243,9 @@ def _apply_path(kind: ResourceKind, run: _Run, op: Op, path: Path | ExtensionPat
     elif attr.multi:
         _set_multi(run, container, path, op, value)
         before = _container(run.before, path, create=False) or {}
-        check_count(attr, len(container.get(attr.name) or []), len(before.get(attr.name) or []),
-                    run.max_values, path.text)
+        check_count(
+            attr, len(container.get(attr.name) or []), len(before.get(attr.name) or []), run.max_values, path.text
+        )
     else:
         _set_single(container, path, op, value)
     if path.extension and not container:
@@ -271,18 +283,18 @@ def _store(container: dict, name: str, value: Any) -> None:
 def _set_multi(run: _Run, container: dict, path: Path, op: Op, value: Any) -> None:
     attr, where = path.attr, path.text
     items: list = list(container.get(attr.name) or [])
-    if path.filter is None and path.sub is None:
-        new = coerce_value(attr, value, where) or []
-        # RFC 7644 §3.5.2.1/§3.5.2.3: a value already present is not added twice —
-        # neither one stored nor one sent earlier in the same list. The first of
-        # equal values is kept; a set of their keys keeps this linear.
-        unique = unique_values(attr, new if op is Op.REPLACE else items + new, run.keys.of)
-        # The values sent, as kept: a sent value equal to a stored one (say, in
-        # another case) is the stored one, whose primary the sent one sets.
-        sent = [unique[run.keys.of(attr, item)] for item in new]
-        _store(container, attr.name, _one_primary(list(unique.values()), sent))
-        return
     if path.filter is None:
+        if path.sub is None:
+            new = coerce_value(attr, value, where) or []
+            # RFC 7644 §3.5.2.1/§3.5.2.3: a value already present is not added twice —
+            # neither one stored nor one sent earlier in the same list. The first of
+            # equal values is kept; a set of their keys keeps this linear.
+            unique = unique_values(attr, new if op is Op.REPLACE else items + new, run.keys.of)
+            # The values sent, as kept: a sent value equal to a stored one (say, in
+            # another case) is the stored one, whose primary the sent one sets.
+            sent = [unique[run.keys.of(attr, item)] for item in new]
+            _store(container, attr.name, _one_primary(list(unique.values()), sent))
+            return
         # ``emails.value``: the sub-attribute of every value (creating one if none).
         sub_value = coerce_simple(path.sub, value, where)
         items = [dict(i, **{path.sub.name: sub_value}) for i in items] or [{path.sub.name: sub_value}]
@@ -340,26 +352,26 @@ def _remove(run: _Run, container: dict, path: Path, value: Any) -> None:
             container.pop(attr.name, None)
         return
     items = list(container.get(attr.name) or [])
-    if path.filter is None and path.sub is None:
-        if value is None:
-            container.pop(attr.name, None)
-            return
-        # Entra's default form: remove only the listed values, never the whole list.
-        # A listed value with a ``value`` removes every value with that ``value``
-        # (whatever its type or primary); one without removes its equals.
-        doomed = coerce_value(attr, value, path.text) or []
-        keys = {_removal_key(run.keys, attr, d) for d in doomed}
-        items = [i for i in items if _removal_key(run.keys, attr, i) not in keys]
-    elif path.filter is None:
-        items = [{k: v for k, v in i.items() if k != path.sub.name} for i in items]
+    if path.filter is None:
+        if path.sub is None:
+            if value is None:
+                container.pop(attr.name, None)
+                return
+            # Entra's default form: remove only the listed values, never the whole list.
+            # A listed value with a ``value`` removes every value with that ``value``
+            # (whatever its type or primary); one without removes its equals.
+            doomed = coerce_value(attr, value, path.text) or []
+            keys = {_removal_key(run.keys, attr, d) for d in doomed}
+            items = [i for i in items if _removal_key(run.keys, attr, i) not in keys]
+        else:
+            items = [{k: v for k, v in i.items() if k != path.sub.name} for i in items]
     elif path.sub is None:
         run.charge(path, len(items))
         items = [i for i in items if not matches(path.filter, i, attr)]
     else:
         run.charge(path, len(items))
         items = [
-            {k: v for k, v in i.items() if k != path.sub.name} if matches(path.filter, i, attr) else i
-            for i in items
+            {k: v for k, v in i.items() if k != path.sub.name} if matches(path.filter, i, attr) else i for i in items
         ]
     _store(container, attr.name, [i for i in items if i != {}])
 
@@ -416,7 +428,11 @@ def matches(node: Node, item: Any, attr: Attr) -> bool:
     """Evaluate a value filter on one value of a multi-valued attribute."""
     if isinstance(node, Logical):
         left = matches(node.left, item, attr)
-        return (left and matches(node.right, item, attr)) if node.op == "and" else (left or matches(node.right, item, attr))
+        return (
+            (left and matches(node.right, item, attr))
+            if node.op == "and"
+            else (left or matches(node.right, item, attr))
+        )
     if isinstance(node, Not):
         return not matches(node.inner, item, attr)
     if isinstance(node, ValuePath):

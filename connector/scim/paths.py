@@ -70,7 +70,7 @@ def _split_urn(kind: ResourceKind, text: str) -> tuple[Schema, str, bool]:
     for schema, is_ext in ((kind.core, False),) + tuple((e, True) for e in kind.extensions):
         prefix = schema.id.lower() + ":"
         if lower.startswith(prefix):
-            return schema, text[len(prefix):], is_ext
+            return schema, text[len(prefix) :], is_ext
     if lower.startswith("urn:"):
         raise InvalidPath(f"'{text}' names a schema this resource does not have")
     schema = schema_of(kind, _FIRST_SEGMENT.split(text, maxsplit=1)[0])
@@ -94,7 +94,7 @@ def parse_path(kind: ResourceKind, text: object) -> Path | ExtensionPath:
         close = tail.rfind("]")
         if close < 0:
             raise InvalidPath(f"'{text}' has '[' without ']'")
-        inner, after = tail[:close], tail[close + 1:]
+        inner, after = tail[:close], tail[close + 1 :]
         try:
             filter_node = parse(inner)
         except InvalidFilter as exc:

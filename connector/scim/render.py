@@ -4,7 +4,7 @@ projection (RFC 7644 §3.4.2.5)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from .errors import InvalidPath
@@ -19,7 +19,7 @@ def etag(version: int) -> str:
 
 def _time(value: datetime) -> str:
     if value.tzinfo is not None:
-        value = value.astimezone(timezone.utc).replace(tzinfo=None)
+        value = value.astimezone(UTC).replace(tzinfo=None)
     # Naive: SQLite hands back naive datetimes; they are stored in UTC.
     return value.isoformat(timespec="milliseconds") + "Z"
 
@@ -107,8 +107,8 @@ def _only_subs(value: Any, subs: set[str]) -> Any:
         kept = {k: v for k, v in value.items() if k.lower() in subs}
         return kept or None
     if isinstance(value, list):
-        kept = [x for x in (_only_subs(v, subs) for v in value) if x]
-        return kept or None
+        kept_values = [x for x in (_only_subs(v, subs) for v in value) if x]
+        return kept_values or None
     return None
 
 
@@ -139,7 +139,7 @@ def _parse_one(kind: ResourceKind, path: str) -> tuple[str, str, str]:
         if lower == sid:
             return ("" if schema_id == kind.core.id else sid, "", "")
         if lower.startswith(sid + ":"):
-            rest = lower[len(sid) + 1:]
+            rest = lower[len(sid) + 1 :]
             container = "" if schema_id == kind.core.id else sid
             attr, _, sub = rest.partition(".")
             return (container, attr, sub)

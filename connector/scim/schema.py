@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import StrEnum
 
+from mappings.vocabulary import CertKind
+
 
 class Urn(StrEnum):
     USER = "urn:ietf:params:scim:schemas:core:2.0:User"
@@ -112,8 +114,14 @@ def _s(name: str, **kw) -> Attr:
     return Attr(name, Type.STRING, **kw)
 
 
-def _multi(name: str, *, value_type: Type = Type.STRING, types: tuple[str, ...] = (),
-           ref: tuple[str, ...] = (), extra: tuple[Attr, ...] = ()) -> Attr:
+def _multi(
+    name: str,
+    *,
+    value_type: Type = Type.STRING,
+    types: tuple[str, ...] = (),
+    ref: tuple[str, ...] = (),
+    extra: tuple[Attr, ...] = (),
+) -> Attr:
     """The usual multi-valued complex shape: value, display, type, primary (RFC 7643 §2.4)."""
     value = Attr("value", value_type, reference_types=ref) if ref else Attr("value", value_type)
     subs = (value, _s("display"), _s("type", canonical=types), Attr("primary", Type.BOOLEAN)) + extra
@@ -125,12 +133,24 @@ USER_SCHEMA = Schema(
     name="User",
     description="User Account",
     attributes=(
-        _s("userName", required=True, uniqueness="server",
-           description="Unique identifier for the User; compared case-insensitively."),
-        Attr("name", Type.COMPLEX, sub=(
-            _s("formatted"), _s("familyName"), _s("givenName"), _s("middleName"),
-            _s("honorificPrefix"), _s("honorificSuffix"),
-        )),
+        _s(
+            "userName",
+            required=True,
+            uniqueness="server",
+            description="Unique identifier for the User; compared case-insensitively.",
+        ),
+        Attr(
+            "name",
+            Type.COMPLEX,
+            sub=(
+                _s("formatted"),
+                _s("familyName"),
+                _s("givenName"),
+                _s("middleName"),
+                _s("honorificPrefix"),
+                _s("honorificSuffix"),
+            ),
+        ),
         _s("displayName"),
         _s("nickName"),
         Attr("profileUrl", Type.REFERENCE, reference_types=("external",)),
@@ -145,17 +165,33 @@ USER_SCHEMA = Schema(
         _multi("phoneNumbers", types=("work", "home", "mobile", "fax", "pager", "other")),
         _multi("ims", types=("aim", "gtalk", "icq", "xmpp", "msn", "skype", "qq", "yahoo")),
         _multi("photos", value_type=Type.REFERENCE, types=("photo", "thumbnail"), ref=("external",)),
-        Attr("addresses", Type.COMPLEX, multi=True, sub=(
-            _s("formatted"), _s("streetAddress"), _s("locality"), _s("region"),
-            _s("postalCode"), _s("country"),
-            _s("type", canonical=("work", "home", "other")), Attr("primary", Type.BOOLEAN),
-        )),
-        Attr("groups", Type.COMPLEX, multi=True, mutability="readOnly", sub=(
-            _s("value", mutability="readOnly"),
-            Attr("$ref", Type.REFERENCE, mutability="readOnly", reference_types=("User", "Group")),
-            _s("display", mutability="readOnly"),
-            _s("type", mutability="readOnly", canonical=("direct", "indirect")),
-        )),
+        Attr(
+            "addresses",
+            Type.COMPLEX,
+            multi=True,
+            sub=(
+                _s("formatted"),
+                _s("streetAddress"),
+                _s("locality"),
+                _s("region"),
+                _s("postalCode"),
+                _s("country"),
+                _s("type", canonical=("work", "home", "other")),
+                Attr("primary", Type.BOOLEAN),
+            ),
+        ),
+        Attr(
+            "groups",
+            Type.COMPLEX,
+            multi=True,
+            mutability="readOnly",
+            sub=(
+                _s("value", mutability="readOnly"),
+                Attr("$ref", Type.REFERENCE, mutability="readOnly", reference_types=("User", "Group")),
+                _s("display", mutability="readOnly"),
+                _s("type", mutability="readOnly", canonical=("direct", "indirect")),
+            ),
+        ),
         _multi("entitlements"),
         _multi("roles"),
         _multi("x509Certificates", value_type=Type.BINARY),
@@ -167,14 +203,23 @@ GROUP_SCHEMA = Schema(
     name="Group",
     description="Group",
     attributes=(
-        _s("displayName", required=True, uniqueness="server",
-           description="Name of the group; unique, compared case-insensitively."),
-        Attr("members", Type.COMPLEX, multi=True, sub=(
-            _s("value", mutability="immutable"),
-            Attr("$ref", Type.REFERENCE, mutability="immutable", reference_types=("User", "Group")),
-            _s("display", mutability="readOnly"),
-            _s("type", mutability="immutable", canonical=("User", "Group")),
-        )),
+        _s(
+            "displayName",
+            required=True,
+            uniqueness="server",
+            description="Name of the group; unique, compared case-insensitively.",
+        ),
+        Attr(
+            "members",
+            Type.COMPLEX,
+            multi=True,
+            sub=(
+                _s("value", mutability="immutable"),
+                Attr("$ref", Type.REFERENCE, mutability="immutable", reference_types=("User", "Group")),
+                _s("display", mutability="readOnly"),
+                _s("type", mutability="immutable", canonical=("User", "Group")),
+            ),
+        ),
     ),
 )
 
@@ -183,13 +228,20 @@ ENTERPRISE_SCHEMA = Schema(
     name="EnterpriseUser",
     description="Enterprise User",
     attributes=(
-        _s("employeeNumber"), _s("costCenter"), _s("organization"), _s("division"),
+        _s("employeeNumber"),
+        _s("costCenter"),
+        _s("organization"),
+        _s("division"),
         _s("department"),
-        Attr("manager", Type.COMPLEX, sub=(
-            _s("value"),
-            Attr("$ref", Type.REFERENCE, reference_types=("User",)),
-            _s("displayName", mutability="readOnly"),
-        )),
+        Attr(
+            "manager",
+            Type.COMPLEX,
+            sub=(
+                _s("value"),
+                Attr("$ref", Type.REFERENCE, reference_types=("User",)),
+                _s("displayName", mutability="readOnly"),
+            ),
+        ),
     ),
 )
 
@@ -205,20 +257,26 @@ WALKIN_SCHEMA = Schema(
     attributes=(
         _s("jobCode", description="HR job code, mapped to a role by the mapping file."),
         _s("locationCode", description="Location code of the current assignment."),
-        _s("assignmentStartDate",
-           description="First day of the current (role, location) assignment, YYYY-MM-DD."),
-        Attr("certifications", Type.COMPLEX, multi=True, description="Training completions.", sub=(
-            _s("course", description="Course name, e.g. 'Walk-In Scheduling Certification'."),
-            _s("kind", canonical=("full", "recert"),
-               description="'full' (whole eLearning) or 'recert' (recertification quiz)."),
-            _s("completedOn", description="Completion date, YYYY-MM-DD."),
-        )),
+        _s("assignmentStartDate", description="First day of the current (role, location) assignment, YYYY-MM-DD."),
+        Attr(
+            "certifications",
+            Type.COMPLEX,
+            multi=True,
+            description="Training completions.",
+            sub=(
+                _s("course", description="Course name, e.g. 'Walk-In Scheduling Certification'."),
+                _s(
+                    "kind",
+                    canonical=tuple(kind.value for kind in CertKind),
+                    description="'full' (whole eLearning) or 'recert' (recertification quiz).",
+                ),
+                _s("completedOn", description="Completion date, YYYY-MM-DD."),
+            ),
+        ),
     ),
 )
 
-SCHEMAS: dict[str, Schema] = {
-    s.id: s for s in (USER_SCHEMA, GROUP_SCHEMA, ENTERPRISE_SCHEMA, WALKIN_SCHEMA)
-}
+SCHEMAS: dict[str, Schema] = {s.id: s for s in (USER_SCHEMA, GROUP_SCHEMA, ENTERPRISE_SCHEMA, WALKIN_SCHEMA)}
 SCHEMAS_LOWER: dict[str, Schema] = {k.lower(): v for k, v in SCHEMAS.items()}
 
 

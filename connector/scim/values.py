@@ -15,8 +15,9 @@ from __future__ import annotations
 import base64
 import binascii
 import logging
-from datetime import datetime
-from typing import Any, Callable, Hashable
+from collections.abc import Callable, Hashable
+from datetime import UTC, datetime
+from typing import Any
 
 from .errors import InvalidSyntax, InvalidValue, TooMany
 from .schema import Attr, ResourceKind, Schema, Type
@@ -44,9 +45,7 @@ def parse_datetime(value: str) -> datetime:
         text = text[:-1] + "+00:00"
     parsed = datetime.fromisoformat(text)
     if parsed.tzinfo is None:
-        from datetime import timezone
-
-        parsed = parsed.replace(tzinfo=timezone.utc)
+        parsed = parsed.replace(tzinfo=UTC)
     return parsed
 
 
@@ -223,8 +222,12 @@ def unique_values(attr: Attr, items: list, key_of: Callable[[Attr, Any], Hashabl
     for item in items:
         key = key_of(attr, item)
         kept = unique.setdefault(key, item)
-        if kept is not item and isinstance(item, dict) and item.get("primary") is True \
-                and kept.get("primary") is not True:
+        if (
+            kept is not item
+            and isinstance(item, dict)
+            and item.get("primary") is True
+            and kept.get("primary") is not True
+        ):
             unique[key] = {**kept, "primary": True}
     return unique
 

@@ -6,8 +6,9 @@ import fcntl
 import os
 import threading
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
-from typing import Iterator
+from typing import Any
 
 from sqlalchemy import Connection, Engine, text
 from sqlalchemy.engine import make_url
@@ -62,7 +63,7 @@ class _WriterLock:
 
 
 class ReadTooCostly(Exception):
-    """A read stopped by its time budget (:meth:`Store.reading`)."""
+    """A read stopped by its time budget (:meth:`Store.connection_read`)."""
 
 
 #: SQLite virtual-machine steps between two looks at the clock (about a millisecond).
@@ -71,7 +72,7 @@ _STEPS = 20_000
 
 @contextmanager
 def _within(conn: Connection, budget: float) -> Iterator[None]:
-    """Stop ``conn``'s statements once ``budget`` seconds have gone (see :meth:`Store.reading`)."""
+    """Stop ``conn``'s statements once ``budget`` seconds have gone (see :meth:`Store.connection_read`)."""
     if conn.dialect.name == "postgresql":
         conn.execute(text("SELECT set_config('statement_timeout', :ms, true)"), {"ms": str(max(1, int(budget * 1000)))})
         try:
@@ -81,7 +82,9 @@ def _within(conn: Connection, budget: float) -> Iterator[None]:
                 raise ReadTooCostly(budget) from None
             raise
         return
-    raw = conn.connection.dbapi_connection
+    # A sqlite3.Connection: SQLAlchemy's DBAPIConnection protocol does not declare
+    # set_progress_handler, and types the attribute as optional (None once closed).
+    raw: Any = conn.connection.dbapi_connection
     deadline = time.monotonic() + budget
     stopped = [False]
 
@@ -107,23 +110,38 @@ def _must_exist(url: str) -> None:
     would create an empty file)."""
     parsed = make_url(url)
     database = parsed.database
-    if parsed.get_backend_name() == "sqlite" and database not in (None, "", ":memory:") \
-            and not database.startswith("file:") and not os.path.exists(database):
+    if (
+        parsed.get_backend_name() == "sqlite"
+        and database not in (None, "", ":memory:")
+        and not database.startswith("file:")
+        and not os.path.exists(database)
+    ):
         raise SchemaBehind(f"no store at {database}: run `walkin migrate` (or start `walkin serve`) to create it")
 
 
 class Store:
-    """Owns the engine. ``read()`` and ``write()`` give a session in a transaction
-    that commits on success and rolls back on any exception; ``reading()`` and
-    ``writing()`` give a Core connection the same way, for the SCIM request paths,
-    which run a few prebuilt statements and need no ORM unit of work.
+    """Owns the engine. Four transactions, each committing on success and rolling
+    back on any exception, named by what they yield and whether they write:
+
+    - ``session_read()`` / ``session_write()``: an ORM :class:`~sqlalchemy.orm.Session`
+      (the sync, the CLI commands, the tests);
+    - ``connection_read(budget=None)`` / ``connection_write()``: a Core
+      :class:`~sqlalchemy.Connection`, for the SCIM request paths, which run a few
+      prebuilt statements and need no ORM unit of work.
 
     On SQLite only these four begin a real transaction (:func:`.engine.begin`): a
     bare ``engine.begin()`` runs each statement on its own.
     """
 
-    def __init__(self, url: str, *, auto_migrate: bool = True, memory_map: bool = True,
-                 person_key: str | None = None, read_only: bool = False) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        auto_migrate: bool = True,
+        memory_map: bool = True,
+        person_key: str | None = None,
+        read_only: bool = False,
+    ) -> None:
         """:param memory_map: read an SQLite file through a memory map (the SCIM
             service's many small reads); off for processes that scan whole tables now
             and then (the sync), where it would only count the file's pages into
@@ -157,24 +175,24 @@ class Store:
     def person_key(self) -> AttributePath:
         """The attribute whose folded value every user write stores as its person key."""
         if self._person_key is None:  # not migrated by this process: as recorded
-            with self.reading() as conn:
+            with self.connection_read() as conn:
                 self._person_key = person_keys.recorded_path(conn)
         return self._person_key
 
     @contextmanager
-    def read(self) -> Iterator[Session]:
+    def session_read(self) -> Iterator[Session]:
         with self._sessions() as session, session.begin():
             begin(session.connection(), write=False)
             yield session
 
     @contextmanager
-    def write(self) -> Iterator[Session]:
+    def session_write(self) -> Iterator[Session]:
         with self._write_lock(), self._sessions() as session, session.begin():
             begin(session.connection(), write=True)
             yield session
 
     @contextmanager
-    def reading(self, budget: float | None = None) -> Iterator[Connection]:
+    def connection_read(self, budget: float | None = None) -> Iterator[Connection]:
         """A read transaction. ``budget``: seconds its statements may take in all;
         beyond, the database stops the statement and :class:`ReadTooCostly` is
         raised (PostgreSQL ``statement_timeout``; SQLite a progress handler that
@@ -189,7 +207,7 @@ class Store:
                 yield conn
 
     @contextmanager
-    def writing(self) -> Iterator[Connection]:
+    def connection_write(self) -> Iterator[Connection]:
         with self._write_lock(), self.engine.connect() as conn, conn.begin():
             begin(conn, write=True)
             yield conn
@@ -221,7 +239,7 @@ class Store:
             with self.engine.connect() as conn:
                 conn.execute(text("SELECT 1"))
             return True
-        except Exception:  # noqa: BLE001 - readiness probe: any failure means "not ready"
+        except Exception:
             return False
 
     def dispose(self) -> None:

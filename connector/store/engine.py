@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import fcntl
 import os
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
 
 from alembic import command
 from alembic.config import Config
@@ -110,8 +110,10 @@ def check_schema(engine: Engine) -> None:
         current = MigrationContext.configure(conn).get_current_revision()
     if current != head:
         where = engine.url.render_as_string(hide_password=True)
-        raise SchemaBehind(f"the store at {where} has schema revision {current or 'none (empty)'}, this release "
-                           f"needs {head}: run `walkin migrate`")
+        raise SchemaBehind(
+            f"the store at {where} has schema revision {current or 'none (empty)'}, this release "
+            f"needs {head}: run `walkin migrate`"
+        )
 
 
 @contextmanager

@@ -7,8 +7,8 @@ SQLAlchemy Core on a connection, with the hot statements built once."""
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterable
 from datetime import datetime
-from typing import Iterable
 
 from sqlalchemy import Connection, bindparam, delete, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -21,7 +21,7 @@ from connector.scim.patch import MemberAction, MemberOp
 from . import journal
 from .fields import MEMBER_FIELDS
 from .journal import Event
-from .models import GroupRow, MemberRow, UserRow
+from .models import GroupRow, MemberRow, UserRow, table_of
 from .stored import Stored, execute_unique, get_statements
 
 _CHUNK = 500  # ids per IN (...) clause, well under every database's parameter limit
@@ -30,15 +30,16 @@ _UNIQUE = {"external_id": "externalId", "display_name": "displayName"}
 
 def _chunks(ids: list[str]) -> Iterable[list[str]]:
     for i in range(0, len(ids), _CHUNK):
-        yield ids[i:i + _CHUNK]
+        yield ids[i : i + _CHUNK]
 
 
 def columns(data: dict) -> dict:
     from .users import check_lengths
 
     name = data["displayName"]
-    return check_lengths({"display_name": name.lower(), "display": name, "external_id": data.get("externalId")},
-                         "the Group's")
+    return check_lengths(
+        {"display_name": name.lower(), "display": name, "external_id": data.get("externalId")}, "the Group's"
+    )
 
 
 def get_group(conn: Connection, group_id: str, *, lock: bool = False) -> Stored | None:
@@ -71,10 +72,21 @@ def update_group(conn: Connection, group: Stored, data: dict, ops: list[MemberOp
         execute_unique(conn, _UPDATE, {"b_id": group.id, "data": data, **columns(data)}, "Group", _UNIQUE)
         if (old_name, old_external) != (data.get("displayName"), data.get("externalId")):
             # Approval groups are recognised by name; a rename can change who is approved.
-            journal.append(conn, now, [(Event.GROUP_RENAMED, None, group.id, {
-                "displayName": [old_name, data.get("displayName")],
-                "externalId": [old_external, data.get("externalId")],
-            })])
+            journal.append(
+                conn,
+                now,
+                [
+                    (
+                        Event.GROUP_RENAMED,
+                        None,
+                        group.id,
+                        {
+                            "displayName": [old_name, data.get("displayName")],
+                            "externalId": [old_external, data.get("externalId")],
+                        },
+                    )
+                ],
+            )
         changed = True
     members = _MemberWrite(conn, group.id, now)
     for op in ops:
@@ -92,9 +104,12 @@ def update_group(conn: Connection, group: Stored, data: dict, ops: list[MemberOp
             members.remove([m for m in current if m not in wanted])
             members.add([m for m in wanted if m not in current])
         else:
+            if op.where is None:
+                raise ValueError(f"{op.action} without a filter")
             where = compile_filter(op.where, MEMBER_FIELDS)
-            members.remove(list(conn.scalars(
-                select(_MEMBERS.c.member_id).where(_MEMBERS.c.group_id == group.id, where))))
+            members.remove(
+                list(conn.scalars(select(_MEMBERS.c.member_id).where(_MEMBERS.c.group_id == group.id, where)))
+            )
     changed |= members.journal()
     if not changed:
         return group
@@ -123,8 +138,15 @@ class _MemberWrite:
         types = _member_types(self.conn, ids, self.group_id)
         # One statement inserts the members not there yet and says which they were;
         # an existing membership keeps its start date.
-        rows = [{"group_id": self.group_id, "member_id": i, "member_type": types[i],
-                 "since": self.removed[i][1] if i in self.removed else self.now} for i in ids]
+        rows = [
+            {
+                "group_id": self.group_id,
+                "member_id": i,
+                "member_type": types[i],
+                "since": self.removed[i][1] if i in self.removed else self.now,
+            }
+            for i in ids
+        ]
         for member in (row[0] for row in self.conn.execute(_ADD[self.conn.dialect.name], rows)):
             if self.removed.pop(member, None) is None:
                 self.added[member] = types[member]
@@ -141,13 +163,18 @@ class _MemberWrite:
 
     def journal(self) -> bool:
         """Journal the net changes; :returns: whether there were any."""
-        journal.append(self.conn, self.now, [
-            (Event.MEMBER_REMOVED, m if t == "User" else None, self.group_id, {"member": m, "type": t})
-            for m, (t, _) in self.removed.items()
-        ] + [
-            (Event.MEMBER_ADDED, m if t == "User" else None, self.group_id, {"member": m, "type": t})
-            for m, t in self.added.items()
-        ])
+        journal.append(
+            self.conn,
+            self.now,
+            [
+                (Event.MEMBER_REMOVED, m if t == "User" else None, self.group_id, {"member": m, "type": t})
+                for m, (t, _) in self.removed.items()
+            ]
+            + [
+                (Event.MEMBER_ADDED, m if t == "User" else None, self.group_id, {"member": m, "type": t})
+                for m, t in self.added.items()
+            ],
+        )
         return bool(self.added or self.removed)
 
 
@@ -183,7 +210,12 @@ def delete_group(conn: Connection, group: Stored, now: datetime) -> None:
     conn.execute(_LEAVE_GROUPS, {"gid": group.id})
     entries = [(Event.GROUP_DELETED, None, group.id, {"displayName": group.data.get("displayName")})]
     entries += [
-        (Event.MEMBER_REMOVED, m if t == "User" else None, group.id, {"member": m, "type": t, "reason": "group deleted"})
+        (
+            Event.MEMBER_REMOVED,
+            m if t == "User" else None,
+            group.id,
+            {"member": m, "type": t, "reason": "group deleted"},
+        )
         for m, t in members
     ]
     conn.execute(_DELETE, {"gid": group.id})
@@ -202,17 +234,21 @@ def members_of(conn: Connection, group_ids: list[str]) -> dict[str, list[tuple[s
 
 # Hot statements are built once (construction and cache keys are most of
 # SQLAlchemy's cost per request); values arrive as bound parameters.
-_GROUPS, _MEMBERS, _USERS = GroupRow.__table__, MemberRow.__table__, UserRow.__table__
+_GROUPS, _MEMBERS, _USERS = table_of(GroupRow), table_of(MemberRow), table_of(UserRow)
 _GET, _GET_LOCKED = get_statements(_GROUPS)
 _INSERT = insert(_GROUPS)
 _UPDATE = update(_GROUPS).where(_GROUPS.c.id == bindparam("b_id"))
 _DELETE = delete(_GROUPS).where(_GROUPS.c.id == bindparam("gid"))
 _USERS_ID, _GROUPS_ID = (
-    (select(t.c.id).where(t.c.id == bindparam("id")), select(t.c.id).where(t.c.id.in_(bindparam("ids", expanding=True))))
+    (
+        select(t.c.id).where(t.c.id == bindparam("id")),
+        select(t.c.id).where(t.c.id.in_(bindparam("ids", expanding=True))),
+    )
     for t in (_USERS, _GROUPS)
 )
 _BUMP = (
-    update(_GROUPS).where(_GROUPS.c.id == bindparam("gid"))
+    update(_GROUPS)
+    .where(_GROUPS.c.id == bindparam("gid"))
     .values(version=_GROUPS.c.version + 1, last_modified=bindparam("now"))
     .returning(_GROUPS.c.version)
 )
@@ -222,9 +258,8 @@ _ADD = {
 }
 _MEMBER_IDS = select(_MEMBERS.c.member_id).where(_MEMBERS.c.group_id == bindparam("gid"))
 _MEMBERS_OF_ONE = select(_MEMBERS.c.member_id, _MEMBERS.c.member_type).where(_MEMBERS.c.group_id == bindparam("gid"))
-_MEMBERS_IN = (
-    select(_MEMBERS.c.member_id, _MEMBERS.c.member_type, _MEMBERS.c.since)
-    .where(_MEMBERS.c.group_id == bindparam("gid"), _MEMBERS.c.member_id.in_(bindparam("ids", expanding=True)))
+_MEMBERS_IN = select(_MEMBERS.c.member_id, _MEMBERS.c.member_type, _MEMBERS.c.since).where(
+    _MEMBERS.c.group_id == bindparam("gid"), _MEMBERS.c.member_id.in_(bindparam("ids", expanding=True))
 )
 _DELETE_MEMBERS = delete(_MEMBERS).where(_MEMBERS.c.group_id == bindparam("gid"))
 _DELETE_MEMBERS_IN = _DELETE_MEMBERS.where(_MEMBERS.c.member_id.in_(bindparam("ids", expanding=True)))

@@ -3,15 +3,16 @@ mapping) reads, appended in the writer's own transaction."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime
 from enum import StrEnum
-from typing import Any, Iterable
+from typing import Any
 
 from sqlalchemy import Connection, insert
 
 from connector.scim.schema import Urn
 
-from .models import JournalRow
+from .models import JournalRow, table_of
 
 
 class Event(StrEnum):
@@ -55,15 +56,15 @@ def view_changes(old: dict, new: dict) -> dict[str, list]:
     return {k: [old.get(k), new.get(k)] for k in new.keys() | old.keys() if old.get(k) != new.get(k)}
 
 
-def append(conn: Connection, now: datetime, rows: Iterable[tuple[Event, str | None, str | None, dict]],
-           source: str = "scim") -> None:
+def append(
+    conn: Connection, now: datetime, rows: Iterable[tuple[Event, str | None, str | None, dict]], source: str = "scim"
+) -> None:
     """Append journal rows ``(event, user_id, group_id, detail)`` in one statement."""
     values = [
-        {"at": now, "event": e.value, "user_id": u, "group_id": g, "detail": d, "source": source}
-        for e, u, g, d in rows
+        {"at": now, "event": e.value, "user_id": u, "group_id": g, "detail": d, "source": source} for e, u, g, d in rows
     ]
     if values:
         conn.execute(_APPEND, values)
 
 
-_APPEND = insert(JournalRow.__table__)
+_APPEND = insert(table_of(JournalRow))

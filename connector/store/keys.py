@@ -44,16 +44,47 @@ FOLDING = f"rfc4518-nfkc-casefold-1/unicode-{unicodedata.unidata_version}"
 
 
 def _table() -> dict[int, str | None]:
-    nothing = [0x00AD, 0x1806, 0x034F, *range(0x180B, 0x180E), *range(0xFE00, 0xFE10), 0xFFFC, 0x200B,
-               # RFC 4518 §2.2's complete list of the other control code points:
-               *range(0x0000, 0x0009), *range(0x000E, 0x0020), *range(0x007F, 0x0085), *range(0x0086, 0x00A0),
-               0x06DD, 0x070F, 0x180E, *range(0x200C, 0x2010), *range(0x202A, 0x202F), *range(0x2060, 0x2064),
-               *range(0x206A, 0x2070), 0xFEFF, *range(0xFFF9, 0xFFFC), *range(0x1D173, 0x1D17B), 0xE0001,
-               *range(0xE0020, 0xE0080)]
+    nothing = [
+        0x00AD,
+        0x1806,
+        0x034F,
+        *range(0x180B, 0x180E),
+        *range(0xFE00, 0xFE10),
+        0xFFFC,
+        0x200B,
+        # RFC 4518 §2.2's complete list of the other control code points:
+        *range(0x0000, 0x0009),
+        *range(0x000E, 0x0020),
+        *range(0x007F, 0x0085),
+        *range(0x0086, 0x00A0),
+        0x06DD,
+        0x070F,
+        0x180E,
+        *range(0x200C, 0x2010),
+        *range(0x202A, 0x202F),
+        *range(0x2060, 0x2064),
+        *range(0x206A, 0x2070),
+        0xFEFF,
+        *range(0xFFF9, 0xFFFC),
+        *range(0x1D173, 0x1D17B),
+        0xE0001,
+        *range(0xE0020, 0xE0080),
+    ]
     # Tab … carriage return, next line, and the Zs, Zl and Zp code points (a test
     # checks this list against the Unicode database of the running Python).
-    space = [*range(0x0009, 0x000E), 0x0085, 0x0020, 0x00A0, 0x1680, *range(0x2000, 0x200B), 0x2028, 0x2029,
-             0x202F, 0x205F, 0x3000]
+    space = [
+        *range(0x0009, 0x000E),
+        0x0085,
+        0x0020,
+        0x00A0,
+        0x1680,
+        *range(0x2000, 0x200B),
+        0x2028,
+        0x2029,
+        0x202F,
+        0x205F,
+        0x3000,
+    ]
     return {**dict.fromkeys(nothing), **dict.fromkeys(space, " ")}
 
 

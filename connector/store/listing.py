@@ -9,8 +9,9 @@ can answer from a stale copy.
 
 from __future__ import annotations
 
+from collections.abc import Hashable
 from dataclasses import dataclass
-from typing import Any, Hashable
+from typing import Any
 
 from sqlalchemy import Connection, Select, Table, asc, bindparam, desc, func, select
 from sqlalchemy.sql.elements import ColumnElement
@@ -40,7 +41,7 @@ class Search:
         ``related`` when asked for."""
         if not limit:
             return []
-        return conn.execute(self.statements.rows, {**self.params, "offset": offset, "limit": limit}).all()
+        return list(conn.execute(self.statements.rows, {**self.params, "offset": offset, "limit": limit}).all())
 
     def count(self, conn: Connection) -> int:
         return conn.scalar(self.statements.count, self.params) or 0
@@ -50,13 +51,13 @@ class Searches:
     """The searches of one table: its filterable fields and sortable columns, and
     a ``related`` column (e.g. a user's groups) that a search may ask for."""
 
-    def __init__(self, table: Table, fields: FieldMap, sorts: dict[str, Any],
-                 related: ColumnElement | None = None) -> None:
+    def __init__(
+        self, table: Table, fields: FieldMap, sorts: dict[str, Any], related: ColumnElement | None = None
+    ) -> None:
         self.table, self.fields, self.sorts, self.related = table, fields, sorts, related
         self._statements: dict[Hashable, _Statements] = {}
 
-    def search(self, node: Node | None, sort_by: str | None, sort_order: str | None,
-               related: bool = False) -> Search:
+    def search(self, node: Node | None, sort_by: str | None, sort_order: str | None, related: bool = False) -> Search:
         """:raises InvalidFilter: on a filter this table cannot answer;
         :raises InvalidValue: on an unsupported sort."""
         shape, params = prepare(node, self.fields) if node is not None else (None, {})
@@ -74,6 +75,8 @@ class Searches:
         where = compile_shape(node, self.fields) if node is not None else None
         rows = select(c.id, c.version, c.created, c.last_modified, c.data)
         if related:
+            if self.related is None:
+                raise ValueError("these searches have no related column")
             rows = rows.add_columns(self.related.label("related"))
         count = select(func.count()).select_from(self.table)
         if where is not None:

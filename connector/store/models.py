@@ -13,13 +13,35 @@ from __future__ import annotations
 from datetime import datetime
 
 from sqlalchemy import (
-    JSON, BigInteger, Boolean, DateTime, ForeignKey, Index, Integer, String, Text, text,
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Table,
+    Text,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
 class Base(DeclarativeBase):
     pass
+
+
+def table_of(model: type[Base]) -> Table:
+    """The model's Core table, for Core statements (insert, upsert, executemany).
+
+    SQLAlchemy types ``__table__`` as any ``FromClause``; a declarative model mapped
+    to its own table, as every model here is, has a ``Table``.
+    """
+    table = model.__table__
+    if not isinstance(table, Table):
+        raise TypeError(f"{model.__name__} is not mapped to a table")
+    return table
 
 
 INDEXED_MAX = 512  # characters in a filterable/unique column (PostgreSQL btree entries are bounded)
@@ -127,9 +149,7 @@ class JournalRow(Base):
 
     __tablename__ = "change_journal"
 
-    seq: Mapped[int] = mapped_column(
-        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
-    )
+    seq: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True)
     at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
     event: Mapped[str] = mapped_column(String(32), nullable=False)
     user_id: Mapped[str | None] = mapped_column(_ID, index=True)
@@ -166,9 +186,7 @@ class AuditRow(Base):
 
     __tablename__ = "audit_log"
 
-    id: Mapped[int] = mapped_column(
-        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
-    )
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True)
     at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False, index=True)
     run_id: Mapped[int | None] = mapped_column(Integer, index=True)
     journal_seq: Mapped[int | None] = mapped_column(BigInteger)
@@ -276,9 +294,7 @@ class PendingChangeRow(Base):
 
     __tablename__ = "sync_pending"
 
-    id: Mapped[int] = mapped_column(
-        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
-    )
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True)
     run_id: Mapped[int] = mapped_column(Integer, nullable=False, index=True)
     target: Mapped[str] = mapped_column(String(32), nullable=False)
     entitlement: Mapped[str] = mapped_column(String(64), nullable=False)
@@ -335,9 +351,7 @@ class SyncJobRow(Base):
 
     __tablename__ = "sync_job"
 
-    id: Mapped[int] = mapped_column(
-        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
-    )
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True)
     person_id: Mapped[str | None] = mapped_column(_ID)  # None: a full reconcile
     status: Mapped[str] = mapped_column(String(16), nullable=False)  # pending | running | done | failed
     first_seq: Mapped[int | None] = mapped_column(BigInteger)
@@ -352,6 +366,11 @@ class SyncJobRow(Base):
     __table_args__ = (
         Index("ix_sync_job_status", "status", "id"),
         # At most one pending job per person: new events fold into it.
-        Index("ux_sync_job_pending_person", "person_id", unique=True,
-              sqlite_where=text("status = 'pending'"), postgresql_where=text("status = 'pending'")),
+        Index(
+            "ux_sync_job_pending_person",
+            "person_id",
+            unique=True,
+            sqlite_where=text("status = 'pending'"),
+            postgresql_where=text("status = 'pending'"),
+        ),
     )

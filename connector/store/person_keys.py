@@ -39,8 +39,9 @@ DEFAULT = "userName"
 
 # Plain table descriptions, not the models: migration 0004 runs this code, and must
 # not depend on columns later revisions add.
-_USERS = sa.table("scim_user", sa.column("id", sa.String), sa.column("data", sa.JSON),
-                  sa.column("person_key", sa.String))
+_USERS = sa.table(
+    "scim_user", sa.column("id", sa.String), sa.column("data", sa.JSON), sa.column("person_key", sa.String)
+)
 _ENTRIES = sa.table("directory_entry", sa.column("person_id", sa.String))
 _SETTINGS = sa.table("store_setting", sa.column("name", sa.String), sa.column("value", sa.Text))
 _CHUNK = 500
@@ -72,8 +73,10 @@ def key_of(user_id: str, data: dict, path: AttributePath) -> str | None:
 
 def collision_detail(path: AttributePath, value: object) -> str:
     """The 409 detail of a write whose person key another user's already folds to."""
-    return (f"{path} {value!r} collides with an existing user's {path} once folded as the directory "
-            "compares it (case, spaces, Unicode)")
+    return (
+        f"{path} {value!r} collides with an existing user's {path} once folded as the directory "
+        "compares it (case, spaces, Unicode)"
+    )
 
 
 class Refill(NamedTuple):
@@ -112,9 +115,14 @@ def align(conn: Connection, path: AttributePath) -> Refill | None:
     conn.execute(sa.delete(_SETTINGS).where(_SETTINGS.c.name.in_(list(wanted))))
     conn.execute(sa.insert(_SETTINGS), [{"name": n, "value": v} for n, v in wanted.items()])
     conn.info[_FILLED] = str(path)
-    log.info("person keys: %s folded again for every user (was %s, %s): %d changed, %d collisions",
-             path, before.get("person_key", "none recorded"), before.get("person_key_folding", "no folding"),
-             done.changed, len(done.collisions))
+    log.info(
+        "person keys: %s folded again for every user (was %s, %s): %d changed, %d collisions",
+        path,
+        before.get("person_key", "none recorded"),
+        before.get("person_key_folding", "no folding"),
+        done.changed,
+        len(done.collisions),
+    )
     return done
 
 
@@ -155,13 +163,13 @@ def refill(conn: Connection, path: AttributePath) -> Refill:
     # meets itself in the unique index.
     emptied = [i for i in changed if old[i] is not None]
     for start in range(0, len(emptied), _CHUNK):
-        conn.execute(sa.update(_USERS).where(_USERS.c.id.in_(emptied[start:start + _CHUNK])).values(person_key=None))
-    _fill(conn, [(i, new[i]) for i in changed if new[i] is not None])
+        conn.execute(sa.update(_USERS).where(_USERS.c.id.in_(emptied[start : start + _CHUNK])).values(person_key=None))
+    _fill(conn, [(i, new_key) for i in changed if (new_key := new[i]) is not None])
     # A cached entry was found by the old key: for a user whose key changed or who has
     # none now, a run must not act on it (the cache is only a cache: losing it costs a search).
     stale = sorted(set(emptied) | collided)
     for start in range(0, len(stale), _CHUNK):
-        conn.execute(sa.delete(_ENTRIES).where(_ENTRIES.c.person_id.in_(stale[start:start + _CHUNK])))
+        conn.execute(sa.delete(_ENTRIES).where(_ENTRIES.c.person_id.in_(stale[start : start + _CHUNK])))
     return Refill(len(changed), collisions)
 
 
@@ -181,7 +189,8 @@ def repair(conn: Connection, path: AttributePath) -> Refill | None:
     held: dict[str, str] = {}  # key → the user holding it (created since, with the key the others left)
     for start in range(0, len(keys), _CHUNK):
         taken = sa.select(_USERS.c.person_key, _USERS.c.id, _USERS.c.data).where(
-            _USERS.c.person_key.in_(keys[start:start + _CHUNK]))
+            _USERS.c.person_key.in_(keys[start : start + _CHUNK])
+        )
         for key, user_id, data in conn.execute(taken):
             held[key] = user_id
             names[user_id] = (data or {}).get("userName")
@@ -202,31 +211,51 @@ def _holders(path: AttributePath, rows, names: dict[str, object]) -> dict[str, l
     for user_id, data in rows:
         key = key_of(user_id, data or {}, path)
         if key is not None and len(key) > INDEXED_MAX:
-            log.warning("person key %s of user %r (id %s) is longer than %d characters once folded; "
-                        "it is left empty, so the user resolves to no directory entry",
-                        path, names[user_id], user_id, INDEXED_MAX)
+            log.warning(
+                "person key %s of user %r (id %s) is longer than %d characters once folded; "
+                "it is left empty, so the user resolves to no directory entry",
+                path,
+                names[user_id],
+                user_id,
+                INDEXED_MAX,
+            )
             continue
         if key is not None:
             holders[key].append(user_id)
     return holders
 
 
-def _collision(path: AttributePath, key: str, ids: list[str], names: dict[str, object],
-               holder: str | None = None) -> list[str]:
+def _collision(
+    path: AttributePath, key: str, ids: list[str], names: dict[str, object], holder: str | None = None
+) -> list[str]:
     """Warn (one line) about users sharing a folded key; their ids, sorted (``holder``
     included: the one user keeping the key, if any)."""
     ids = sorted(ids)
     users = ", ".join(f"{names[i]!r} (id {i})" for i in ids)
     if holder is None:
-        log.warning("person key %s: users %s fold to the same key %r; none of them keeps it, so none resolves "
-                    "to a directory entry until all but one are renamed or deleted", path, users, key)
+        log.warning(
+            "person key %s: users %s fold to the same key %r; none of them keeps it, so none resolves "
+            "to a directory entry until all but one are renamed or deleted",
+            path,
+            users,
+            key,
+        )
         return ids
-    log.warning("person key %s: users %s fold to the key %r of user %r (id %s); they keep none, so they resolve "
-                "to no directory entry until they are renamed or deleted", path, users, key, names[holder], holder)
+    log.warning(
+        "person key %s: users %s fold to the key %r of user %r (id %s); they keep none, so they resolve "
+        "to no directory entry until they are renamed or deleted",
+        path,
+        users,
+        key,
+        names[holder],
+        holder,
+    )
     return sorted([*ids, holder])
 
 
 def _fill(conn: Connection, keys: list[tuple[str, str]]) -> None:
     if keys:
-        conn.execute(sa.update(_USERS).where(_USERS.c.id == sa.bindparam("b_id")),
-                     [{"b_id": user_id, "person_key": key} for user_id, key in keys])
+        conn.execute(
+            sa.update(_USERS).where(_USERS.c.id == sa.bindparam("b_id")),
+            [{"b_id": user_id, "person_key": key} for user_id, key in keys],
+        )

@@ -29,8 +29,9 @@ def get_statements(table: Table):
     return plain, plain.with_for_update()
 
 
-def execute_unique(conn, statement, params: dict, kind: str, columns: dict[str, str],
-                   details: dict[str, str] | None = None) -> None:
+def execute_unique(
+    conn, statement, params: dict, kind: str, columns: dict[str, str], details: dict[str, str] | None = None
+) -> None:
     """Run an INSERT or UPDATE, turning a unique-index violation into 409 uniqueness.
 
     :param columns: column name → attribute name, in the order they are checked

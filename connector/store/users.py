@@ -10,16 +10,15 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Connection, ScalarSelect, bindparam, delete, func, insert, select, type_coerce, update
+from sqlalchemy import JSON, ColumnElement, Connection, bindparam, delete, func, insert, select, type_coerce, update
 
 from connector.scim.errors import InvalidValue
 from connector.scim.schema import Urn
-
 from mappings.scim import AttributePath
 
 from . import journal, person_keys
 from .journal import Event
-from .models import INDEXED_MAX, CertificationRow, GroupRow, MemberRow, UserEmailRow, UserRow
+from .models import INDEXED_MAX, CertificationRow, GroupRow, MemberRow, UserEmailRow, UserRow, table_of
 from .stored import Stored, execute_unique, get_statements
 
 _ENT, _WALKIN = Urn.ENTERPRISE.value, Urn.WALKIN.value
@@ -43,27 +42,30 @@ def columns(data: dict) -> dict[str, Any]:
     ent = data.get(_ENT) or {}
     ext = data.get(_WALKIN) or {}
     manager = ent.get("manager") or {}
-    return check_lengths({
-        "user_name": data["userName"].lower(),
-        "external_id": data.get("externalId"),
-        "display_name": _low(data.get("displayName")),
-        "nick_name": _low(data.get("nickName")),
-        "title": _low(data.get("title")),
-        "user_type": _low(data.get("userType")),
-        "active": data.get("active"),
-        "name_formatted": _low(name.get("formatted")),
-        "name_family": _low(name.get("familyName")),
-        "name_given": _low(name.get("givenName")),
-        "employee_number": _low(ent.get("employeeNumber")),
-        "department": _low(ent.get("department")),
-        "cost_center": _low(ent.get("costCenter")),
-        "organization": _low(ent.get("organization")),
-        "division": _low(ent.get("division")),
-        "manager_id": manager.get("value"),
-        "job_code": _low(ext.get("jobCode")),
-        "location_code": _low(ext.get("locationCode")),
-        "assignment_start": ext.get("assignmentStartDate"),
-    }, "the User's")
+    return check_lengths(
+        {
+            "user_name": data["userName"].lower(),
+            "external_id": data.get("externalId"),
+            "display_name": _low(data.get("displayName")),
+            "nick_name": _low(data.get("nickName")),
+            "title": _low(data.get("title")),
+            "user_type": _low(data.get("userType")),
+            "active": data.get("active"),
+            "name_formatted": _low(name.get("formatted")),
+            "name_family": _low(name.get("familyName")),
+            "name_given": _low(name.get("givenName")),
+            "employee_number": _low(ent.get("employeeNumber")),
+            "department": _low(ent.get("department")),
+            "cost_center": _low(ent.get("costCenter")),
+            "organization": _low(ent.get("organization")),
+            "division": _low(ent.get("division")),
+            "manager_id": manager.get("value"),
+            "job_code": _low(ext.get("jobCode")),
+            "location_code": _low(ext.get("locationCode")),
+            "assignment_start": ext.get("assignmentStartDate"),
+        },
+        "the User's",
+    )
 
 
 def _children(user_id: str, data: dict) -> tuple[list[dict], list[dict]]:
@@ -72,8 +74,12 @@ def _children(user_id: str, data: dict) -> tuple[list[dict], list[dict]]:
         for e in data.get("emails") or []
     ]
     certs = [
-        {"user_id": user_id, "course": _low(c.get("course")), "kind": _low(c.get("kind")),
-         "completed_on": c.get("completedOn")}
+        {
+            "user_id": user_id,
+            "course": _low(c.get("course")),
+            "kind": _low(c.get("kind")),
+            "completed_on": c.get("completedOn"),
+        }
         for c in (data.get(_WALKIN) or {}).get("certifications") or []
     ]
     return emails, certs
@@ -84,8 +90,14 @@ def _write_children(conn: Connection, user_id: str, data: dict, old: dict | None
     for row in emails:
         check_lengths({"email": row["value"], "email_type": row["type"]}, "an")
     for row in certs:
-        check_lengths({"certification_course": row["course"], "certification_kind": row["kind"],
-                       "completion_date": row["completed_on"]}, "a")
+        check_lengths(
+            {
+                "certification_course": row["course"],
+                "certification_kind": row["kind"],
+                "completion_date": row["completed_on"],
+            },
+            "a",
+        )
     if old is not None:
         old_emails, old_certs = _children(user_id, old)
         if old_emails != emails:
@@ -129,15 +141,22 @@ def insert_user(conn: Connection, data: dict, now: datetime, *, key: AttributePa
     :raises Uniqueness: its userName, externalId or person key is taken.
     """
     user = Stored(str(uuid.uuid4()), 1, now, now, data)
-    execute_unique(conn, _INSERT, {**user._asdict(), **columns(data), **key_column(user.id, data, key)}, "User",
-                   _UNIQUE, _unique(key, user.id, data))
+    execute_unique(
+        conn,
+        _INSERT,
+        {**user._asdict(), **columns(data), **key_column(user.id, data, key)},
+        "User",
+        _UNIQUE,
+        _unique(key, user.id, data),
+    )
     _write_children(conn, user.id, data, None)
     journal.append(conn, now, [(Event.USER_CREATED, user.id, None, journal.policy_view(data))])
     return user
 
 
-def replace_user(conn: Connection, user: Stored | UserRow, data: dict, now: datetime, *, key: AttributePath,
-                 source: str = "scim") -> Stored | None:
+def replace_user(
+    conn: Connection, user: Stored | UserRow, data: dict, now: datetime, *, key: AttributePath, source: str = "scim"
+) -> Stored | None:
     """Store ``data`` as the user's new representation.
 
     :param user: the user as read, locked (``get_user(..., lock=True)``).
@@ -160,8 +179,14 @@ def replace_user(conn: Connection, user: Stored | UserRow, data: dict, now: date
     # leaves it alone (a deactivation) never meets the collision again.
     if person_keys.key_of(user.id, data, key) != person_keys.key_of(user.id, old, key):
         changed.update(key_column(user.id, data, key))
-    execute_unique(conn, _UPDATE, {"b_id": user.id, "version": new.version, "last_modified": now, "data": data,
-                                   **changed}, "User", _UNIQUE, _unique(key, user.id, data))
+    execute_unique(
+        conn,
+        _UPDATE,
+        {"b_id": user.id, "version": new.version, "last_modified": now, "data": data, **changed},
+        "User",
+        _UNIQUE,
+        _unique(key, user.id, data),
+    )
     _write_children(conn, user.id, data, old)
     changes = journal.view_changes(journal.policy_view(old), journal.policy_view(data))
     if changes:
@@ -190,15 +215,16 @@ def get_user(conn: Connection, user_id: str, *, lock: bool = False) -> Stored | 
     return None if row is None else Stored(*row)
 
 
-def get_user_and_groups(conn: Connection, user_id: str, *,
-                        lock: bool = False) -> tuple[Stored, list[tuple[str, str]]] | None:
+def get_user_and_groups(
+    conn: Connection, user_id: str, *, lock: bool = False
+) -> tuple[Stored, list[tuple[str, str]]] | None:
     """A user and its ``[(group id, group displayName)]`` in one statement."""
     statements = _GET_WITH_GROUPS[conn.dialect.name]
     row = conn.execute(statements[lock], {"id": user_id}).first()
     return None if row is None else (Stored(*row[:-1]), group_pairs(row[-1]))
 
 
-def groups_column(dialect: str) -> ScalarSelect:
+def groups_column(dialect: str) -> ColumnElement:
     """A user's groups as one JSON array of ``[group id, displayName]`` pairs: a
     correlated subquery, so a user (or a page of users) and their groups come back
     in one statement. Read it with :func:`group_pairs`."""
@@ -206,8 +232,10 @@ def groups_column(dialect: str) -> ScalarSelect:
     pair = (func.json_array if sqlite else func.json_build_array)(_GROUPS.c.id, _GROUPS.c.display)
     groups = (func.json_group_array if sqlite else func.json_agg)(pair)
     return type_coerce(
-        select(groups).select_from(_MEMBERS.join(_GROUPS, _GROUPS.c.id == _MEMBERS.c.group_id))
-        .where(_MEMBERS.c.member_id == _USERS.c.id).scalar_subquery(),
+        select(groups)
+        .select_from(_MEMBERS.join(_GROUPS, _GROUPS.c.id == _MEMBERS.c.group_id))
+        .where(_MEMBERS.c.member_id == _USERS.c.id)
+        .scalar_subquery(),
         JSON,
     )
 
@@ -218,8 +246,8 @@ def group_pairs(value: list | None) -> list[tuple[str, str]]:
 
 
 # Hot statements are built once; executing them then costs no construction.
-_USERS, _EMAILS, _CERTS = UserRow.__table__, UserEmailRow.__table__, CertificationRow.__table__
-_MEMBERS, _GROUPS = MemberRow.__table__, GroupRow.__table__
+_USERS, _EMAILS, _CERTS = table_of(UserRow), table_of(UserEmailRow), table_of(CertificationRow)
+_MEMBERS, _GROUPS = table_of(MemberRow), table_of(GroupRow)
 _GET, _GET_LOCKED = get_statements(_USERS)
 _GET_WITH_GROUPS = {  # dialect → {lock: statement}
     dialect: {lock: stmt.add_columns(groups_column(dialect)) for lock, stmt in ((False, _GET), (True, _GET_LOCKED))}
@@ -233,11 +261,14 @@ _DELETE_EMAILS = delete(_EMAILS).where(_EMAILS.c.user_id == bindparam("uid"))
 _DELETE_CERTS = delete(_CERTS).where(_CERTS.c.user_id == bindparam("uid"))
 _GROUPS_WITH = select(_MEMBERS.c.group_id).where(_MEMBERS.c.member_id == bindparam("uid"))
 _LOCK_GROUPS = (
-    select(_GROUPS.c.id).where(_GROUPS.c.id.in_(bindparam("ids", expanding=True)))
-    .order_by(_GROUPS.c.id).with_for_update()
+    select(_GROUPS.c.id)
+    .where(_GROUPS.c.id.in_(bindparam("ids", expanding=True)))
+    .order_by(_GROUPS.c.id)
+    .with_for_update()
 )
 _LEAVE_GROUPS = delete(_MEMBERS).where(_MEMBERS.c.member_id == bindparam("uid"))
 _BUMP_GROUPS = (
-    update(_GROUPS).where(_GROUPS.c.id.in_(bindparam("ids", expanding=True)))
+    update(_GROUPS)
+    .where(_GROUPS.c.id.in_(bindparam("ids", expanding=True)))
     .values(version=_GROUPS.c.version + 1, last_modified=bindparam("now"))
 )

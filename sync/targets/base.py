@@ -47,7 +47,7 @@ class WriteRefused(TargetError):
     """The directory refused a write for a reason retrying will not fix."""
 
 
-def partial_result(error: TargetError) -> "WriteResult | None":
+def partial_result(error: TargetError) -> WriteResult | None:
     """The members written before ``error`` interrupted a batch write, if known."""
     return getattr(error, "partial", None)
 
@@ -61,8 +61,9 @@ class PersonKey:
     key: str
 
 
-def one_person_per_entry(people: list[PersonKey], found: dict[str, str], fold: Callable[[str], str]
-                         ) -> tuple[dict[str, str], dict[str, list[str]]]:
+def one_person_per_entry(
+    people: list[PersonKey], found: dict[str, str], fold: Callable[[str], str]
+) -> tuple[dict[str, str], dict[str, list[str]]]:
     """Keep only the people of a resolve who have their directory entry to themselves.
 
     The store refuses a second user whose key folds like another's, so this never
@@ -166,8 +167,7 @@ class Target(ABC):
         """
 
     @abstractmethod
-    def remove_members(self, group: str, members: list[str], *, current: AbstractSet[str] | None = None
-                       ) -> WriteResult:
+    def remove_members(self, group: str, members: list[str], *, current: AbstractSet[str] | None = None) -> WriteResult:
         """Remove members; a member already absent counts as done. ``current``: as for
         :meth:`add_members`.
 
@@ -188,5 +188,5 @@ class Target(ABC):
         """The comparable form of a member identifier (DNs compare case-insensitively)."""
         return member
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 - an optional hook: a target holding nothing has nothing to release
         """Release connections."""

@@ -49,8 +49,16 @@ import requests
 from connector.clock import Clock
 from connector.store.keys import fold_key
 
+from ..settings import TargetKind
 from .base import (
-    GroupNotFound, Outcome, PersonKey, Target, TargetAuthError, TargetError, TargetUnavailable, WriteResult,
+    GroupNotFound,
+    Outcome,
+    PersonKey,
+    Target,
+    TargetAuthError,
+    TargetError,
+    TargetUnavailable,
+    WriteResult,
     one_person_per_entry,
 )
 from .graph_auth import MsalTokens, TokenProvider
@@ -89,7 +97,7 @@ def filter_param(expression: str) -> str:
 
 def chunks(items: list, size: int) -> Iterator[list]:
     for start in range(0, len(items), size):
-        yield items[start:start + size]
+        yield items[start : start + size]
 
 
 def is_already_member(reply: GraphReply) -> bool:
@@ -117,13 +125,21 @@ class GraphTarget(Target):
     before anything is written.
     """
 
-    name = "entra"
+    name = TargetKind.ENTRA
     write_batch = GRAPH_BATCH_LIMIT
 
-    def __init__(self, settings: GraphSettings, *, tokens: TokenProvider | None = None, msal_app: Any | None = None,
-                 session: requests.Session | None = None, sleep: Callable[[float], None] = time.sleep,
-                 clock: Callable[[], float] = time.monotonic, jitter: Callable[[], float] = random.random,
-                 wall_clock: Clock | None = None) -> None:
+    def __init__(
+        self,
+        settings: GraphSettings,
+        *,
+        tokens: TokenProvider | None = None,
+        msal_app: Any | None = None,
+        session: requests.Session | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.monotonic,
+        jitter: Callable[[], float] = random.random,
+        wall_clock: Clock | None = None,
+    ) -> None:
         """:param tokens: where bearer tokens come from (default: msal, see graph_auth).
         :param msal_app: an msal ``ConfidentialClientApplication`` for the default provider.
         :param session: the requests session to send with (closed by :meth:`close` only
@@ -132,8 +148,15 @@ class GraphTarget(Target):
             the random factor of backoff (tests make them deterministic).
         :param wall_clock: the date and time, for a ``Retry-After`` given as an HTTP date."""
         self.settings = settings
-        self.client = GraphClient(settings, tokens or MsalTokens(settings, app=msal_app), session=session,
-                                  sleep=sleep, clock=clock, jitter=jitter, wall_clock=wall_clock)
+        self.client = GraphClient(
+            settings,
+            tokens or MsalTokens(settings, app=msal_app),
+            session=session,
+            sleep=sleep,
+            clock=clock,
+            jitter=jitter,
+            wall_clock=wall_clock,
+        )
         self._sleep, self._clock = sleep, clock
         self._found: dict[str, tuple[str, float]] = {}  # folded key → (object id, when looked up)
         self.last_ambiguous: dict[str, list[str]] = {}
@@ -201,9 +224,11 @@ class GraphTarget(Target):
         present: set[str] = set()
         for chunk in chunks(ids, IN_LIMIT):
             expression = f"id in ({','.join(odata_string(i) for i in chunk)})"
-            present |= self._member_ids(group, f"/groups/{gid}/members/microsoft.graph.user"
-                                               f"?$filter={filter_param(expression)}&$select=id&$count=true",
-                                        headers={"ConsistencyLevel": "eventual"})
+            present |= self._member_ids(
+                group,
+                f"/groups/{gid}/members/microsoft.graph.user?$filter={filter_param(expression)}&$select=id&$count=true",
+                headers={"ConsistencyLevel": "eventual"},
+            )
         return present & set(ids)
 
     # ------------------------------------------------------------------ resolving
@@ -218,8 +243,11 @@ class GraphTarget(Target):
             if person.key.strip():
                 wanted.setdefault(person.key.strip().casefold(), []).append(person)
         now = self._clock()
-        fresh = {folded: object_id for folded, (object_id, when) in self._found.items()
-                 if folded in wanted and now - when < self.settings.lookup_cache_seconds}
+        fresh = {
+            folded: object_id
+            for folded, (object_id, when) in self._found.items()
+            if folded in wanted and now - when < self.settings.lookup_cache_seconds
+        }
         missing = [persons[0].key.strip() for folded, persons in wanted.items() if folded not in fresh]
         found = self._look_up(prop, missing) if missing else {}
         resolved: dict[str, str] = {}
@@ -256,8 +284,9 @@ class GraphTarget(Target):
             if answers.stopped is not None:
                 raise answers.stopped
             if answers.unsettled:
-                raise TargetUnavailable(f"cannot look users up by {prop}: "
-                                        f"{next(iter(answers.unsettled.values())).describe()}")
+                raise TargetUnavailable(
+                    f"cannot look users up by {prop}: {next(iter(answers.unsettled.values())).describe()}"
+                )
             for reply in answers.settled.values():
                 if not reply.ok:
                     raise refused(reply, f"cannot look users up by {prop}")
@@ -281,8 +310,7 @@ class GraphTarget(Target):
     def add_members(self, group: str, members: list[str], *, current: AbstractSet[str] | None = None) -> WriteResult:
         return self._write(group, members, self._add_all)
 
-    def remove_members(self, group: str, members: list[str], *, current: AbstractSet[str] | None = None
-                       ) -> WriteResult:
+    def remove_members(self, group: str, members: list[str], *, current: AbstractSet[str] | None = None) -> WriteResult:
         return self._write(group, members, self._remove_all)
 
     def _write(self, group: str, members: list[str], apply: Callable) -> WriteResult:
@@ -310,8 +338,9 @@ class GraphTarget(Target):
         return result
 
     @staticmethod
-    def _settle(pending: dict[str, list[str]], result: WriteResult, members: list[str], outcome: Outcome,
-                detail: str) -> None:
+    def _settle(
+        pending: dict[str, list[str]], result: WriteResult, members: list[str], outcome: Outcome, detail: str
+    ) -> None:
         for member in members:
             for given in pending[member]:
                 result.outcomes[given] = (outcome, detail)
@@ -329,8 +358,15 @@ class GraphTarget(Target):
         refs = [f"{self.settings.graph_url}/directoryObjects/{m}" for m in members]
         return self.client.send("PATCH", f"/groups/{gid}", body={"members@odata.bind": refs}, writes=1)
 
-    def _add_chunk(self, gid: str, group_exists: Callable[[], bool], chunk: list[str], pending: dict[str, list[str]],
-                   result: WriteResult, late: dict[str, GraphReply]) -> None:
+    def _add_chunk(
+        self,
+        gid: str,
+        group_exists: Callable[[], bool],
+        chunk: list[str],
+        pending: dict[str, list[str]],
+        result: WriteResult,
+        late: dict[str, GraphReply],
+    ) -> None:
         """PATCH ``chunk``; split it on a member-level refusal; collect missing members in ``late``."""
         reply = self._patch(gid, chunk)
         if reply.ok:
@@ -353,8 +389,9 @@ class GraphTarget(Target):
         self._add_chunk(gid, group_exists, chunk[half:], pending, result, late)
         return None
 
-    def _add_late(self, gid: str, late: dict[str, GraphReply], pending: dict[str, list[str]],
-                  result: WriteResult) -> None:
+    def _add_late(
+        self, gid: str, late: dict[str, GraphReply], pending: dict[str, list[str]], result: WriteResult
+    ) -> None:
         """Try members Graph said do not exist again, with backoff, for ``consistency_window`` seconds."""
         window = self.settings.consistency_window
         deadline = self._clock() + window
@@ -404,8 +441,10 @@ class GraphTarget(Target):
                     raise GroupNotFound(f"{gid}: {next(iter(absent.values())).describe()}")
                 self._settle(pending, result, list(absent), Outcome.DONE, "not a member")
             if answers.unsettled:
-                raise TargetUnavailable(f"{len(answers.unsettled)} removals from {gid} still unanswered: "
-                                        f"{next(iter(answers.unsettled.values())).describe()}")
+                raise TargetUnavailable(
+                    f"{len(answers.unsettled)} removals from {gid} still unanswered: "
+                    f"{next(iter(answers.unsettled.values())).describe()}"
+                )
 
     def _group_exists(self, gid: str) -> bool:
         """``GET /groups/{id}?$select=id``: a 404 to a write cannot say (see the module doc).

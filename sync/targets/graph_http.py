@@ -190,8 +190,9 @@ class CircuitBreaker:
         """:raises TargetUnavailable: the circuit is open."""
         with self._lock:
             if self.opened_at is not None and self._clock() - self.opened_at < self.reset:
-                raise TargetUnavailable(f"Graph circuit open after {self.failures} consecutive failures "
-                                        f"(last: {self.last_failure})")
+                raise TargetUnavailable(
+                    f"Graph circuit open after {self.failures} consecutive failures (last: {self.last_failure})"
+                )
 
     def success(self) -> None:
         with self._lock:
@@ -204,8 +205,9 @@ class CircuitBreaker:
             self.last_failure = why
             if self.failures >= self.threshold:
                 self.opened_at = self._clock()
-                raise TargetUnavailable(f"Graph circuit opened after {self.failures} consecutive failures "
-                                        f"(last: {why})")
+                raise TargetUnavailable(
+                    f"Graph circuit opened after {self.failures} consecutive failures (last: {why})"
+                )
 
 
 class GraphClient:
@@ -214,11 +216,19 @@ class GraphClient:
     ``sent`` counts the HTTP requests sent to Graph (token requests not included).
     """
 
-    def __init__(self, settings: GraphSettings, tokens: TokenProvider, *, session: requests.Session | None = None,
-                 sleep: Callable[[float], None] = time.sleep, clock: Callable[[], float] = time.monotonic,
-                 jitter: Callable[[], float] = random.random, wall_clock: Clock | None = None) -> None:
+    def __init__(
+        self,
+        settings: GraphSettings,
+        tokens: TokenProvider,
+        *,
+        session: requests.Session | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.monotonic,
+        jitter: Callable[[], float] = random.random,
+        wall_clock: Clock | None = None,
+    ) -> None:
         """:param clock: monotonic seconds (budgets, breaker); ``wall_clock`` dates a
-            ``Retry-After`` given as an HTTP date."""
+        ``Retry-After`` given as an HTTP date."""
         self.settings, self.tokens = settings, tokens
         self.wall_clock = wall_clock or SystemClock()
         self.session = session or requests.Session()
@@ -250,8 +260,15 @@ class GraphClient:
         s = self.settings
         return self._jitter() * min(s.retry_backoff_cap, s.retry_backoff_base * 2 ** (attempt - 1))
 
-    def send(self, method: str, path: str, *, body: dict | None = None, headers: Mapping[str, str] | None = None,
-             writes: int = 0) -> GraphReply:
+    def send(
+        self,
+        method: str,
+        path: str,
+        *,
+        body: dict | None = None,
+        headers: Mapping[str, str] | None = None,
+        writes: int = 0,
+    ) -> GraphReply:
         """Send one request until Graph gives an answer that is not transient.
 
         :param writes: directory writes the request makes (for the write budget).
@@ -291,21 +308,28 @@ class GraphClient:
                 self.breaker.failure(f"{method} {path}: {failure}")
             pause = delay if delay is not None else self.backoff(attempt)
             if attempt >= s.retry_attempts or waited + pause > s.retry_max_wait:
-                raise TargetUnavailable(f"{method} {path}: {failure} (gave up after {attempt} attempts, "
-                                        f"{waited:.0f}s of waiting)")
+                raise TargetUnavailable(
+                    f"{method} {path}: {failure} (gave up after {attempt} attempts, {waited:.0f}s of waiting)"
+                )
             log.info("%s %s: %s; retrying in %.1fs", method, path, failure, pause)
             waited += pause
             self._sleep(pause)
 
-    def _once(self, method: str, url: str, body: dict | None,
-              headers: Mapping[str, str] | None) -> tuple[GraphReply | None, str]:
+    def _once(
+        self, method: str, url: str, body: dict | None, headers: Mapping[str, str] | None
+    ) -> tuple[GraphReply | None, str]:
         """One HTTP exchange: the reply, or ``None`` and why there was none."""
         token = self.tokens.token()
         all_headers = {"Authorization": f"Bearer {token}", "Accept": "application/json", **(headers or {})}
         self.sent += 1
         try:
-            response = self.session.request(method, url, json=body, headers=all_headers,
-                                            timeout=(self.settings.connect_timeout, self.settings.read_timeout))
+            response = self.session.request(
+                method,
+                url,
+                json=body,
+                headers=all_headers,
+                timeout=(self.settings.connect_timeout, self.settings.read_timeout),
+            )
         except requests.RequestException as exc:
             return None, f"{type(exc).__name__}: {exc}"
         return GraphReply.from_response(response), ""
@@ -340,9 +364,15 @@ class GraphClient:
             settled_now = 0
             for item_id in list(pending):
                 raw = answers.get(item_id)
-                answer = (GraphReply(int(raw.get("status", 0)), raw.get("headers") or {},
-                                     raw.get("body") if isinstance(raw.get("body"), dict) else None)
-                          if raw else _NO_ANSWER)
+                answer = (
+                    GraphReply(
+                        int(raw.get("status", 0)),
+                        raw.get("headers") or {},
+                        raw.get("body") if isinstance(raw.get("body"), dict) else None,
+                    )
+                    if raw
+                    else _NO_ANSWER
+                )
                 if answer.status in TRANSIENT:
                     last[item_id] = answer
                 else:
@@ -360,16 +390,21 @@ class GraphClient:
             pause = max(known) if known else self.backoff(attempt)
             if attempt >= s.retry_attempts or waited + pause > s.retry_max_wait:
                 break
-            log.info("$batch: %d of its requests answered %s; resending them in %.1fs", len(pending),
-                     sorted({a.status for a in last.values()}), pause)
+            log.info(
+                "$batch: %d of its requests answered %s; resending them in %.1fs",
+                len(pending),
+                sorted({a.status for a in last.values()}),
+                pause,
+            )
             waited += pause
             self._sleep(pause)
         return BatchAnswers(settled, {item_id: last[item_id] for item_id in pending})
 
     def _send_batch(self, items: list[BatchItem]) -> GraphReply:
         """One ``POST /$batch``. :raises TargetAuthError, TargetUnavailable: not answered 2xx."""
-        reply = self.send("POST", "/$batch", body={"requests": [i.as_json() for i in items]},
-                          writes=sum(i.writes for i in items))
+        reply = self.send(
+            "POST", "/$batch", body={"requests": [i.as_json() for i in items]}, writes=sum(i.writes for i in items)
+        )
         if reply.status in (401, 403):
             raise TargetAuthError(f"$batch refused: {reply.describe()}")
         if not reply.ok:

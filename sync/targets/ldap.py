@@ -36,10 +36,11 @@ from collections.abc import Callable
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 
-from . import ldap3_import  # noqa: F401  (must precede the ldap3 imports)
 from ldap3 import BASE, DEREF_NEVER, MODIFY_ADD, MODIFY_DELETE, NO_ATTRIBUTES, SUBTREE, Connection
 from ldap3.core.exceptions import LDAPOperationResult
 
+from ..settings import TargetKind
+from . import ldap3_import  # noqa: F401  (must precede the ldap3 imports)
 from .base import (
     GroupNotFound,
     Outcome,
@@ -120,7 +121,7 @@ class LdapTarget(Target):
     values are sent and every member gets a precise outcome.
     """
 
-    name = "ldap"
+    name = TargetKind.LDAP
 
     def __init__(
         self,
@@ -174,13 +175,13 @@ class LdapTarget(Target):
         from one complete read.
         """
         wanted = {self.normalise(m): m for m in members}
-        wanted.pop(self._placeholder, None)
+        if self._placeholder is not None:
+            wanted.pop(self._placeholder, None)
         if len(wanted) > PROBE_LIMIT:
             return self.read_members(group) & set(wanted)
         if not self._group_exists(group):
             raise GroupNotFound(group)
-        return {normal for normal, given in wanted.items()
-                if self._is_member(group, self._spelling.get(normal, given))}
+        return {normal for normal, given in wanted.items() if self._is_member(group, self._spelling.get(normal, given))}
 
     def _read_values(self, group: str) -> dict[str, str]:
         """The group's member values: normal form → value as stored (placeholder included)."""
@@ -276,8 +277,13 @@ class LdapTarget(Target):
             if len(entries) > 1:
                 for person in persons:
                     ambiguous[person.person_id] = sorted(entries.values())
-                log.warning("%s=%r matches %d entries; left unresolved: %s", s.match_attribute, persons[0].key,
-                            len(entries), sorted(entries.values()))
+                log.warning(
+                    "%s=%r matches %d entries; left unresolved: %s",
+                    s.match_attribute,
+                    persons[0].key,
+                    len(entries),
+                    sorted(entries.values()),
+                )
                 continue
             for normal, dn in entries.items():
                 self._spelling[normal] = dn
@@ -285,8 +291,11 @@ class LdapTarget(Target):
                     resolved[person.person_id] = normal
         resolved, shared = one_person_per_entry(people, resolved, fold)
         for group in sorted({tuple(ids) for ids in shared.values()}):
-            log.warning("people %s share one %s or one entry; left unresolved: no entry is decided for two people",
-                        ", ".join(group), s.match_attribute)
+            log.warning(
+                "people %s share one %s or one entry; left unresolved: no entry is decided for two people",
+                ", ".join(group),
+                s.match_attribute,
+            )
         self.last_ambiguous = ambiguous
         self.last_shared = shared
         return resolved
@@ -299,8 +308,13 @@ class LdapTarget(Target):
             cookie = None
             while True:
                 _, result, response, _ = conn.search(
-                    s.people_base, search_filter, SUBTREE, DEREF_NEVER, attributes=[s.match_attribute],
-                    paged_size=s.page_size, paged_cookie=cookie,
+                    s.people_base,
+                    search_filter,
+                    SUBTREE,
+                    DEREF_NEVER,
+                    attributes=[s.match_attribute],
+                    paged_size=s.page_size,
+                    paged_cookie=cookie,
                 )
                 entries.extend(r for r in response or () if r.get("type") == "searchResEntry")
                 control = ((result or {}).get("controls") or {}).get(PAGED_RESULTS_OID) or {}
@@ -317,8 +331,7 @@ class LdapTarget(Target):
     def add_members(self, group: str, members: list[str], *, current: AbstractSet[str] | None = None) -> WriteResult:
         return self._write(group, members, MODIFY_ADD, current)
 
-    def remove_members(self, group: str, members: list[str], *, current: AbstractSet[str] | None = None
-                       ) -> WriteResult:
+    def remove_members(self, group: str, members: list[str], *, current: AbstractSet[str] | None = None) -> WriteResult:
         return self._write(group, members, MODIFY_DELETE, current)
 
     def _write(self, group: str, members: list[str], op: int, current: AbstractSet[str] | None) -> WriteResult:
@@ -328,7 +341,7 @@ class LdapTarget(Target):
                 items = self._plan(state, members, current)
                 size = self.settings.batch_size
                 for start in range(0, len(items), size):
-                    self._apply(state, items[start:start + size])
+                    self._apply(state, items[start : start + size])
         except TargetError as exc:
             exc.partial = state.result
             raise
@@ -347,6 +360,7 @@ class LdapTarget(Target):
         adding = state.op == MODIFY_ADD
         spelling = self._spelling
         whole = True  # whether ``current`` is the whole group
+        spell_present: Callable[[str], str]
         if known is not None:
             current: AbstractSet[str] = known  # never holds the placeholder; looked up, not copied
             spell_present = lambda normal: spelling.get(normal, normal)  # noqa: E731
@@ -386,7 +400,7 @@ class LdapTarget(Target):
         s = self.settings
         changes = [(state.op, [item.value for item in items])]
         with_placeholder = state.placeholder_pending
-        if with_placeholder:
+        if with_placeholder and s.placeholder_member:
             changes.insert(0, (MODIFY_ADD, [s.placeholder_member]))
         controls = [(PERMISSIVE_MODIFY_OID, False, None)] if s.use_permissive_modify else None
 
@@ -403,8 +417,11 @@ class LdapTarget(Target):
             # Re-raised for _write's ldap_errors: GroupNotFound, TargetAuthError or WriteRefused.
             if exc.result == 32 and not self._group_exists(state.group):
                 raise
-            if exc.result in REFUSED_RESULTS or exc.result in SESSION_RESULTS or (
-                    exc.result == 53 and s.flavour != "ad"):
+            if (
+                exc.result in REFUSED_RESULTS
+                or exc.result in SESSION_RESULTS
+                or (exc.result == 53 and s.flavour != "ad")
+            ):
                 raise
             if len(items) == 1:
                 return self._settle(state, items[0], exc)
@@ -427,8 +444,11 @@ class LdapTarget(Target):
         done = exc.result == STALE_RESULT[state.op]
         if not done and self.settings.flavour == "ad" and exc.result == AD_STALE_RESULT[state.op]:
             done = self._is_member(state.group, item.value) == adding
-        outcome = (Outcome.DONE, "already a member" if adding else "not a member") if done else (
-            Outcome.FAILED, describe(exc))
+        outcome = (
+            (Outcome.DONE, "already a member" if adding else "not a member")
+            if done
+            else (Outcome.FAILED, describe(exc))
+        )
         for member in item.members:
             state.result.outcomes[member] = outcome
 
@@ -446,16 +466,16 @@ class LdapTarget(Target):
 
     def _placeholder_present(self, group: str) -> bool:
         """Whether the configured placeholder is a member (``True`` when none is configured)."""
-        if self._placeholder is None:
+        placeholder = self.settings.placeholder_member
+        if not placeholder:  # as ``self._placeholder is None``
             return True
-        return self._is_member(group, self.settings.placeholder_member)
+        return self._is_member(group, placeholder)
 
     def _group_exists(self, group: str) -> bool:
         what = f"find {group}"
         with ldap_errors(what):
             try:
-                return self._session.run(what, lambda conn: self._base_entry(conn, group, [NO_ATTRIBUTES])) \
-                    is not None
+                return self._session.run(what, lambda conn: self._base_entry(conn, group, [NO_ATTRIBUTES])) is not None
             except LDAPOperationResult as exc:
                 if exc.result in MISSING_RESULTS:
                     return False

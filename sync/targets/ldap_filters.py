@@ -27,12 +27,13 @@ import functools
 import re
 from collections.abc import Iterable, Iterator
 
-from . import ldap3_import  # noqa: F401  (must precede the ldap3 imports)
 from ldap3.utils.conv import escape_filter_chars
 from ldap3.utils.dn import escape_rdn
 
 # Matching keys fold in one place, shared with the store (its unique person keys).
 from connector.store.keys import fold_key  # noqa: F401  (re-exported)
+
+from . import ldap3_import  # noqa: F401  (must precede the ldap3 imports)
 
 #: A filter every entry matches (RFC 4512 §4.5.1: objectClass is always present).
 ANY_ENTRY = "(objectClass=*)"
@@ -113,11 +114,6 @@ def escape_dn_value(value: str) -> str:
 def rdn(attribute: str, value: str) -> str:
     """``attribute=value`` with the value escaped."""
     return f"{check_attribute(attribute)}={escape_dn_value(value)}"
-
-
-def child_dn(attribute: str, value: str, parent: str) -> str:
-    """The DN of the entry named ``attribute=value`` directly below ``parent``."""
-    return f"{rdn(attribute, value)},{parent}"
 
 
 def ranged(attribute: str, low: int) -> str:
@@ -202,7 +198,7 @@ def _parse_value(dn: str, i: int) -> tuple[str, bool, int]:
         end = i + 1
         while end < n and dn[end] in _HEX:
             end += 1
-        text = dn[i + 1:end]
+        text = dn[i + 1 : end]
         if not text or len(text) % 2:
             raise ValueError(f"bad hex value in {dn!r}")
         while end < n and dn[end] == " ":
@@ -215,7 +211,7 @@ def _parse_value(dn: str, i: int) -> tuple[str, bool, int]:
     while i < n and dn[i] not in ",;+":
         char = dn[i]
         if char == "\\":
-            pair = dn[i + 1:i + 3]
+            pair = dn[i + 1 : i + 3]
             if len(pair) == 2 and pair[0] in _HEX and pair[1] in _HEX:
                 buf += bytes.fromhex(pair)
                 i += 3

@@ -39,7 +39,6 @@ from contextlib import contextmanager
 from enum import StrEnum
 from typing import TypeVar
 
-from . import ldap3_import  # noqa: F401  (must precede the ldap3 imports)
 from ldap3 import ANONYMOUS, NONE, SAFE_SYNC, SASL, SIMPLE, Connection, Server, Tls
 from ldap3.core.exceptions import (
     LDAPCommunicationError,
@@ -50,6 +49,7 @@ from ldap3.core.exceptions import (
     LDAPStartTLSError,
 )
 
+from . import ldap3_import  # noqa: F401  (must precede the ldap3 imports)
 from .base import (
     GroupNotFound,
     TargetAuthError,
@@ -86,8 +86,9 @@ MISSING_RESULTS = frozenset({32, 34})
 #: insufficientAccessRights.
 NOT_ALLOWED = 50
 
-PROTECTION_HINT = ("use LDAPS (an ldaps:// URL in WALKIN_LDAP__URLS) or StartTLS (WALKIN_LDAP__START_TLS=true), "
-                   "and a bind DN or SASL")
+PROTECTION_HINT = (
+    "use LDAPS (an ldaps:// URL in WALKIN_LDAP__URLS) or StartTLS (WALKIN_LDAP__START_TLS=true), and a bind DN or SASL"
+)
 
 
 class Access(StrEnum):
@@ -133,8 +134,7 @@ def is_transient(exc: BaseException) -> bool:
     return untrusted_certificate(exc) is None
 
 
-def translate(exc: BaseException, what: str, *, access: Access = Access.READ,
-              group: str | None = None) -> TargetError:
+def translate(exc: BaseException, what: str, *, access: Access = Access.READ, group: str | None = None) -> TargetError:
     """The target error for an ldap3 exception (or ``OSError``) raised while doing ``what``.
 
     :param access: a refusal of a write is :class:`WriteRefused`; of a read, the
@@ -148,15 +148,20 @@ def translate(exc: BaseException, what: str, *, access: Access = Access.READ,
     if reason is not None:
         return TargetMisconfigured(
             f"{what}: the server's TLS certificate was not trusted ({reason}); set WALKIN_LDAP__CA_FILE to the "
-            "PEM file of the CA that issued it")
+            "PEM file of the CA that issued it"
+        )
     if isinstance(exc, LDAPOperationResult):
         code = exc.result
         if code in CREDENTIAL_RESULTS:
-            return TargetAuthError(f"{what}: credentials refused ({describe(exc)}); "
-                                   "check WALKIN_LDAP__BIND_DN and WALKIN_LDAP__BIND_PASSWORD")
+            return TargetAuthError(
+                f"{what}: credentials refused ({describe(exc)}); "
+                "check WALKIN_LDAP__BIND_DN and WALKIN_LDAP__BIND_PASSWORD"
+            )
         if code in PROTECTION_RESULTS:
-            return TargetAuthError(f"{what}: the directory requires a protected connection or a stronger bind "
-                                   f"({describe(exc)}); {PROTECTION_HINT}")
+            return TargetAuthError(
+                f"{what}: the directory requires a protected connection or a stronger bind "
+                f"({describe(exc)}); {PROTECTION_HINT}"
+            )
         if code in MISSING_RESULTS:
             if group is not None:
                 return GroupNotFound(group)
@@ -196,7 +201,7 @@ class VerifyingTls(Tls):
     standard library (``ssl.create_default_context``) rather than ldap3's
     ``ssl.match_hostname`` call."""
 
-    def wrap_socket(self, connection, do_handshake=False):  # noqa: ANN001 - ldap3's signature
+    def wrap_socket(self, connection, do_handshake=False):
         context = ssl.create_default_context(cafile=self.ca_certs_file)
         connection.socket = context.wrap_socket(
             connection.socket,
@@ -259,12 +264,17 @@ class LdapSession:
         self._lock = threading.Lock()
         self._conn: Connection | None = None
         self._preferred = 0  # index in settings.urls of the server that last answered
-        if settings.bind_password is not None and not settings.start_tls and any(
-            url.lower().startswith("ldap://") and not url.lower().startswith(("ldap://127.", "ldap://localhost"))
-            for url in settings.urls
+        if (
+            settings.bind_password is not None
+            and not settings.start_tls
+            and any(
+                url.lower().startswith("ldap://") and not url.lower().startswith(("ldap://127.", "ldap://localhost"))
+                for url in settings.urls
+            )
         ):
-            log.warning("LDAP simple bind over unencrypted ldap:// sends the password in clear; "
-                        "use ldaps:// or start_tls")
+            log.warning(
+                "LDAP simple bind over unencrypted ldap:// sends the password in clear; use ldaps:// or start_tls"
+            )
 
     # ------------------------------------------------------------ connecting
 
@@ -279,13 +289,19 @@ class LdapSession:
         # that, once set, can make a later failed open look successful.
         server = Server(url, get_info=NONE, connect_timeout=s.connect_timeout, tls=self._tls() if secure else None)
         if s.sasl_mechanism:
-            auth = {"authentication": SASL, "sasl_mechanism": s.sasl_mechanism,
-                    # EXTERNAL needs an (empty) initial response, or slapd answers
-                    # saslBindInProgress and ldap3 stops there.
-                    "sasl_credentials": ""}
+            auth = {
+                "authentication": SASL,
+                "sasl_mechanism": s.sasl_mechanism,
+                # EXTERNAL needs an (empty) initial response, or slapd answers
+                # saslBindInProgress and ldap3 stops there.
+                "sasl_credentials": "",
+            }
         elif s.bind_dn:
-            auth = {"authentication": SIMPLE, "user": s.bind_dn,
-                    "password": s.bind_password.get_secret_value() if s.bind_password else ""}
+            auth = {
+                "authentication": SIMPLE,
+                "user": s.bind_dn,
+                "password": s.bind_password.get_secret_value() if s.bind_password else "",
+            }
         else:
             auth = {"authentication": ANONYMOUS}
         conn = Connection(server, client_strategy=SAFE_SYNC, **connection_options(s), **auth)
@@ -362,11 +378,19 @@ class LdapSession:
                 self.discard(conn)
             if attempt == s.retry_attempts:
                 kind = "busy or unavailable" if isinstance(failure, LDAPOperationResult) else "unreachable"
-                raise TargetUnavailable(f"{what}: directory {kind} ({describe(failure)}) after {attempt} "
-                                        f"attempt{'s' if attempt > 1 else ''}") from failure
+                raise TargetUnavailable(
+                    f"{what}: directory {kind} ({describe(failure)}) after {attempt} "
+                    f"attempt{'s' if attempt > 1 else ''}"
+                ) from failure
             delay = min(s.retry_backoff_cap, s.retry_backoff_base * 2 ** (attempt - 1))
-            log.warning("%s failed (%s); attempt %d of %d in %.1f s", what, describe(failure), attempt + 1,
-                        s.retry_attempts, delay)
+            log.warning(
+                "%s failed (%s); attempt %d of %d in %.1f s",
+                what,
+                describe(failure),
+                attempt + 1,
+                s.retry_attempts,
+                delay,
+            )
             self._sleep(delay)
         raise AssertionError("unreachable")  # pragma: no cover - the loop returns or raises
 

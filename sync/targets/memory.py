@@ -8,13 +8,14 @@ from collections.abc import Set as AbstractSet
 
 from connector.store.keys import fold_key
 
+from ..settings import TargetKind
 from .base import GroupNotFound, Outcome, PersonKey, Target, TargetUnavailable, WriteResult, one_person_per_entry
 
 log = logging.getLogger(__name__)
 
 
 class MemoryTarget(Target):
-    name = "memory"
+    name = TargetKind.MEMORY
 
     def __init__(self, groups: dict[str, set[str]] | None = None, directory: dict[str, str] | None = None) -> None:
         self.groups: dict[str, set[str]] = {g: set(m) for g, m in (groups or {}).items()}
@@ -56,8 +57,7 @@ class MemoryTarget(Target):
     def add_members(self, group: str, members: list[str], *, current: AbstractSet[str] | None = None) -> WriteResult:
         return self._write(group, members, set.add)
 
-    def remove_members(self, group: str, members: list[str], *, current: AbstractSet[str] | None = None
-                       ) -> WriteResult:
+    def remove_members(self, group: str, members: list[str], *, current: AbstractSet[str] | None = None) -> WriteResult:
         return self._write(group, members, set.discard)
 
     def _write(self, group: str, members: list[str], change) -> WriteResult:

@@ -136,7 +136,7 @@ def test_password_is_accepted_and_never_stored(client, store):
     assert r.status_code == 201 and "password" not in r.get_json()
     from connector.store.models import UserRow
 
-    with store.read() as s:
+    with store.session_read() as s:
         assert "hunter2" not in str(s.get(UserRow, r.get_json()["id"]).data)
 
 

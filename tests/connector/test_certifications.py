@@ -24,7 +24,7 @@ alice@d.org,,full,2025-09-15
 
 
 def _certs(store, user_name):
-    with store.read() as s:
+    with store.session_read() as s:
         row = s.scalar(select(UserRow).where(UserRow.user_name == user_name))
         return (row.data.get(WALKIN) or {}).get("certifications", [])
 
@@ -55,12 +55,12 @@ def test_reimporting_changes_nothing(client, store, clock):
     """The same file twice: no new completions, no new version, no journal entry."""
     _setup(client)
     import_certifications(store, CSV, clock)
-    with store.read() as s:
+    with store.session_read() as s:
         journal = len(s.scalars(select(JournalRow)).all())
         versions = dict(s.execute(select(UserRow.user_name, UserRow.version)).all())
     again = import_certifications(store, CSV, clock)
     assert again.added == 0 and again.unchanged == 2
-    with store.read() as s:
+    with store.session_read() as s:
         assert len(s.scalars(select(JournalRow)).all()) == journal
         assert dict(s.execute(select(UserRow.user_name, UserRow.version)).all()) == versions
 
@@ -69,7 +69,7 @@ def test_import_journals_like_a_scim_write(client, store, clock):
     """Imported completions reach the change journal (source 'import')."""
     _setup(client)
     import_certifications(store, "employeeNumber,course,kind,completion_date\nE-2,X,full,2026-01-10\n", clock)
-    with store.read() as s:
+    with store.session_read() as s:
         last = s.scalars(select(JournalRow).order_by(JournalRow.seq.desc())).first()
     assert last.event == "user.updated" and last.source == "import"
     assert last.detail["certifications"][1] == [{"course": "X", "kind": "full", "completedOn": "2026-01-10"}]

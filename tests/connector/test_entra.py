@@ -18,23 +18,23 @@ JSON = {**AUTH, "Content-Type": "application/scim+json"}
 
 
 def _stored_user(store, user_id):
-    with store.read() as s:
+    with store.session_read() as s:
         return s.get(UserRow, user_id)
 
 
 def _members(store, group_id):
-    with store.read() as s:
+    with store.session_read() as s:
         return set(s.scalars(select(MemberRow.member_id).where(MemberRow.group_id == group_id)))
 
 
 def _journal(store):
-    with store.read() as s:
+    with store.session_read() as s:
         return [(r.event, r.user_id, r.group_id, r.detail) for r in s.scalars(select(JournalRow).order_by(JournalRow.seq))]
 
 
 def test_test_connection_returns_an_empty_list(client):
     """Entra's 'Test connection' filters on a random GUID and needs 200 + empty list."""
-    r = client.get("/scim/v2/Users?" + entra.filter_query('userName eq "%s"' % uuid.uuid4()), headers=AUTH)
+    r = client.get("/scim/v2/Users?" + entra.filter_query(f'userName eq "{uuid.uuid4()}"'), headers=AUTH)
     assert r.status_code == 200
     assert r.get_json()["totalResults"] == 0 and r.get_json()["Resources"] == []
     assert r.content_type.startswith("application/scim+json")

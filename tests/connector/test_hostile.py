@@ -159,7 +159,7 @@ def _created(response) -> dict:
 
 
 def _journal_size(store) -> int:
-    with store.read() as session:
+    with store.session_read() as session:
         return session.scalar(select(func.count()).select_from(JournalRow))
 
 

@@ -6,7 +6,7 @@ from tests.conftest import AUTH
 from tests.connector.test_hostile import ALL_TABLES, LEAKS, send, world  # noqa: F401 - world is a fixture
 
 
-def test_the_whole_barrage_leaves_the_world_unchanged(client, store, world):
+def test_the_whole_barrage_leaves_the_world_unchanged(client, store, world):  # noqa: F811 - the fixture
     """Every hostile request in a row against one store: no 5xx, no traceback, no
     unexpected status, and afterwards the users and groups created at the start
     are exactly as they were (same representation, same meta.version)."""

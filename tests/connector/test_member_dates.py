@@ -4,7 +4,7 @@ and the journal records only the members that really came or went."""
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import func, select
@@ -17,7 +17,7 @@ GROUP_SCHEMA = "urn:ietf:params:scim:schemas:core:2.0:Group"
 
 def _utc(value: datetime) -> datetime:
     """SQLite gives naive UTC back."""
-    return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 def _users(client, *names: str) -> list[str]:
@@ -33,18 +33,18 @@ def _group(client, members: list[str]) -> str:
 
 
 def _starts(store, group_id: str) -> dict[str, datetime]:
-    with store.read() as s:
+    with store.session_read() as s:
         rows = s.execute(select(MemberRow.member_id, MemberRow.since).where(MemberRow.group_id == group_id))
         return {member: _utc(since) for member, since in rows}
 
 
 def _last_seq(store) -> int:
-    with store.read() as s:
+    with store.session_read() as s:
         return s.scalar(select(func.max(JournalRow.seq))) or 0
 
 
 def _journal_after(store, seq: int) -> list[tuple[str, str]]:
-    with store.read() as s:
+    with store.session_read() as s:
         rows = s.execute(select(JournalRow.event, JournalRow.detail).where(JournalRow.seq > seq)
                          .order_by(JournalRow.seq))
         return [(event, detail["member"]) for event, detail in rows]

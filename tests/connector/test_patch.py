@@ -10,7 +10,14 @@ from connector.scim.errors import InvalidPath, InvalidValue, Mutability, NoTarge
 from connector.scim.patch import MAX_FILTER_WORK, MemberAction, MemberOp, Op, apply_patch, parse_operations
 from connector.scim.paths import parse_path, schema_of
 from connector.scim.schema import (
-    ENTERPRISE_SCHEMA, GROUP, USER, USER_SCHEMA, WALKIN_SCHEMA, Attr, ResourceKind, Schema,
+    ENTERPRISE_SCHEMA,
+    GROUP,
+    USER,
+    USER_SCHEMA,
+    WALKIN_SCHEMA,
+    Attr,
+    ResourceKind,
+    Schema,
 )
 from connector.settings import ScimSettings
 

@@ -9,7 +9,7 @@ import sys
 import threading
 import unicodedata
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 import sqlalchemy as sa
@@ -31,7 +31,7 @@ from tests.conftest import AUTH, BACKENDS, POSTGRES_URL, TOKEN
 
 ENT = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"
 EMPLOYEE_NUMBER = f"{ENT}:employeeNumber"
-NOW = datetime(2026, 11, 29, 19, 0, tzinfo=timezone.utc)
+NOW = datetime(2026, 11, 29, 19, 0, tzinfo=UTC)
 
 
 # ------------------------------------------------------------------ the folding
@@ -112,7 +112,7 @@ COLLISION_IDS = ["trailing-space", "inner-spaces", "fullwidth-nfkc", "case", "ta
 
 
 def _users(store) -> list[tuple[str, str | None]]:
-    with store.read() as s:
+    with store.session_read() as s:
         return sorted((r.data["userName"], r.person_key) for r in s.scalars(sa.select(UserRow)))
 
 
@@ -168,7 +168,7 @@ def test_concurrent_creates_of_colliding_keys_give_one_201(app, store):
         statuses: list[tuple[int, str | None]] = []
         barrier = threading.Barrier(2)
 
-        def create(name: str) -> None:
+        def create(name: str, barrier: threading.Barrier = barrier, statuses: list = statuses) -> None:
             client = app.test_client()
             barrier.wait()
             r = client.post("/scim/v2/Users", json={"userName": name}, headers=AUTH)
@@ -273,7 +273,7 @@ def test_changing_the_person_key_folds_every_key_again(settings, client, store, 
     ids = {}
     for name, number in [("ann", "E1001"), ("bob", "e1001 "), ("cat", "E2002"), ("dan", None)]:
         ids[name] = client.post("/scim/v2/Users", json=_employee(name, number), headers=AUTH).get_json()["id"]
-    with store.write() as s:  # the sync cached entries found by userName
+    with store.session_write() as s:  # the sync cached entries found by userName
         s.add_all([DirectoryEntryRow(target="ldap", person_id=i, key=n, member=f"uid={n},dc=x", resolved_at=NOW)
                    for n, i in ids.items()])
     caplog.set_level(logging.INFO, logger="connector.store.person_keys")
@@ -282,7 +282,7 @@ def test_changing_the_person_key_folds_every_key_again(settings, client, store, 
     warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
     assert len(warnings) == 1
     assert f"'ann' (id {ids['ann']})" in warnings[0] and f"'bob' (id {ids['bob']})" in warnings[0]
-    with by_number.read() as s:
+    with by_number.session_read() as s:
         assert s.get(StoreSettingRow, "person_key").value == EMPLOYEE_NUMBER
         # Every key changed: no entry found by the old key is kept.
         assert s.scalars(sa.select(DirectoryEntryRow.person_id)).all() == []
@@ -303,11 +303,11 @@ def test_changing_the_person_key_folds_every_key_again(settings, client, store, 
 def test_a_start_up_with_the_same_person_key_changes_nothing(settings, client, store, open_store):
     """Opening the store again with the recorded key neither refills nor touches the cache."""
     uid = client.post("/scim/v2/Users", json={"userName": "ann"}, headers=AUTH).get_json()["id"]
-    with store.write() as s:
+    with store.session_write() as s:
         s.add(DirectoryEntryRow(target="ldap", person_id=uid, key="ann", member="uid=ann,dc=x", resolved_at=NOW))
     again = open_store("userName")
     assert _users(again) == [("ann", "ann")]
-    with again.read() as s:
+    with again.session_read() as s:
         assert s.scalars(sa.select(DirectoryEntryRow.person_id)).all() == [uid]
 
 

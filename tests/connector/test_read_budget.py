@@ -8,8 +8,8 @@ from __future__ import annotations
 import time
 
 from connector import create_app
-from connector.scim.values import normalise_resource
 from connector.scim.schema import USER
+from connector.scim.values import normalise_resource
 from connector.store import users as user_rows
 from tests.conftest import AUTH, NOON
 
@@ -19,7 +19,7 @@ WORST = " or ".join(f'emails[value co "{i:02d}x"]' for i in range(100))  # 100 c
 
 def _district(store) -> None:
     """PEOPLE users with three emails each, written as the SCIM service writes them."""
-    with store.writing() as conn:
+    with store.connection_write() as conn:
         for i in range(PEOPLE):
             data = normalise_resource(USER, {"userName": f"u{i:05d}@d.org", "emails": [
                 {"value": f"u{i:05d}.{k}@d.org", "type": "work"} for k in range(3)]})
@@ -56,7 +56,7 @@ def test_a_budget_leaves_the_connection_as_it_was(settings, store, clock):
     client = create_app(settings, store=store, clock=clock).test_client()
     assert client.post("/scim/v2/Users/.search", json={"filter": WORST}, headers=AUTH).status_code == 400
     started = time.monotonic()
-    with store.reading() as conn:  # no budget: a long read runs to its end
+    with store.connection_read() as conn:  # no budget: a long read runs to its end
         from sqlalchemy import text
 
         assert conn.execute(text("SELECT count(*) FROM scim_user")).scalar() == PEOPLE

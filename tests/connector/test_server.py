@@ -19,8 +19,14 @@ import pytest
 from gunicorn.config import Config
 from gunicorn.glogging import Logger
 
-from connector.server import (WORKER_CLASSES, AccessLogger, ScimThreadWorker, WorkerKind, gunicorn_options,
-                              request_line_limit)
+from connector.server import (
+    WORKER_CLASSES,
+    AccessLogger,
+    ScimThreadWorker,
+    WorkerKind,
+    gunicorn_options,
+    request_line_limit,
+)
 from connector.settings import ScimSettings
 from tests.conftest import AUTH, TOKEN, sqlite_copy
 

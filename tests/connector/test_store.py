@@ -8,6 +8,7 @@ import subprocess
 import sys
 import threading
 from contextlib import contextmanager
+from datetime import UTC
 
 from sqlalchemy import event, func, select
 
@@ -68,7 +69,7 @@ def test_user_deletes_racing_member_changes_of_their_groups_never_answer_500(app
     for t in threads:
         t.join()
     assert statuses and set(statuses) <= {204, 400, 404}, sorted(set(statuses))
-    with store.read() as s:
+    with store.session_read() as s:
         assert s.scalar(select(func.count()).select_from(UserRow)) == 0
 
 
@@ -105,7 +106,7 @@ def test_concurrent_creates_from_processes_give_one_201(settings, store):
         assert proc.returncode == 0, err
         results.append(tuple(json.loads(out.strip().splitlines()[-1])))
     assert sorted(results) == [(201, None)] + [(409, "uniqueness")] * 5
-    with store.read() as s:
+    with store.session_read() as s:
         assert len(s.scalars(select(UserRow)).all()) == 1
 
 
@@ -113,13 +114,13 @@ def test_a_failed_write_leaves_no_journal_entry(client, store):
     """The journal is written in the change's transaction: a 409 leaves neither."""
     client.post("/scim/v2/Users", json={"userName": "taken@d.org"}, headers=AUTH)
     uid = client.post("/scim/v2/Users", json={"userName": "me@d.org", "active": True}, headers=AUTH).get_json()["id"]
-    with store.read() as s:
+    with store.session_read() as s:
         before = len(s.scalars(select(JournalRow)).all())
     patch = {"Operations": [{"op": "replace", "path": "active", "value": False},
                             {"op": "replace", "path": "userName", "value": "TAKEN@d.org"}]}
     r = client.patch(f"/scim/v2/Users/{uid}", json=patch, headers=AUTH)
     assert r.status_code == 409
-    with store.read() as s:
+    with store.session_read() as s:
         assert len(s.scalars(select(JournalRow)).all()) == before
         assert s.get(UserRow, uid).active is True
 
@@ -132,7 +133,7 @@ def test_journal_records_policy_changes_only(client, store):
                  headers=AUTH)
     client.patch(f"/scim/v2/Users/{uid}", json={"Operations": [
         {"op": "add", "path": f"{walkin}:jobCode", "value": "OP01"}]}, headers=AUTH)
-    with store.read() as s:
+    with store.session_read() as s:
         rows = [(r.event, r.detail) for r in s.scalars(select(JournalRow).order_by(JournalRow.seq))]
     assert [e for e, _ in rows] == ["user.created", "user.updated"]
     assert rows[1][1] == {"jobCode": [None, "OP01"]}
@@ -157,7 +158,7 @@ def _bulk_members(store, group_id: str, count: int) -> None:
 
     from tests.conftest import NOON
 
-    with store.write() as s:
+    with store.session_write() as s:
         s.execute(insert(MemberRow), [
             {"group_id": group_id, "member_id": f"ghost-{i}", "member_type": "User", "since": NOON}
             for i in range(count)
@@ -187,7 +188,7 @@ def test_group_patch_costs_what_it_changes_not_the_group_size(client, store):
         r = client.get("/scim/v2/Groups?excludedAttributes=members&filter=displayName+eq+%22large%22", headers=AUTH)
         assert r.get_json()["totalResults"] == 1
     assert not any("scim_group_member" in sql for sql in seen)
-    with store.read() as s:
+    with store.session_read() as s:
         assert s.scalar(select(MemberRow).where(MemberRow.group_id == large, MemberRow.member_id == uid)) is None
 
 
@@ -196,12 +197,12 @@ def test_membership_start_is_kept(client, store):
     uid = client.post("/scim/v2/Users", json={"userName": "s@d.org"}, headers=AUTH).get_json()["id"]
     gid = client.post("/scim/v2/Groups", json={"displayName": "G", "members": [{"value": uid}]},
                       headers=AUTH).get_json()["id"]
-    with store.read() as s:
+    with store.session_read() as s:
         first = s.get(MemberRow, (gid, uid)).since
     # Re-adding an existing member keeps the original start.
     client.patch(f"/scim/v2/Groups/{gid}", json={"Operations": [{"op": "add", "path": "members", "value": [uid]}]},
                  headers=AUTH)
-    with store.read() as s:
+    with store.session_read() as s:
         assert s.get(MemberRow, (gid, uid)).since == first
 
 
@@ -231,32 +232,32 @@ def test_journal_numbers_are_handed_out_in_commit_order(store):
     """A writer that starts while another is in flight waits for it, so no journal
     event can commit behind a later-numbered one (the worker's cursor would skip it).
     On PostgreSQL an advisory lock makes writers take turns; SQLite writers always do."""
-    from datetime import datetime, timezone
+    from datetime import datetime
 
     from connector.store import journal
     from connector.store.journal import Event
 
-    now = datetime(2026, 11, 29, tzinfo=timezone.utc)
+    now = datetime(2026, 11, 29, tzinfo=UTC)
     first_in, second_done = threading.Event(), threading.Event()
     order: list[str] = []
 
     def second() -> None:
         first_in.wait(5)
-        with store.writing() as conn:
+        with store.connection_write() as conn:
             journal.append(conn, now, [(Event.USER_UPDATED, "second", None, {})])
         order.append("second committed")
         second_done.set()
 
     thread = threading.Thread(target=second)
     thread.start()
-    with store.writing() as conn:
+    with store.connection_write() as conn:
         journal.append(conn, now, [(Event.USER_UPDATED, "first", None, {})])
         first_in.set()
         assert not second_done.wait(0.5)  # still waiting for us
         order.append("first committing")
     thread.join(5)
     assert order == ["first committing", "second committed"]
-    with store.reading() as conn:
+    with store.connection_read() as conn:
         rows = conn.execute(select(JournalRow.user_id).where(JournalRow.user_id.in_(["first", "second"]))
                             .order_by(JournalRow.seq)).scalars().all()
     assert rows == ["first", "second"]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 import yaml
@@ -11,7 +11,7 @@ from mappings.model import DEFAULT_MAPPING_PATH
 from sync.targets import ldap3_import  # noqa: F401
 from tests.sync.conftest import no_sleep, slapd, slapd_server, slapd_settings  # noqa: F401 - fixtures
 
-NOON = datetime(2026, 11, 29, 19, 0, tzinfo=timezone.utc)
+NOON = datetime(2026, 11, 29, 19, 0, tzinfo=UTC)
 
 
 @pytest.fixture

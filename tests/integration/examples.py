@@ -3,7 +3,7 @@ store-backed commands (``walkin explain``, ``walkin sync``) can be run on them."
 
 from __future__ import annotations
 
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 
 from sqlalchemy import update
 
@@ -68,12 +68,12 @@ def load(client, store) -> dict[str, str]:
         r = client.post("/scim/v2/Groups", json={"displayName": f"WalkIn-Approvers-{loc}",
                                                  "members": [{"value": m} for m, _ in members]}, headers=AUTH)
         group = r.get_json()["id"]
-        with store.write() as s:
+        with store.session_write() as s:
             for member, day in members:
-                noon = datetime.combine(date.fromisoformat(day), datetime.min.time()).replace(hour=18, tzinfo=timezone.utc)
+                noon = datetime.combine(date.fromisoformat(day), datetime.min.time()).replace(hour=18, tzinfo=UTC)
                 s.execute(update(MemberRow).where(MemberRow.group_id == group, MemberRow.member_id == member)
                           .values(since=noon))
-    with store.write() as s:
+    with store.session_write() as s:
         for name, (*_, lost, _active) in PEOPLE.items():
             if lost:
                 s.add(AccessLossRow(person_id=ids[name], entitlement="walkin", lost_on=lost))

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from click.testing import CliRunner
 
@@ -96,7 +96,7 @@ def test_worker_once_drains_the_journal(client, store, slapd, sync_settings, clo
 def test_full_reconcile_schedule(sync_settings, store, clock):
     """Due after the interval, and once after the district's day start."""
     ctx = build_context(sync_settings, store=store, clock=clock)
-    denver_0004 = datetime(2026, 7, 1, 6, 4, tzinfo=timezone.utc)  # 00:04 in Denver (MDT)
+    denver_0004 = datetime(2026, 7, 1, 6, 4, tzinfo=UTC)  # 00:04 in Denver (MDT)
     assert full_due(ctx, None, denver_0004)
     assert not full_due(ctx, denver_0004 - timedelta(minutes=30), denver_0004)
     assert full_due(ctx, denver_0004 - timedelta(minutes=30), denver_0004 + timedelta(minutes=2))  # 00:06

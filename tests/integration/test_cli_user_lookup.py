@@ -35,7 +35,7 @@ def two_pats(client, store, settings, clock, monkeypatch):
 
 
 def _runs(store) -> int:
-    with store.read() as s:
+    with store.session_read() as s:
         return s.scalar(select(func.count()).select_from(SyncRunRow))
 
 

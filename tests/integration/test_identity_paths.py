@@ -11,7 +11,7 @@ import subprocess
 import sys
 import textwrap
 import threading
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import pytest
@@ -42,13 +42,13 @@ def _dn(slapd, uid: str) -> str:
 
 
 def _audit(store, entitlement: str = "walkin") -> list[tuple]:
-    with store.read() as s:
+    with store.session_read() as s:
         return [(r.action, r.user_name, r.member, r.reasons, r.result, r.detail) for r in s.scalars(
             select(AuditRow).where(AuditRow.entitlement == entitlement).order_by(AuditRow.id))]
 
 
 def _losses(store) -> dict[tuple[str, str], str]:
-    with store.read() as s:
+    with store.session_read() as s:
         return {(r.person_id, r.entitlement): r.lost_on for r in s.scalars(select(AccessLossRow))}
 
 
@@ -121,7 +121,7 @@ def test_deleted_and_created_again_under_the_same_key_in_one_event_run(client, s
             {"op": "add", "path": "members", "value": [{"value": new}]}]})
         assert r.status_code in (200, 204)
     assert _event(ctx, old, new).status is RunStatus.OK
-    with store.read() as s:
+    with store.session_read() as s:
         holders = {(r.member, r.person_id) for r in s.scalars(select(HoldingRow))}
     if entitled_again:
         assert _members(slapd) == {_dn(slapd, "w0020")}
@@ -267,13 +267,13 @@ def test_a_run_killed_after_its_writes_is_settled_by_the_next(client, store, sla
     P.approvers(client, "0123", ids)
     _killed(sync_settings, clock, faketime_preload, "add_members")
     assert _members(slapd) == {_dn(slapd, u) for u in uids}
-    with store.read() as s:
+    with store.session_read() as s:
         assert [r.status for r in s.scalars(select(SyncRunRow))] == ["running"]
         assert len(s.scalars(select(PendingChangeRow)).all()) == 5
 
     result = reconcile(ctx, "walkin")
     assert result.status is RunStatus.OK and result.counts["added"] == 0
-    with store.read() as s:
+    with store.session_read() as s:
         runs = [(r.status, r.detail) for r in s.scalars(select(SyncRunRow).order_by(SyncRunRow.id))]
         assert runs[0][0] == "interrupted" and s.scalars(select(PendingChangeRow)).all() == []
         assert len(s.scalars(select(HoldingRow)).all()) == 5
@@ -336,7 +336,7 @@ def test_the_loss_date_is_the_day_of_the_revoke(client, store, slapd, ctx, clock
     uid = P.create(client, P.person("ld"))
     P.approvers(client, "0123", [uid])
     _event(ctx, uid)
-    clock.set(datetime(2026, 12, 3, 6, 30, tzinfo=timezone.utc))  # 23:30 on 2 December in Denver
+    clock.set(datetime(2026, 12, 3, 6, 30, tzinfo=UTC))  # 23:30 on 2 December in Denver
     P.patch(client, uid, {"op": "replace", "path": "active", "value": "False"})
     _event(ctx, uid)
     assert _losses(store) == {(uid, "walkin"): date(2026, 12, 2).isoformat()}

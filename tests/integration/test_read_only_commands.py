@@ -26,14 +26,14 @@ def test_a_read_only_store_refuses_writes_and_reads(store, database_url):
     read-only store; reads work."""
     P_ = Store(database_url, read_only=True)
     try:
-        with P_.read() as s:
+        with P_.session_read() as s:
             assert s.scalar(text("SELECT count(*) FROM scim_user")) == 0
         with pytest.raises(DBAPIError):
-            with P_.write() as s:
+            with P_.session_write() as s:
                 s.execute(text("INSERT INTO store_setting (name, value) VALUES ('x', 'y')"))
     finally:
         P_.dispose()
-    with store.read() as s:
+    with store.session_read() as s:
         assert s.scalar(text("SELECT count(*) FROM store_setting WHERE name = 'x'")) == 0
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 from sqlalchemy import select
@@ -27,7 +27,7 @@ def _dn(slapd, uid: str) -> str:
 
 
 def _audit(store) -> list[tuple[str, str | None, str, list]]:
-    with store.read() as s:
+    with store.session_read() as s:
         return [(r.action, r.user_name, r.result, r.reasons) for r in s.scalars(select(AuditRow).order_by(AuditRow.id))]
 
 
@@ -100,12 +100,12 @@ def test_expiry_overnight_is_removed_by_the_daily_run(client, store, slapd, sync
     """valid_through 2026-06-30: kept on June 30, removed by the first run on July 1."""
     slapd.add_people(["dee"])
     dee = P.create(client, P.person("dee", certs=[("full", "2024-09-10")]))
-    P.backdate(store, P.approvers(client, "0123", [dee]), datetime(2025, 9, 20, 16, tzinfo=timezone.utc))
+    P.backdate(store, P.approvers(client, "0123", [dee]), datetime(2025, 9, 20, 16, tzinfo=UTC))
     ctx = build_context(sync_settings, store=store, clock=clock)
-    clock.set(datetime(2026, 6, 30, 23, 0, tzinfo=timezone.utc))
+    clock.set(datetime(2026, 6, 30, 23, 0, tzinfo=UTC))
     reconcile(ctx, "walkin", kind="daily")
     assert _members(slapd) == {_dn(slapd, "dee")}
-    clock.set(datetime(2026, 7, 1, 7, 0, tzinfo=timezone.utc))  # 01:00 in Denver
+    clock.set(datetime(2026, 7, 1, 7, 0, tzinfo=UTC))  # 01:00 in Denver
     result = reconcile(ctx, "walkin", kind="daily")
     assert result.status is RunStatus.OK and _members(slapd) == set()
     assert _audit(store)[-1] == ("revoke", "dee", "ok", ["CERT_EXPIRED"])

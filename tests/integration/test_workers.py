@@ -72,13 +72,13 @@ def _stop(*procs: subprocess.Popen) -> None:
 
 
 def _no_full_run_due(store, clock) -> None:
-    with store.write() as s:
+    with store.session_write() as s:
         s.add(SyncRunRow(kind="full", entitlement="walkin", target="ldap", dry_run=False, status="ok",
                          started_at=clock.now(), counts={}, held=[]))
 
 
 def _settled(store) -> bool:
-    with store.read() as s:
+    with store.session_read() as s:
         top = s.scalar(select(func.max(JournalRow.seq)))
         cursor = s.get(SyncCursorRow, "journal")
         open_jobs = s.scalar(select(func.count()).select_from(SyncJobRow).where(
@@ -96,7 +96,7 @@ def test_two_workers_process_1000_events_once_each(client, store, slapd, sync_se
     for user_id in ids:
         P.patch(client, user_id, {"op": "replace", "path": f"{P.WALKIN}:locationCode", "value": "0123"})
         P.patch(client, user_id, {"op": "replace", "path": f"{P.WALKIN}:jobCode", "value": "1002"})
-    with store.read() as s:
+    with store.session_read() as s:
         events = s.scalar(select(func.count()).select_from(JournalRow))
     assert events >= 1000
     env = _env(sync_settings, clock, faketime_preload)
@@ -109,7 +109,7 @@ def test_two_workers_process_1000_events_once_each(client, store, slapd, sync_se
             time.sleep(0.2)
     finally:
         _stop(*workers)
-    with store.read() as s:
+    with store.session_read() as s:
         jobs = s.scalars(select(SyncJobRow).where(SyncJobRow.person_id.is_not(None))).all()
         grants = s.execute(select(AuditRow.person_id, func.count()).where(AuditRow.action == "grant")
                            .group_by(AuditRow.person_id)).all()
@@ -140,7 +140,7 @@ def test_a_killed_workers_job_is_taken_over(client, store, slapd, sync_settings,
     try:
         deadline = time.monotonic() + 30
         while True:
-            with store.read() as s:
+            with store.session_read() as s:
                 running = s.scalars(select(SyncJobRow).where(SyncJobRow.status == "running")).all()
             if running:
                 break
@@ -160,7 +160,7 @@ def test_a_killed_workers_job_is_taken_over(client, store, slapd, sync_settings,
             time.sleep(0.2)
     finally:
         _stop(second)
-    with store.read() as s:
+    with store.session_read() as s:
         job = s.scalars(select(SyncJobRow).where(SyncJobRow.person_id == kim)).one()
     assert job.status == "done" and job.attempts == 2 and f":{second.pid}:" in job.claimed_by
     assert normalise_dn(f"uid=kim,{slapd.people_dn}") in {normalise_dn(v) for v in slapd.member_values()}

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import json
 from datetime import date
 from typing import Any
 
-from mappings.facts import PersonFacts
+from mappings.facts import FactsError, PersonFacts
 
 WALKIN = "Walk-In Scheduling Certification"
 ELEMENTARY = "Elementary Scheduling Certification"
@@ -63,7 +64,7 @@ def person_json(**changes: Any) -> dict[str, Any]:
 
 def person(**changes: Any) -> PersonFacts:
     """Person A of policy §8 as validated facts, with ``changes`` applied."""
-    return PersonFacts.from_dict(person_json(**changes))
+    return facts_from_dict(person_json(**changes))
 
 
 B_CERTS = [full("2024-09-10")]
@@ -123,3 +124,22 @@ EXAMPLES: dict[str, tuple[dict[str, Any], bool, list[str], str | None]] = {
         None,
     ),
 }
+
+
+def facts_from_dict(data: object) -> PersonFacts:
+    """Validate facts decoded from JSON (dates as strings, or ``date`` objects), exactly
+    as the JSON line they came from would be (:meth:`PersonFacts.from_json`).
+
+    :raises FactsError: naming each key that is missing, unknown or malformed.
+    """
+    try:
+        text = json.dumps(data, default=_json_default)
+    except (TypeError, ValueError) as exc:
+        raise FactsError([f"not JSON data: {exc}"]) from None
+    return PersonFacts.from_json(text)
+
+
+def _json_default(value: object) -> str:
+    if type(value) is date:
+        return value.isoformat()
+    raise TypeError(f"{value!r} is not JSON data")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -10,7 +10,6 @@ import pytest
 from mappings.calendar import (
     SchoolCalendar,
     add_business_days,
-    end_of_day,
     grant_deadline,
     is_business_day,
     local_date,
@@ -21,6 +20,20 @@ from mappings.model import Mapping
 
 JULY = SchoolCalendar()
 DENVER = ZoneInfo("America/Denver")
+
+
+def end_of_day(day: date, zone: ZoneInfo) -> datetime:
+    """The instant ``day`` ends in ``zone``: the following local midnight.
+
+    A deadline "by the end of ``day``" is breached at or after this instant.
+    """
+    return datetime.combine(day + timedelta(days=1), datetime.min.time(), tzinfo=zone)
+
+
+def is_last_day(calendar: SchoolCalendar, day: date) -> bool:
+    """Whether ``day`` is the last day of its school year."""
+    following = day + timedelta(days=1)
+    return (following.month, following.day) == (calendar.start_month, calendar.start_day)
 
 
 @pytest.mark.parametrize(
@@ -55,8 +68,8 @@ def test_first_and_last_day(calendar: SchoolCalendar, school_year: int, first: d
     """A school year runs from its start month-day to the day before the next one."""
     assert calendar.first_day(school_year) == first
     assert calendar.last_day(school_year) == last
-    assert calendar.is_last_day(last)
-    assert not calendar.is_last_day(first)
+    assert is_last_day(calendar, last)
+    assert not is_last_day(calendar, first)
     assert calendar.school_year(first) == calendar.school_year(last) == school_year
 
 
@@ -138,15 +151,15 @@ def test_add_business_days_needs_a_positive_count() -> None:
 def test_end_of_day_is_local_midnight() -> None:
     """The end of a district day is the next local midnight (MST is UTC-7)."""
     end = end_of_day(date(2026, 12, 1), DENVER)
-    assert end.astimezone(timezone.utc) == datetime(2026, 12, 2, 7, 0, tzinfo=timezone.utc)
+    assert end.astimezone(UTC) == datetime(2026, 12, 2, 7, 0, tzinfo=UTC)
 
 
 @pytest.mark.parametrize(
     ("instant", "expected"),
     [
-        (datetime(2026, 1, 13, 3, 0, tzinfo=timezone.utc), date(2026, 1, 12)),
+        (datetime(2026, 1, 13, 3, 0, tzinfo=UTC), date(2026, 1, 12)),
         (datetime(2026, 1, 13, 3, 0), date(2026, 1, 12)),
-        (datetime(2026, 7, 1, 6, 30, tzinfo=timezone.utc), date(2026, 7, 1)),
+        (datetime(2026, 7, 1, 6, 30, tzinfo=UTC), date(2026, 7, 1)),
     ],
     ids=["evening-in-denver", "naive-is-utc", "summer-time"],
 )

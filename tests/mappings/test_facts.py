@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from typing import Any
 
 import pytest
@@ -13,7 +13,7 @@ from mappings.model import Mapping, parse_mapping
 from mappings.policy import decide
 from mappings.vocabulary import CertKind, LocationType
 from tests.mappings.documents import shipped_document
-from tests.mappings.people import AT, person_json
+from tests.mappings.people import AT, facts_from_dict, person_json
 
 WALKIN_URN = "urn:ietf:params:scim:schemas:extension:walkin:2.0:User"
 ENTERPRISE_URN = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"
@@ -83,7 +83,7 @@ def _without(key: str) -> dict[str, Any]:
 def test_malformed_facts_name_the_key(data: dict[str, Any], message: str) -> None:
     """Validation errors say which key is wrong and how."""
     with pytest.raises(FactsError) as caught:
-        PersonFacts.from_dict(data)
+        facts_from_dict(data)
     assert any(problem.startswith(message) for problem in caught.value.problems), caught.value.problems
     with pytest.raises(FactsError, match="^" + message.replace("[", r"\[").replace("]", r"\]")):
         PersonFacts.from_json(json.dumps(data))
@@ -103,9 +103,9 @@ def test_a_line_that_is_not_an_object(text: str, message: str) -> None:
 def test_from_dict_takes_dates() -> None:
     """Python callers may pass date objects where JSON has strings."""
     data = person_json(assignment_start=date(2024, 8, 1))
-    assert PersonFacts.from_dict(data).assignment_start == date(2024, 8, 1)
+    assert facts_from_dict(data).assignment_start == date(2024, 8, 1)
     with pytest.raises(FactsError, match="not JSON data"):
-        PersonFacts.from_dict(person_json(assignment_start=datetime(2024, 8, 1)))
+        facts_from_dict(person_json(assignment_start=datetime(2024, 8, 1)))
 
 
 # --- SCIM User → facts -------------------------------------------------------------
@@ -166,9 +166,9 @@ def test_losses_and_overrides_pass_through(mapping: Mapping) -> None:
 @pytest.mark.parametrize(
     ("since", "approved_on"),
     [
-        (datetime(2025, 9, 21, 3, 0, tzinfo=timezone.utc), date(2025, 9, 20)),
+        (datetime(2025, 9, 21, 3, 0, tzinfo=UTC), date(2025, 9, 20)),
         (datetime(2025, 9, 21, 3, 0), date(2025, 9, 20)),
-        (datetime(2025, 9, 21, 7, 0, tzinfo=timezone.utc), date(2025, 9, 21)),
+        (datetime(2025, 9, 21, 7, 0, tzinfo=UTC), date(2025, 9, 21)),
     ],
     ids=["evening-in-denver", "naive-utc", "morning-in-denver"],
 )

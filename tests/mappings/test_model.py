@@ -231,7 +231,7 @@ def test_a_cycle_of_prerequisites_is_refused() -> None:
     walkin = document["entitlements"]["walkin"]
     walkin["prerequisites"] = ["secondary_scheduling"]
     walkin["requirements"].append("PREREQUISITE_MISSING")
-    with pytest.raises(MappingError, match="entitlements.walkin.prerequisites: cycle walkin -> secondary_scheduling -> walkin"):
+    with pytest.raises(MappingError, match=r"entitlements.walkin.prerequisites: cycle walkin -> secondary_scheduling -> walkin"):
         parse_mapping(document)
 
 

@@ -14,7 +14,8 @@ from mappings.model import Mapping
 from mappings.policy import Decision, ReasonCode, decide, decide_all, explain, next_change
 from mappings.vocabulary import CERTIFICATION_CODES
 from tests.mappings.documents import mapping_with
-from tests.mappings.people import ELEMENTARY, SECONDARY, WALKIN, approval, cert, override
+from tests.mappings.people import ELEMENTARY, SECONDARY, WALKIN, approval, cert, facts_from_dict, override
+from tests.mappings.test_calendar import is_last_day
 
 ENTITLEMENTS = ["walkin", "elementary_scheduling", "secondary_scheduling"]
 COURSE_OF = {"walkin": WALKIN, "elementary_scheduling": ELEMENTARY, "secondary_scheduling": SECONDARY}
@@ -70,7 +71,7 @@ mappings = st.builds(
 
 
 def facts_of(data: dict[str, Any]) -> PersonFacts:
-    return PersonFacts.from_dict(data)
+    return facts_from_dict(data)
 
 
 def with_(data: dict[str, Any], key: str, item: Any) -> dict[str, Any]:
@@ -167,7 +168,7 @@ def test_valid_through_is_a_school_year_end_plus_grace(data: dict[str, Any], map
     for name, decision in decide_all(facts_of(data), at, mapping).items():
         grace = mapping.entitlements[name].certification.grace_days  # type: ignore[union-attr]
         if decision.valid_through is not None:
-            assert calendar.is_last_day(decision.valid_through - timedelta(days=grace))
+            assert is_last_day(calendar, decision.valid_through - timedelta(days=grace))
 
 
 @FAST

@@ -31,8 +31,6 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from sync.targets import ldap3_import  # noqa: F401  (imports ldap3 without pyasn1's deprecation warnings)
-
 from ldap3 import MOCK_SYNC, OFFLINE_AD_2012_R2, Connection, Server
 from ldap3.operation.modify import modify_request_to_dict
 from ldap3.protocol.convert import build_controls_list
@@ -41,6 +39,7 @@ from ldap3.utils.ciDict import CaseInsensitiveDict
 from ldap3.utils.conv import to_raw
 from ldap3.utils.dn import safe_dn
 
+from sync.targets import ldap3_import  # noqa: F401  (imports ldap3 without pyasn1's deprecation warnings)
 from sync.targets.ldap_session import connection_options
 from sync.targets.ldap_settings import LdapSettings
 
@@ -191,7 +190,7 @@ class _AdStrategy(MockSyncStrategy):
         self.thread_safe = True  # operations return (status, result, response, request) like SAFE_SYNC
         self.ad = ad
 
-    def _execute_search(self, request):  # noqa: ANN001, ANN202 - ldap3's signature
+    def _execute_search(self, request):
         requested = [str(a) for a in request["attributes"]]
         self.ad.searches.append(SearchRecord(str(request["base"]), int(request["scope"]), str(request["filter"]),
                                              tuple(requested)))
@@ -223,7 +222,7 @@ class _AdStrategy(MockSyncStrategy):
                 attribute["vals"] = values[low:end]
         return responses, result
 
-    def mock_modify(self, request_message, controls):  # noqa: ANN001, ANN201 - ldap3's signature
+    def mock_modify(self, request_message, controls):
         request = modify_request_to_dict(request_message)
         # Encode the controls as a real strategy would (this rejects malformed ones).
         built = build_controls_list(controls)

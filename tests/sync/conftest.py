@@ -23,13 +23,13 @@ import responses
 from sync.targets import ldap3_import  # noqa: F401  (imports ldap3 without pyasn1's deprecation warnings)
 from sync.targets.base import Target
 from sync.targets.ldap import LdapTarget
-from sync.targets.ldap_filters import child_dn, normalise_dn
+from sync.targets.ldap_filters import normalise_dn
 from sync.targets.ldap_settings import LdapSettings
 from sync.targets.memory import MemoryTarget
 
 from .graph_fake import FakeGraph, graph_target
 from .samba_fixtures import samba, samba_server, samba_settings  # noqa: F401 - fixtures of test_samba_ad.py
-from .slapd import GROUP_DN, PEOPLE_DN, Slapd, free_port, missing_tools
+from .slapd import GROUP_DN, PEOPLE_DN, Slapd, child_dn, free_port, missing_tools
 
 
 def no_sleep(_seconds: float) -> None:

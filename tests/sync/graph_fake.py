@@ -167,10 +167,9 @@ class FakeGraph:
         faulted = self._fault(method, path)
         if faulted is not None:
             return faulted
-        if method in ("PATCH", "DELETE") or (method == "POST" and path.endswith("/$ref")):
-            if self._over_budget():
-                self.throttled += 1
-                return throttled(max(1, int(self._writes[0] + self.window - self.clock()) + 1))
+        if (method in ("PATCH", "DELETE") or (method == "POST" and path.endswith("/$ref"))) and self._over_budget():
+            self.throttled += 1
+            return throttled(max(1, int(self._writes[0] + self.window - self.clock()) + 1))
         for route_method, pattern, handler in self._routes():
             match = pattern.fullmatch(path)
             if route_method == method and match:

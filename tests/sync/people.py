@@ -48,5 +48,5 @@ def backdate(store, group_id: str, when) -> None:
 
     from connector.store.models import MemberRow
 
-    with store.write() as s:
+    with store.session_write() as s:
         s.execute(update(MemberRow).where(MemberRow.group_id == group_id).values(since=when))

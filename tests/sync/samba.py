@@ -36,13 +36,12 @@ import subprocess
 import time
 from pathlib import Path
 
-from sync.targets import ldap3_import  # noqa: F401  (imports ldap3 without pyasn1's deprecation warnings)
-
 import ldap3
 from ldap3 import MODIFY_REPLACE
 from ldap3.core.exceptions import LDAPCommunicationError, LDAPException
 from ldap3.utils.dn import escape_rdn
 
+from sync.targets import ldap3_import  # noqa: F401  (imports ldap3 without pyasn1's deprecation warnings)
 from sync.targets.ldap_session import VerifyingTls
 
 from .certificates import write_certificates
@@ -259,7 +258,7 @@ class SambaDc:
         self.address = free_address()
         tls = instance / "tls"
         tls.mkdir(exist_ok=True)
-        now = datetime.datetime.now(datetime.timezone.utc)
+        now = datetime.datetime.now(datetime.UTC)
         ten_years = datetime.timedelta(days=3652)
         files = write_certificates(tls, self.address, not_before=now - ten_years, not_after=now + ten_years)
         self.ca_file = str(files.ca)

@@ -29,15 +29,19 @@ from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import quote
 
-from sync.targets import ldap3_import  # noqa: F401  (imports ldap3 without pyasn1's deprecation warnings)
-
 import ldap3
 from ldap3 import MODIFY_REPLACE
 
-from sync.targets.ldap_filters import child_dn
+from sync.targets import ldap3_import  # noqa: F401  (imports ldap3 without pyasn1's deprecation warnings)
+from sync.targets.ldap_filters import rdn
 
 from .certificates import write_certificates
 from .processes import terminate
+
+
+def child_dn(attribute: str, value: str, parent: str) -> str:
+    """The DN of the entry named ``attribute=value`` directly below ``parent``."""
+    return f"{rdn(attribute, value)},{parent}"
 
 SLAPD = "/usr/sbin/slapd"
 SLAPADD = "/usr/sbin/slapadd"
@@ -417,7 +421,7 @@ member: {PLACEHOLDER_DN}
 
     def _write_certificates(self) -> None:
         """A CA and a server certificate for 127.0.0.1 / localhost, valid for a day."""
-        now = datetime.datetime.now(datetime.timezone.utc)
+        now = datetime.datetime.now(datetime.UTC)
         write_certificates(self.workdir, "127.0.0.1", not_before=now - datetime.timedelta(minutes=5),
                            not_after=now + datetime.timedelta(days=1))  # ca.pem is self.ca_file
 

@@ -3,7 +3,7 @@ access policy) stays stale when the approval group's members are written again."
 
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
 from sqlalchemy import select
@@ -18,8 +18,8 @@ from tests.conftest import AUTH, NOON
 from tests.sync import people as P
 from tests.sync.test_reconcile import GROUP, dn, mapping_with_groups
 
-APPROVED = datetime(2025, 9, 20, 16, 0, tzinfo=timezone.utc)  # 10:00 in Denver
-ROLE_CHANGE = datetime(2026, 10, 1, 16, 0, tzinfo=timezone.utc)
+APPROVED = datetime(2025, 9, 20, 16, 0, tzinfo=UTC)  # 10:00 in Denver
+ROLE_CHANGE = datetime(2026, 10, 1, 16, 0, tzinfo=UTC)
 
 
 @pytest.fixture
@@ -34,7 +34,7 @@ def ctx(store, settings, target, clock):
 
 
 def _walkin(store, ctx, person_id: str):
-    with store.read() as s:
+    with store.session_read() as s:
         (person,) = load_people(s, ctx.mapping, "userName", [person_id])
     return decide_all(person.facts, ctx.today(), ctx.mapping, ["walkin"])["walkin"]
 
@@ -73,5 +73,5 @@ def test_rewriting_the_approval_group_does_not_refresh_a_stale_approval(client, 
     reconcile(ctx, "walkin", kind="event", person_ids=[h])
     reconcile(ctx, "walkin")
     assert target.groups[GROUP] == set()
-    with store.read() as s:
+    with store.session_read() as s:
         assert s.scalars(select(AuditRow.action).where(AuditRow.action == "grant")).all() == []

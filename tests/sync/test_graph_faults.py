@@ -263,6 +263,6 @@ def test_injected_msal_app_and_token_provider(env):
 def test_sign_in_service_unreachable(env):
     """The sign-in host does not answer: TargetUnavailable (retry later), not an auth error."""
     target = env.target(authority_host="https://login.down.test")
-    with pytest.raises(TargetUnavailable, match="login.down.test") as caught:
+    with pytest.raises(TargetUnavailable, match=r"login.down.test") as caught:
         target.read_members(str(uuid.uuid4()))
     assert isinstance(caught.value.__cause__, requests.ConnectionError) and env.graph_requests() == 0

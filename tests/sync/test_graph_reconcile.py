@@ -3,8 +3,6 @@ run, drift and audit as with the other targets, and what a Graph outage leaves b
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
-
 import pytest
 import yaml
 from sqlalchemy import select
@@ -50,7 +48,7 @@ def ctx(store, settings, env, group, clock):
 
 
 def audit(store) -> list[tuple[str, str | None, str, list, str | None]]:
-    with store.read() as s:
+    with store.session_read() as s:
         return [(r.action, r.user_name, r.result, r.reasons, r.detail)
                 for r in s.scalars(select(AuditRow).order_by(AuditRow.id))]
 
@@ -88,7 +86,7 @@ def test_dry_run_writes_nothing(client, ctx, env, users, group, store):
     assert sorted(c.member for c in result.plan.adds) == sorted([users["u1"], users["u2"]])
     assert len(result.plan.removes) == 1
     assert env.fake.calls("PATCH") == env.fake.calls("DELETE") == 0 and audit(store) == []
-    with store.read() as s:
+    with store.session_read() as s:
         assert s.scalars(select(SyncRunRow)).all() == []
 
 
@@ -178,7 +176,7 @@ def _revoke_everyone(client, ctx, env, group, settings, count: int) -> list[str]
 
 
 def _losses(store) -> dict[str, str]:
-    with store.read() as s:
+    with store.session_read() as s:
         return {r.person_id: r.lost_on for r in s.scalars(select(AccessLossRow))}
 
 
@@ -213,7 +211,7 @@ def test_a_group_deleted_mid_batch_keeps_the_revokes_graph_applied(client, ctx, 
     result = reconcile(ctx, "walkin")
     assert result.status is RunStatus.PARTIAL and result.counts["removed"] == 10
     assert "Request_ResourceNotFound" in result.detail
-    with store.read() as s:
+    with store.session_read() as s:
         rows = s.execute(select(AuditRow.action, AuditRow.result, AuditRow.person_id, AuditRow.detail)
                          .where(AuditRow.action.in_(["revoke", "failed"]))).all()
     applied = {person for action, outcome, person, _ in rows if (action, outcome) == ("revoke", "ok")}

@@ -82,7 +82,7 @@ def test_next_link_elsewhere_is_not_followed(env):
     """A nextLink on another host is refused (the bearer token would go with it)."""
     gid = env.fake.add_group()
     env.fake.fail("GET", "/members/", lambda: Reply(200, {"value": [], "@odata.nextLink": "https://evil.test/x"}))
-    with pytest.raises(TargetUnavailable, match="refusing to follow https://evil.test/x"):
+    with pytest.raises(TargetUnavailable, match=r"refusing to follow https://evil.test/x"):
         env.target().read_members(gid)
 
 

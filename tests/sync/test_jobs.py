@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import func, select
 
@@ -12,17 +12,17 @@ from sync import jobs
 from tests.conftest import AUTH
 from tests.sync import people as P
 
-T0 = datetime(2026, 11, 29, 12, tzinfo=timezone.utc)
+T0 = datetime(2026, 11, 29, 12, tzinfo=UTC)
 LEASE = timedelta(seconds=30)
 
 
 def _jobs(store):
-    with store.read() as s:
+    with store.session_read() as s:
         return [(j.person_id, j.status, j.last_seq) for j in s.scalars(select(SyncJobRow).order_by(SyncJobRow.id))]
 
 
 def _max_seq(store):
-    with store.read() as s:
+    with store.session_read() as s:
         return s.scalar(select(func.max(JournalRow.seq)))
 
 
@@ -34,7 +34,7 @@ def test_events_for_one_person_fold_into_one_pending_job(client, store):
     assert jobs.ingest(store, T0) == 4
     assert _jobs(store) == [(uid, "pending", _max_seq(store))]
     assert jobs.ingest(store, T0) == 0
-    with store.read() as s:
+    with store.session_read() as s:
         assert s.get(SyncCursorRow, "journal").seq == _max_seq(store)
 
 
@@ -88,7 +88,7 @@ def test_concurrent_claims_never_overlap(client, store):
         t.join()
     everything = [p for mine in got.values() for p in mine]
     assert sorted(everything) == sorted(ids)
-    with store.read() as s:
+    with store.session_read() as s:
         assert set(s.scalars(select(SyncJobRow.attempts))) == {1}
 
 

@@ -6,12 +6,11 @@ from __future__ import annotations
 import ssl
 from concurrent.futures import ThreadPoolExecutor
 
-import pytest
-
-from sync.targets import ldap3_import  # noqa: F401  (imports ldap3 without pyasn1's deprecation warnings)
 import ldap3
+import pytest
 from ldap3.core.exceptions import LDAPException
 
+from sync.targets import ldap3_import  # noqa: F401  (imports ldap3 without pyasn1's deprecation warnings)
 from sync.targets.base import (
     Outcome,
     PersonKey,
@@ -20,9 +19,9 @@ from sync.targets.base import (
     TargetUnavailable,
     WriteRefused,
 )
-from sync.targets.ldap_filters import child_dn, normalise_dn
+from sync.targets.ldap_filters import normalise_dn
 
-from .slapd import PEOPLE_DN, free_port
+from .slapd import PEOPLE_DN, child_dn, free_port
 
 
 class Sleeps(list):
@@ -248,7 +247,7 @@ def test_sasl_external_over_ldapi(slapd, make_target):
     assert target.add_members(slapd.group_dn, people(1)).failed() == {}
     assert target.read_members(slapd.group_dn) == {normalise_dn(people(1)[0])}
     anonymous = make_target(bind_dn=None, bind_password=None)
-    with pytest.raises(TargetAuthError, match="strongerAuthRequired.*StartTLS"):
+    with pytest.raises(TargetAuthError, match=r"strongerAuthRequired.*StartTLS"):
         anonymous.add_members(slapd.group_dn, people(2))
 
 

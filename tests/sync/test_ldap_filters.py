@@ -5,14 +5,12 @@ from __future__ import annotations
 import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
+from ldap3.operation.search import MATCH_EQUAL, parse_filter
 from pydantic import ValidationError
 
 from sync.targets import ldap3_import  # noqa: F401  (imports ldap3 without pyasn1's deprecation warnings)
-from ldap3.operation.search import MATCH_EQUAL, parse_filter
-
 from sync.targets.ldap_filters import (
     check_attribute,
-    child_dn,
     equality,
     fold_key,
     match_any,
@@ -24,6 +22,8 @@ from sync.targets.ldap_filters import (
     rdn,
 )
 from sync.targets.ldap_settings import LdapSettings
+
+from .slapd import child_dn
 
 NASTY = ["*", "a*", "*)(uid=*", "a(b)", ")(|(uid=*", "a\\b", "\\2a", "a\x00b", "\x00", "a,b", "a+b", "a=b",
          "#x", " lead", "trail ", "é", "Ünïcødé 漢字", "a;b", 'a"b', "a<b>", "(&)", "\\", "a\\", "(", ")"]

@@ -7,17 +7,16 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-import pytest
-
-from sync.targets import ldap3_import  # noqa: F401  (imports ldap3 without pyasn1's deprecation warnings)
 import ldap3
+import pytest
 from ldap3 import MODIFY_ADD
 
+from sync.targets import ldap3_import  # noqa: F401  (imports ldap3 without pyasn1's deprecation warnings)
 from sync.targets.base import GroupNotFound, Outcome, PersonKey, TargetUnavailable
 from sync.targets.ldap import PERMISSIVE_MODIFY_OID, LdapTarget
-from sync.targets.ldap_filters import child_dn, normalise_dn
+from sync.targets.ldap_filters import normalise_dn
 
-from .slapd import PEOPLE_DN
+from .slapd import PEOPLE_DN, child_dn
 
 
 @dataclass

@@ -13,18 +13,18 @@ from connector import create_app
 from connector.store.database import Store
 from connector.store.models import AuditRow, UserRow
 from sync.ledger import RunStatus
-from sync.reconcile import SyncContext, reconcile
 from sync.people import resolvable_key
+from sync.reconcile import SyncContext, reconcile
 from sync.settings import SyncSettings
 from sync.targets.base import PersonKey, one_person_per_entry
 from sync.targets.ldap import LdapTarget
-from sync.targets.ldap_filters import child_dn, fold_key, normalise_dn
+from sync.targets.ldap_filters import fold_key, normalise_dn
 from sync.targets.memory import MemoryTarget
 from tests.conftest import AUTH
 from tests.sync import people as P
 
 from .conftest import no_sleep, slapd_settings
-from .slapd import GROUP_DN, PEOPLE_DN
+from .slapd import GROUP_DN, PEOPLE_DN, child_dn
 from .test_reconcile import mapping_with_groups
 
 
@@ -125,7 +125,7 @@ def _context(store, settings, target, clock) -> SyncContext:
 
 
 def _audit(store) -> list[tuple[str, str | None]]:
-    with store.read() as s:
+    with store.session_read() as s:
         return [(r.action, r.user_name) for r in s.scalars(select(AuditRow).order_by(AuditRow.id))]
 
 
@@ -164,7 +164,7 @@ def test_legacy_users_sharing_a_key_are_decided_for_no_one(settings, store, dire
         by_user_name = Store(settings.database_url, person_key="userName")
     try:
         assert [r.getMessage() for r in caplog.records if "'bjensen '" in r.getMessage()]
-        with by_user_name.read() as s:
+        with by_user_name.session_read() as s:
             assert s.scalars(select(UserRow.person_key)).all() == [None, None]
         ctx = _context(by_user_name, settings, target, clock)
         runs = [reconcile(ctx, "walkin"), reconcile(ctx, "walkin"),

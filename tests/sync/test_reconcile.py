@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 import yaml
@@ -41,7 +41,7 @@ def ctx(store, settings, target, clock):
 
 
 def audit(store) -> list[tuple[str, str | None, str, list]]:
-    with store.read() as s:
+    with store.session_read() as s:
         return [(r.action, r.user_name, r.result, r.reasons) for r in s.scalars(select(AuditRow).order_by(AuditRow.id))]
 
 
@@ -66,7 +66,7 @@ def test_location_change_revokes_with_no_approval_and_records_the_loss(client, c
     result = reconcile(ctx, "walkin", kind="event", person_ids=[a])
     assert target.groups[GROUP] == set()
     assert audit(store)[-1] == ("revoke", "u1", "ok", ["NO_APPROVAL"])
-    with store.read() as s:
+    with store.session_read() as s:
         assert s.get(AccessLossRow, (a, "walkin")).lost_on == "2026-11-29"
     assert result.counts["removed"] == 1
 
@@ -110,11 +110,11 @@ def test_rehire_is_not_readded_until_a_new_full_completion(client, ctx, target, 
 def test_expiry_overnight_is_removed_by_the_next_days_run(client, ctx, target, store):
     """valid_through 2026-06-30: entitled on June 30, removed by the July 1 run."""
     a = P.create(client, P.person("u1", certs=[("full", "2024-09-10")]))
-    P.backdate(store, P.approvers(client, "0123", [a]), datetime(2025, 9, 20, 16, tzinfo=timezone.utc))
-    ctx.clock.set(datetime(2026, 6, 30, 18, 0, tzinfo=timezone.utc))
+    P.backdate(store, P.approvers(client, "0123", [a]), datetime(2025, 9, 20, 16, tzinfo=UTC))
+    ctx.clock.set(datetime(2026, 6, 30, 18, 0, tzinfo=UTC))
     reconcile(ctx, "walkin", kind="daily")
     assert target.groups[GROUP] == {dn("u1")}
-    ctx.clock.set(datetime(2026, 7, 1, 7, 0, tzinfo=timezone.utc))  # 01:00 Denver
+    ctx.clock.set(datetime(2026, 7, 1, 7, 0, tzinfo=UTC))  # 01:00 Denver
     reconcile(ctx, "walkin", kind="daily")
     assert target.groups[GROUP] == set()
     assert audit(store)[-1] == ("revoke", "u1", "ok", ["CERT_EXPIRED"])
@@ -137,7 +137,7 @@ def test_dry_run_writes_nothing(client, ctx, target, store):
     result = reconcile(ctx, "walkin", dry_run=True)
     assert [c.member for c in result.plan.adds] == [dn("u1")]
     assert target.groups[GROUP] == set() and audit(store) == []
-    with store.read() as s:
+    with store.session_read() as s:
         assert s.scalars(select(SyncRunRow)).all() == []
 
 
@@ -159,7 +159,7 @@ def test_mass_removal_from_a_bad_feed_is_held_then_released(client, ctx, target,
     released = reconcile(ctx, "walkin", kind="release", release=held.run_id)
     assert released.status is RunStatus.OK
     assert target.groups[GROUP] == {dn("u200")}
-    with store.read() as s:
+    with store.session_read() as s:
         assert s.get(SyncRunRow, held.run_id).released_by == released.run_id
 
 

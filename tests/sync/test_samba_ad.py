@@ -19,18 +19,16 @@ from zoneinfo import ZoneInfo
 
 import pytest
 import yaml
-from sqlalchemy import select
-
-from sync.targets import ldap3_import  # noqa: F401  (imports ldap3 without pyasn1's deprecation warnings)
-
 from ldap3 import MODIFY_ADD, MODIFY_DELETE, NONE, SAFE_SYNC, Connection, Server
 from ldap3.core.exceptions import LDAPOperationResult
+from sqlalchemy import select
 
 from connector.store.models import AccessLossRow, AuditRow, HoldingRow, PendingChangeRow, SyncRunRow
 from mappings.model import DEFAULT_MAPPING_PATH
 from sync.context import build_context
 from sync.ledger import RunStatus
 from sync.reconcile import SyncContext, reconcile
+from sync.targets import ldap3_import  # noqa: F401  (imports ldap3 without pyasn1's deprecation warnings)
 from sync.targets.base import Outcome
 from sync.targets.ldap import PERMISSIVE_MODIFY_OID, LdapTarget
 from sync.targets.ldap_filters import normalise_dn
@@ -55,7 +53,7 @@ def dn(samba: SambaDc, sam: str) -> str:
 
 
 def audit(store) -> list[tuple[str, str | None, str, list, str | None]]:
-    with store.read() as s:
+    with store.session_read() as s:
         return [(r.action, r.user_name, r.result, r.reasons, r.member)
                 for r in s.scalars(select(AuditRow).order_by(AuditRow.id))]
 
@@ -114,7 +112,7 @@ def test_grant_then_revoke_through_the_sync(client, samba, ctx, store, clock):
     assert samba.member_values() == []
     assert audit(store)[-1] == ("revoke", "bea", "ok", ["NOT_ACTIVE"], dn(samba, "bea"))
     today = clock.today(ZoneInfo("America/Denver")).isoformat()
-    with store.read() as s:
+    with store.session_read() as s:
         losses = {(r.person_id, r.entitlement, r.lost_on, r.run_id) for r in s.scalars(select(AccessLossRow))}
     assert losses == {(ann, ENTITLEMENT, today, event.run_id), (bea, ENTITLEMENT, today, full.run_id)}
 
@@ -129,7 +127,7 @@ def ranged_factory(settings: LdapSettings, answers: list[list[str]]) -> Callable
     whose attribute names are appended to ``answers``."""
 
     class Ranged(Connection):
-        def search(self, search_base, search_filter, *args, attributes=None, **kwargs):  # noqa: ANN001, ANN202
+        def search(self, search_base, search_filter, *args, attributes=None, **kwargs):
             if attributes and [a.lower() for a in attributes] == ["member"]:
                 attributes = ["member;range=0-1499"]
             status, result, response, request = super().search(search_base, search_filter, *args,
@@ -260,12 +258,12 @@ def test_a_changed_user_name_moves_the_membership(client, samba, ctx, store, kin
     result = reconcile(ctx, ENTITLEMENT, **({"kind": "event", "person_ids": [dee]} if kind == "event" else {}))
     assert result.status is RunStatus.OK
     assert members(samba) == {dn(samba, "dee.lee")}
-    with store.read() as s:
+    with store.session_read() as s:
         later = [(r.action, r.person_id, r.member, r.result) for r in s.scalars(
             select(AuditRow).where(AuditRow.run_id == result.run_id).order_by(AuditRow.id))]
     assert ("grant", dee, dn(samba, "dee.lee"), "ok") in later
     assert ("move", dee, dn(samba, "dee"), "ok") in later
-    with store.read() as s:
+    with store.session_read() as s:
         assert s.scalars(select(AccessLossRow)).all() == []
 
 
@@ -336,7 +334,7 @@ def test_a_sync_killed_mid_run_then_converges(client, samba, sync_settings, stor
     # The killed run is closed as interrupted, and every grant the directory holds is
     # in the audit trail exactly once — recorded by the killed run as the directory
     # confirmed it, or found by the next run ("found applied after an interrupted run").
-    with store.read() as s:
+    with store.session_read() as s:
         runs = [(r.id, r.status) for r in s.scalars(select(SyncRunRow).order_by(SyncRunRow.id))]
         grants = [(r.member, r.run_id, r.detail) for r in s.scalars(
             select(AuditRow).where(AuditRow.action == "grant", AuditRow.result == "ok"))]

@@ -3,7 +3,7 @@ decision may have changed, and the outcome is always what deciding everyone give
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 import yaml
@@ -56,7 +56,7 @@ def fresh(seen: list[str]) -> list[str]:
 
 
 def stored_rows(store) -> dict[str, tuple]:
-    with store.read() as s:
+    with store.session_read() as s:
         return {r.person_id: (r.entitled, r.reasons, r.recheck_on)
                 for r in s.scalars(select(DecisionRow).where(DecisionRow.entitlement == "walkin"))}
 
@@ -70,7 +70,7 @@ def three(client) -> tuple[str, str, str, str]:
 
 def test_a_second_full_run_decides_nobody_again(client, ctx, target, store, decided):
     """Nothing changed: every stored decision holds, the group and the audit stay as they are."""
-    a, b, c, _ = three(client)
+    a, b, _, _ = three(client)
     reconcile(ctx, "walkin")
     assert fresh(decided) == ["u1", "u2", "u3"]
     assert target.groups[GROUP] == {dn("u1"), dn("u3")}
@@ -126,7 +126,7 @@ def test_an_override_written_by_an_administrator_is_decided_again(client, ctx, t
     a, _, _, _ = three(client)
     reconcile(ctx, "walkin")
     fresh(decided)
-    with store.write() as s:
+    with store.session_write() as s:
         s.add(OverrideRow(person_id=a, entitlement="walkin", effect="deny", until="2027-01-31",
                           reason="investigation", by="admin", created_at=NOON))
     reconcile(ctx, "walkin")
@@ -154,15 +154,15 @@ def test_a_new_mapping_decides_everyone_again(client, ctx, target, store, decide
 def test_expiry_is_picked_up_on_the_recheck_day(client, ctx, target, store, decided):
     """valid_through 2026-06-30 → recheck day 2026-07-01: kept on June 30, re-decided and revoked on July 1."""
     a = P.create(client, P.person("u1", certs=[("full", "2024-09-10")]))
-    P.backdate(store, P.approvers(client, "0123", [a]), datetime(2025, 9, 20, 16, tzinfo=timezone.utc))
-    ctx.clock.set(datetime(2026, 6, 29, 18, 0, tzinfo=timezone.utc))
+    P.backdate(store, P.approvers(client, "0123", [a]), datetime(2025, 9, 20, 16, tzinfo=UTC))
+    ctx.clock.set(datetime(2026, 6, 29, 18, 0, tzinfo=UTC))
     reconcile(ctx, "walkin", kind="daily")
     assert stored_rows(store)[a] == (True, "", "2026-07-01")
     fresh(decided)
-    ctx.clock.set(datetime(2026, 6, 30, 18, 0, tzinfo=timezone.utc))
+    ctx.clock.set(datetime(2026, 6, 30, 18, 0, tzinfo=UTC))
     reconcile(ctx, "walkin", kind="daily")
     assert fresh(decided) == [] and target.groups[GROUP] == {dn("u1")}
-    ctx.clock.set(datetime(2026, 7, 1, 7, 0, tzinfo=timezone.utc))  # 01:00 Denver
+    ctx.clock.set(datetime(2026, 7, 1, 7, 0, tzinfo=UTC))  # 01:00 Denver
     reconcile(ctx, "walkin", kind="daily")
     assert fresh(decided) == ["u1"]
     assert target.groups[GROUP] == set() and audit(store)[-1] == ("revoke", "u1", "ok", ["CERT_EXPIRED"])
@@ -175,10 +175,10 @@ def test_a_completion_dated_ahead_counts_on_its_day(client, ctx, target, store, 
     reconcile(ctx, "walkin")
     assert target.groups[GROUP] == set() and stored_rows(store)[a] == (False, "NOT_CERTIFIED", "2026-12-01")
     fresh(decided)
-    ctx.clock.set(datetime(2026, 11, 30, 19, 0, tzinfo=timezone.utc))
+    ctx.clock.set(datetime(2026, 11, 30, 19, 0, tzinfo=UTC))
     reconcile(ctx, "walkin")
     assert fresh(decided) == []
-    ctx.clock.set(datetime(2026, 12, 1, 19, 0, tzinfo=timezone.utc))
+    ctx.clock.set(datetime(2026, 12, 1, 19, 0, tzinfo=UTC))
     reconcile(ctx, "walkin")
     assert fresh(decided) == ["u1"] and target.groups[GROUP] == {dn("u1")}
 
@@ -188,7 +188,7 @@ def test_a_clock_set_back_decides_again(client, ctx, target, store, decided):
     three(client)
     reconcile(ctx, "walkin")
     fresh(decided)
-    ctx.clock.set(datetime(2026, 11, 20, 19, 0, tzinfo=timezone.utc))
+    ctx.clock.set(datetime(2026, 11, 20, 19, 0, tzinfo=UTC))
     reconcile(ctx, "walkin")
     assert fresh(decided) == ["u1", "u2", "u3"]
 
@@ -203,7 +203,7 @@ def test_a_member_removed_behind_our_back_is_decided_again_and_readded(client, c
     reconcile(ctx, "walkin")
     assert fresh(decided) == ["u3"]
     assert target.groups[GROUP] == {dn("u1"), dn("u3")}
-    with store.read() as s:
+    with store.session_read() as s:
         from connector.store.models import AuditRow
 
         last = s.scalars(select(AuditRow).order_by(AuditRow.id.desc())).first()
@@ -251,11 +251,11 @@ def test_stored_decisions_never_change_the_outcome(client, ctx, target, store):
         lambda: P.patch(client, ids[2], {"op": "replace", "path": "active", "value": "False"}),
         lambda: client.patch(f"/scim/v2/Groups/{group}", json={"Operations": [
             {"op": "remove", "path": f'members[value eq "{ids[4]}"]'}]}, headers=AUTH),
-        lambda: ctx.clock.set(datetime(2027, 7, 1, 19, 0, tzinfo=timezone.utc)),
+        lambda: ctx.clock.set(datetime(2027, 7, 1, 19, 0, tzinfo=UTC)),
         lambda: P.patch(client, ids[5], {"op": "add", "path": f"{P.WALKIN}:certifications", "value": [
             {"course": P.COURSE, "kind": "full", "completedOn": "2027-07-01"}]}),
         lambda: target.groups[GROUP].discard(dn("u5")),
-        lambda: ctx.clock.set(datetime(2028, 7, 1, 19, 0, tzinfo=timezone.utc)),
+        lambda: ctx.clock.set(datetime(2028, 7, 1, 19, 0, tzinfo=UTC)),
     ]
 
     def shape(result):
@@ -264,13 +264,13 @@ def test_stored_decisions_never_change_the_outcome(client, ctx, target, store):
     for step in steps:
         step()
         with_stored = reconcile(ctx, "walkin", dry_run=True)
-        with store.write() as s:
+        with store.session_write() as s:
             kept = s.execute(select(DecisionRow)).scalars().all()
             rows = [{c.name: getattr(r, c.name) for c in DecisionRow.__table__.columns} for r in kept]
             s.execute(delete(DecisionRow))
         everyone = reconcile(ctx, "walkin", dry_run=True)
         assert shape(with_stored) == shape(everyone)
-        with store.write() as s:
+        with store.session_write() as s:
             if rows:
                 s.execute(DecisionRow.__table__.insert(), rows)
         reconcile(ctx, "walkin")  # apply, storing decisions for the next step
@@ -286,7 +286,7 @@ def test_a_stale_directory_entry_decides_the_person_again(client, ctx, target, s
     ctx.clock.set(NOON.replace(hour=23))
     reconcile(ctx, "walkin")
     assert fresh(decided) == []
-    ctx.clock.set(datetime(2026, 12, 1, 19, 0, tzinfo=timezone.utc))
+    ctx.clock.set(datetime(2026, 12, 1, 19, 0, tzinfo=UTC))
     reconcile(ctx, "walkin")
     assert fresh(decided) == ["u1", "u2", "u3"]
 
@@ -336,12 +336,12 @@ def test_the_survey_reads_each_batch_by_its_id_range_and_agrees_with_bases(clien
     ids = [P.create(client, P.person(f"u{i}")) for i in range(7)]
     P.approvers(client, "0123", ids[::2])
     P.approvers(client, "0456", ids[1:4])
-    with store.write() as s:
+    with store.session_write() as s:
         s.add(OverrideRow(person_id=ids[5], entitlement="walkin", effect="grant", until="2027-01-31",
                           reason="pilot", by="admin", created_at=NOON))
         s.add(AccessLossRow(person_id=ids[6], entitlement="walkin", lost_on="2026-10-01"))
     fingerprint = stored.fingerprint(ctx.mapping)
-    with store.read() as s:
+    with store.session_read() as s:
         groups = approval_groups(s, ctx.mapping)
         alone = stored.bases(s, fingerprint, groups, ids)
         seen = [row for rows in stored.survey(s, "walkin", "ldap", fingerprint, groups, ctx.today(),
@@ -365,7 +365,7 @@ def test_a_run_that_writes_many_rows_has_postgresql_look_at_the_tables_again(cli
     def counted() -> float | None:
         if store.engine.dialect.name != "postgresql":
             return None
-        with store.read() as s:
+        with store.session_read() as s:
             return s.scalar(text("SELECT reltuples FROM pg_class WHERE relname = 'sync_decision'"))
 
     before = counted()
@@ -383,18 +383,18 @@ def test_statistics_are_refreshed_only_for_a_table_that_outgrew_them(store):
     if store.engine.dialect.name != "postgresql":
         store.refresh_statistics({"sync_decision": 10**6})  # SQLite: nothing to do, no error
         return
-    with store.write() as s:
+    with store.session_write() as s:
         s.execute(text("INSERT INTO sync_pending (run_id, target, entitlement, grp, action, member, reasons) "
                        "SELECT 1, 'ldap', 'walkin', 'g', 'grant', 'm' || i, '[]' FROM generate_series(1, 50) i"))
 
     def believed() -> float:
-        with store.read() as s:
+        with store.session_read() as s:
             return s.scalar(text("SELECT reltuples FROM pg_class WHERE relname = 'sync_pending'"))
 
     assert believed() <= 0
     store.refresh_statistics({"sync_pending": 50})
     assert believed() == 50
-    with store.write() as s:
+    with store.session_write() as s:
         s.execute(text("DELETE FROM sync_pending"))
     store.refresh_statistics({"sync_pending": 10})  # believed 50 ≥ 10: left alone
     assert believed() == 50

@@ -159,7 +159,7 @@ class Sync(RuleBasedStateMachine):
         """A run that dies after ``after`` confirmed target calls: the directory has
         done them, the store learns nothing more, its lock is left behind."""
         calls = {"n": 0}
-        real_write, real_store_write = self.target._write, self.store.write
+        real_write, real_store_write = self.target._write, self.store.session_write
 
         def write(group, members, change):
             if calls["n"] >= after:
@@ -167,7 +167,7 @@ class Sync(RuleBasedStateMachine):
             calls["n"] += 1
             result = real_write(group, members, change)
             if calls["n"] >= after:
-                self.store.write = dead  # the process is gone: nothing more reaches the store
+                self.store.session_write = dead  # the process is gone: nothing more reaches the store
             return result
 
         def dead():
@@ -187,15 +187,15 @@ class Sync(RuleBasedStateMachine):
         finally:
             threading.excepthook = hook
             self.target._write = real_write
-            self.store.write = real_store_write
-        with self.store.write() as session:  # its lease ran out
+            self.store.session_write = real_store_write
+        with self.store.session_write() as session:  # its lease ran out
             session.execute(update(GroupLockRow).values(lease_until=NOON.replace(year=2000)))
         self.settled = False
 
     # ------------------------------------------------------------ properties
 
     def _entitled_members(self) -> set[str]:
-        with self.store.read() as session:
+        with self.store.session_read() as session:
             people = load_people(session, self.ctx.mapping, "userName")
         out = set()
         for person in people:
@@ -213,7 +213,7 @@ class Sync(RuleBasedStateMachine):
 
     @invariant()
     def every_revoke_has_its_loss_date(self):
-        with self.store.read() as session:
+        with self.store.session_read() as session:
             revoked = {r.person_id for r in session.scalars(select(AuditRow).where(
                 AuditRow.action == "revoke", AuditRow.result == "ok", AuditRow.person_id.is_not(None)))}
             lost = {r.person_id for r in session.scalars(select(AccessLossRow))}

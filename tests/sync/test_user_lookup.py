@@ -57,7 +57,7 @@ def _ask(query: str, people: dict[str, str]) -> str:
         "no-casefold-match", "nobody"])
 def test_every_person_the_value_names_is_a_candidate(store, people, query, expected):
     """id and externalId exactly, userName lower-cased as the store keeps it."""
-    with store.read() as session:
+    with store.session_read() as session:
         found = find_person(session, _ask(query, people))
     assert sorted(c.id for c in found) == sorted(people[n] for n in expected)
     assert [c.id for c in found] == sorted(c.id for c in found)  # a stable order
@@ -65,14 +65,14 @@ def test_every_person_the_value_names_is_a_candidate(store, people, query, expec
 
 def test_candidates_carry_the_names_as_sent(store, people):
     """A candidate shows the userName as the client sent it, and the externalId."""
-    with store.read() as session:
+    with store.session_read() as session:
         (only,) = find_person(session, people["A"])
     assert only == Candidate(people["A"], "Shared@d.org", "A-1")
 
 
 def test_one_person_refuses_a_value_naming_several_and_lists_them(store, people):
     """The error names every candidate with id, userName and externalId."""
-    with store.read() as session:
+    with store.session_read() as session:
         assert one_person(session, "d@d.org") == people["D"]
         assert one_person(session, "nobody") is None
         with pytest.raises(AmbiguousUser) as exc:
@@ -88,7 +88,7 @@ def test_one_person_refuses_a_value_naming_several_and_lists_them(store, people)
 def test_reading_the_audit_trail_refuses_an_ambiguous_user(store, people):
     """read() raises rather than showing one of the people's entries; a value that
     names nobody in the store (a deleted user) still filters on it as given."""
-    with store.read() as session:
+    with store.session_read() as session:
         with pytest.raises(AmbiguousUser):
             read(session, user="SHARED@d.org")
         assert read(session, user="A-1") == []

@@ -16,7 +16,7 @@ from sync.targets.base import TargetUnavailable, WriteResult
 from sync.targets.memory import MemoryTarget
 from sync.writer import Writer
 from tests.sync import people as P
-from tests.sync.test_reconcile import GROUP, NOON, audit, dn, mapping_with_groups
+from tests.sync.test_reconcile import GROUP, audit, dn, mapping_with_groups
 
 
 class RecordingTarget(MemoryTarget):
@@ -222,7 +222,7 @@ def test_a_directory_failure_while_deciding_records_the_adds_already_written(ctx
     trail = audit(store)
     assert [a[0] for a in trail] == ["grant", "grant", "refused"] and all(a[2] != "failed" for a in trail)
     assert {dn(a[1]) for a in trail[:2]} == written
-    with store.read() as s:
+    with store.session_read() as s:
         run = s.scalars(select(SyncRunRow)).one()
         assert (run.status, run.counts) == ("failed", {"added": 2, "failed": 0})
     ctx.target.resolve = real_resolve
@@ -251,7 +251,7 @@ def test_an_unexpected_error_while_deciding_still_records_what_was_written(ctx, 
         reconcile(ctx, "walkin")
     written = target.groups[GROUP]
     assert len(written) == 2
-    with store.read() as s:
+    with store.session_read() as s:
         run = s.scalars(select(SyncRunRow)).one()
         assert run.status == "failed" and run.counts["added"] == 2
         assert {dn(r.user_name) for r in s.scalars(select(AuditRow).where(AuditRow.result == "ok"))} == written
@@ -291,7 +291,7 @@ def test_a_run_stores_the_audit_of_confirmed_writes_while_it_still_writes(store,
             if trail:
                 break
             threading.Event().wait(0.01)
-        with store.read() as s:
+        with store.session_read() as s:
             status = s.scalars(select(SyncRunRow.status)).one()
         assert status == "running"
         assert [a[0] for a in trail] == ["grant", "grant"] and len(target.groups[GROUP]) == 2

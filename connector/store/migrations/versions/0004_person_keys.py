@@ -11,31 +11,32 @@ directory entry, and one warning per collision names them: the upgrade never fai
 on them. A store whose processes configure another ``sync.person_key`` is filled
 again with it right after the upgrade (``connector.store.person_keys.align``).
 """
-from alembic import op
+
 import sqlalchemy as sa
+from alembic import op
 
 from connector.store import person_keys
 
-
-revision = '0004'
-down_revision = '0003'
+revision = "0004"
+down_revision = "0003"
 branch_labels = None
 depends_on = None
 
 
 def upgrade() -> None:
-    op.create_table('store_setting',
-    sa.Column('name', sa.String(length=64), nullable=False),
-    sa.Column('value', sa.Text(), nullable=False),
-    sa.PrimaryKeyConstraint('name')
+    op.create_table(
+        "store_setting",
+        sa.Column("name", sa.String(length=64), nullable=False),
+        sa.Column("value", sa.Text(), nullable=False),
+        sa.PrimaryKeyConstraint("name"),
     )
-    op.add_column('scim_user', sa.Column('person_key', sa.String(length=512), nullable=True))
-    op.create_index('ux_scim_user_person_key', 'scim_user', ['person_key'], unique=True)
+    op.add_column("scim_user", sa.Column("person_key", sa.String(length=512), nullable=True))
+    op.create_index("ux_scim_user_person_key", "scim_user", ["person_key"], unique=True)
     person_keys.align(op.get_bind(), person_keys.key_path(person_keys.DEFAULT))
 
 
 def downgrade() -> None:
-    op.drop_index('ux_scim_user_person_key', table_name='scim_user')
-    with op.batch_alter_table('scim_user', schema=None) as batch_op:
-        batch_op.drop_column('person_key')
-    op.drop_table('store_setting')
+    op.drop_index("ux_scim_user_person_key", table_name="scim_user")
+    with op.batch_alter_table("scim_user", schema=None) as batch_op:
+        batch_op.drop_column("person_key")
+    op.drop_table("store_setting")
