@@ -35,8 +35,9 @@ class ScimSettings(BaseModel):
     """Longest filter expression accepted (longer ones are 400 invalidFilter)."""
 
     read_budget_seconds: float = Field(default=5.0, gt=0, le=300)
-    """Seconds the database may spend on one list or search (filter, count and
-    page); beyond, it stops and the answer is 400 ``tooMany`` saying the filter was
+    """Seconds the database may spend on one list or search (SQLite: its statements
+    together; PostgreSQL: each of them — the page and its count, per resource type);
+    beyond, it stops and the answer is 400 ``tooMany`` saying the filter was
     too expensive. The filter limits bound its size; this bounds its cost (100
     ``co`` comparisons on 8,000 users took 4.5 s). An indexed ``eq`` takes
     milliseconds at 100,000 users."""

@@ -193,11 +193,13 @@ class Store:
 
     @contextmanager
     def connection_read(self, budget: float | None = None) -> Iterator[Connection]:
-        """A read transaction. ``budget``: seconds its statements may take in all;
-        beyond, the database stops the statement and :class:`ReadTooCostly` is
-        raised (PostgreSQL ``statement_timeout``; SQLite a progress handler that
-        interrupts the statement). The cost of a read is then bounded whatever the
-        filter, like its size already is."""
+        """A read transaction. ``budget``: seconds its statements may take — on
+        SQLite all of them together (a progress handler that interrupts the
+        statement running when the time is up), on PostgreSQL each one
+        (``statement_timeout``, local to the transaction; a page is its rows and
+        its count, per resource type). Beyond, the database stops the
+        statement and :class:`ReadTooCostly` is raised. The cost of a read is then
+        bounded whatever the filter, like its size already is."""
         with self.engine.connect() as conn, conn.begin():
             begin(conn, write=False)
             if budget is None:
