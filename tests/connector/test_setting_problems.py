@@ -43,15 +43,20 @@ def environment(monkeypatch, tmp_path):
     return monkeypatch
 
 
-COMMANDS = [["audit"], ["sync", "--dry-run"], ["check-target"], ["explain", "x"], ["migrate"]]
+COMMANDS = [["audit"], ["sync", "--dry-run"], ["sync"], ["worker", "--once"], ["check-target"], ["explain", "x"],
+            ["migrate"], ["import", "certifications", "{csv}"]]
+NO_MAPPING = ("audit", "migrate", "import")  # commands that read no mapping file
 
 
 @pytest.mark.parametrize(("command", "env", "expected"), [
     (command, env, expected) for command in COMMANDS for env, expected in CASES
     # audit and migrate read no mapping file (every command parses every setting)
-    if not (command[0] in ("audit", "migrate") and "WALKIN_MAPPING_PATH" in env)
+    if not (command[0] in NO_MAPPING and "WALKIN_MAPPING_PATH" in env)
 ])
-def test_a_bad_setting_is_one_line_naming_the_variable(environment, clock, command, env, expected):
+def test_a_bad_setting_is_one_line_naming_the_variable(environment, clock, command, env, expected, tmp_path):
+    csv = tmp_path / "completions.csv"
+    csv.write_text("userName,course,kind,completedOn\n")
+    command = [part.format(csv=csv) for part in command]
     for name, value in env.items():
         environment.setenv(name, value)
     result = CliRunner().invoke(main, command, obj=clock)
