@@ -12,7 +12,10 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import timedelta
+from pathlib import Path
 from urllib.parse import quote
 
 import pytest
@@ -121,24 +124,23 @@ def _free_port() -> int:
         return probe.getsockname()[1]
 
 
-@pytest.fixture(scope="module")
-def served(tmp_path_factory, _sqlite_template) -> int:
-    """``walkin serve`` on a free loopback port (1 worker, 2 threads) over a fresh
-    SQLite store; yields the port."""
-    tmp = tmp_path_factory.mktemp("serve")
+@contextmanager
+def walkin_serve(tmp: Path, store_url: str, *options: str) -> Iterator[tuple[int, Path]]:
+    """A real ``walkin serve`` on a free loopback port over ``store_url``, with
+    ``options``; yields (port, log path) once it answers /healthz, stops it after."""
     port = _free_port()
-    env = {**os.environ, "WALKIN_DATABASE_URL": sqlite_copy(_sqlite_template, tmp), "WALKIN_SCIM_TOKEN": TOKEN}
+    env = {**os.environ, "WALKIN_DATABASE_URL": store_url, "WALKIN_SCIM_TOKEN": TOKEN}
     log_path = tmp / "serve.log"
     with open(log_path, "wb") as log:
         proc = subprocess.Popen([sys.executable, "-m", "connector.cli", "serve", "--host", HOST, "--port", str(port),
-                                 "--workers", "1", "--threads", "2"], env=env, stdout=log, stderr=subprocess.STDOUT)
+                                 *options], env=env, stdout=log, stderr=subprocess.STDOUT)
     try:
         deadline = time.monotonic() + 30
         while not _healthy(port):
             if proc.poll() is not None or time.monotonic() > deadline:
                 pytest.fail(f"walkin serve did not start:\n{log_path.read_text(errors='replace')}")
             time.sleep(0.1)
-        yield port
+        yield port, log_path
     finally:
         proc.send_signal(signal.SIGTERM)
         try:
@@ -146,6 +148,15 @@ def served(tmp_path_factory, _sqlite_template) -> int:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory, _sqlite_template) -> Iterator[int]:
+    """``walkin serve`` on a free loopback port (1 worker) over a fresh SQLite store;
+    yields the port."""
+    tmp = tmp_path_factory.mktemp("serve")
+    with walkin_serve(tmp, sqlite_copy(_sqlite_template, tmp), "--workers", "1", "--threads", "2") as (port, _):
+        yield port
 
 
 def _healthy(port: int) -> bool:

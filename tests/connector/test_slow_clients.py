@@ -7,18 +7,14 @@ deadlines — the headers within the keep-alive 5 s, the body within
 from __future__ import annotations
 
 import json
-import os
-import signal
 import socket
-import subprocess
-import sys
 import threading
 import time
 
 import pytest
 
 from tests.conftest import TOKEN, sqlite_copy
-from tests.connector.test_server import HOST, _free_port, _healthy, _request
+from tests.connector.test_server import HOST, _request, walkin_serve
 
 SLOW = 256
 BODY_SECONDS = 3
@@ -26,27 +22,9 @@ BODY_SECONDS = 3
 
 @pytest.fixture
 def serving(tmp_path, _sqlite_template):
-    port = _free_port()
-    env = {**os.environ, "WALKIN_DATABASE_URL": sqlite_copy(_sqlite_template, tmp_path), "WALKIN_SCIM_TOKEN": TOKEN}
-    log_path = tmp_path / "serve.log"
-    with open(log_path, "wb") as log:
-        proc = subprocess.Popen([sys.executable, "-m", "connector.cli", "serve", "--host", HOST, "--port", str(port),
-                                 "--workers", "1", "--body-timeout", str(BODY_SECONDS)],
-                                env=env, stdout=log, stderr=subprocess.STDOUT)
-    try:
-        deadline = time.monotonic() + 30
-        while not _healthy(port):
-            if proc.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"walkin serve did not start:\n{log_path.read_text(errors='replace')}")
-            time.sleep(0.1)
-        yield port, log_path
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+    with walkin_serve(tmp_path, sqlite_copy(_sqlite_template, tmp_path), "--workers", "1",
+                      "--body-timeout", str(BODY_SECONDS)) as served:
+        yield served
 
 
 def _slow_headers(port: int) -> socket.socket:
