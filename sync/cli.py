@@ -74,15 +74,12 @@ def sync(dry_run: bool, entitlements: tuple[str, ...], user: str | None, release
 
 
 def _read_only_store(url: str, **kwargs):
-    """The store for a command that only reads: never migrated, writes refused; a
-    store that is not there or not at this release's schema is one clear line."""
+    """The store for a command that only reads: never migrated, writes refused. A
+    store that is not there or not at this release's schema raises SchemaBehind,
+    which the ``walkin`` group turns into one line (connector/cli.py)."""
     from connector.store.database import Store
-    from connector.store.engine import SchemaBehind
 
-    try:
-        return Store(url, read_only=True, **kwargs)
-    except SchemaBehind as exc:
-        raise click.ClickException(str(exc)) from None
+    return Store(url, read_only=True, **kwargs)
 
 
 def _one_person(session, user: str) -> str:
