@@ -51,6 +51,19 @@ class ScimSettings(BaseModel):
     not values of this kind (see ``max_request_bytes``)."""
 
 
+class AdminSettings(BaseModel):
+    """The administrator's levers and the admin API (``WALKIN_ADMIN__…``)."""
+
+    max_override_days: int = Field(default=90, ge=1, le=3660)
+    """Longest an override may run: ``--until`` at most this many days after today."""
+    token_days: int = Field(default=90, ge=1, le=3660)
+    """Lifetime of a new admin API token unless ``walkin admin-token create --days`` says otherwise."""
+    max_token_days: int = Field(default=365, ge=1, le=3660)
+    """Longest lifetime an admin API token may be given."""
+    max_simulate_mapping_bytes: int = Field(default=262_144, ge=1024)
+    """Largest mapping a what-if request may upload (the mapping file's own limit by default)."""
+
+
 class Settings(BaseSettings):
     """Everything the connector can be configured with."""
 
@@ -84,6 +97,7 @@ class Settings(BaseSettings):
     shipped ``mappings/walkin.yaml``."""
 
     sync: SyncSettings = Field(default_factory=SyncSettings)
+    admin: AdminSettings = Field(default_factory=AdminSettings)
 
     ldap: LdapSettings | None = None
     """The LDAP / Active Directory target (``WALKIN_LDAP__URLS='["ldaps://dc1"]'``,

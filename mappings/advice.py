@@ -10,7 +10,8 @@ from mappings.calendar import grant_deadline
 from mappings.facts import PersonFacts
 from mappings.model import Mapping
 from mappings.policy import Decision, Evidence
-from mappings.vocabulary import CertKind, ReasonCode
+from mappings.standing import missing_hr_facts, waiting_on
+from mappings.vocabulary import Actor, CertKind, ReasonCode
 
 _CERT_CODES = (ReasonCode.CERT_BEFORE_LOSS, ReasonCode.NOT_CERTIFIED, ReasonCode.CERT_EXPIRED)
 
@@ -101,13 +102,18 @@ def _describe(code, facts, decision, evidence, mapping, course, lost, place, sta
     if code is ReasonCode.NOT_ACTIVE:
         return "Currently employed (active)", status, "active" if facts.active else "not active"
     if code is ReasonCode.ROLE_NOT_ELIGIBLE:
-        kind = facts.location_type.value if facts.location_type else "unknown type"
         eligible = ", ".join(mapping.policy.eligible_roles)
-        return (
-            f"Eligible role ({eligible}) or school-based",
-            status,
-            f"role {facts.role or 'unknown'} at {place}, a {kind} location",
-        )
+        missing = [fact for fact in missing_hr_facts(facts) if fact != "assignment start date"]
+        if missing:
+            found = f"HR has not sent the {_words(missing)}"
+            if facts.role is not None:
+                found += f" (role {facts.role})"
+            elif facts.location is not None:
+                found += f" (at {place}, a {facts.location_type.value if facts.location_type else 'unknown'} location)"
+        else:
+            kind = facts.location_type.value if facts.location_type else "unknown type"
+            found = f"role {facts.role} at {place}, a {kind} location"
+        return f"Eligible role ({eligible}) or school-based", status, found
     if code is ReasonCode.CERT_BEFORE_LOSS:
         if lost is None:
             return "Full course completed after a loss of access", status, "access never lost"
@@ -190,7 +196,15 @@ def _actions(reasons, facts, decision, evidence, course, lost, place, lead: str 
             "Your employment record is not active; access returns only when it is active again and every "
             "requirement is met."
         )
-    if ReasonCode.ROLE_NOT_ELIGIBLE in reasons:
+    hr_missing = missing_hr_facts(facts) if waiting_on(facts, decision) is Actor.HR else []
+    if hr_missing:
+        # Without the HR facts neither the role rule nor an approval can be judged:
+        # telling the person to ask "the principal of an unknown location" helps nobody.
+        context.append(
+            f"Your HR record is missing your {_words(hr_missing)}, so whether your role qualifies and whose "
+            "approval you need cannot be decided."
+        )
+    elif ReasonCode.ROLE_NOT_ELIGIBLE in reasons:
         context.append(
             f"Your role ({facts.role or 'unknown'}) at {place} does not qualify: this access is for the "
             "eligible roles, or for anyone assigned to a school."
@@ -206,7 +220,9 @@ def _actions(reasons, facts, decision, evidence, course, lost, place, lead: str 
             f"complete the full {course} eLearning (the recertification quiz only renews a certification "
             "that is still valid)"
         )
-    if ReasonCode.NO_APPROVAL in reasons:
+    if hr_missing:
+        steps.append(f"ask HR to send your {_words(hr_missing)} (HR must send them: neither you nor a principal can)")
+    elif ReasonCode.NO_APPROVAL in reasons:
         steps.append(f"ask the principal or manager of {place} to approve you")
     elif ReasonCode.APPROVAL_STALE in reasons:
         steps.append(
@@ -225,3 +241,8 @@ def _actions(reasons, facts, decision, evidence, course, lost, place, lead: str 
         sentence = lead + sentence if lead else sentence[0].upper() + sentence[1:]
         text = f"{text} {sentence}.".strip()
     return text
+
+
+def _words(items: list[str]) -> str:
+    """``a``, ``a and b``, ``a, b and c``."""
+    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]

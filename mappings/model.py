@@ -234,6 +234,18 @@ class Entitlement(FrozenModel):
         return Checks.of(self.requirements)
 
 
+class Approvers(FrozenModel):
+    """Who may record an approval for a location (``walkin approve``, the admin API's
+    approver role): a person whose own SCIM record gives them one of ``roles`` at that
+    location (and who is active), and the members of the location's approver groups."""
+
+    roles: tuple[NonEmptyStr, ...] = ("Principal",)
+    """Roles (after the job-code table) whose holders approve their own location."""
+    groups: dict[NonEmptyStr, tuple[NonEmptyStr, ...]] = {}
+    """Location code → displayNames of SCIM Groups whose members approve it too
+    (e.g. a central office's managers)."""
+
+
 class Mapping(FrozenModel):
     """A whole mapping file.
 
@@ -246,6 +258,7 @@ class Mapping(FrozenModel):
     attributes: AttributeMap
     locations: dict[NonEmptyStr, Location] = {}
     entitlements: dict[StrictStr, Entitlement] = Field(min_length=1)
+    approvers: Approvers = Approvers()
 
     @field_validator("entitlements")
     @classmethod

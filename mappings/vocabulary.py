@@ -87,3 +87,12 @@ class GroupAttribute(StrEnum):
 
     DISPLAY_NAME = "displayName"
     EXTERNAL_ID = "externalId"
+
+
+class Actor(StrEnum):
+    """Who must act next for a person who is not entitled but could be (the
+    ``waiting`` report; mappings/standing.py decides it)."""
+
+    APPROVER = "approver"  # certified, but no approval (or a stale one) for the current location
+    PERSON = "person"  # approved, but not certified, or the certification expired or predates a loss
+    HR = "hr"  # the role or location facts are missing: only HR can send them

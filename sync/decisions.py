@@ -10,7 +10,7 @@ one of these no longer holds:
   and everything that turns facts into a decision: the user's version (the store
   bumps it at every write to the user, so any change to any attribute counts), each
   approval-group membership with its start and the group's stored data, the
-  person's loss dates and overrides, the mapping, and the source of the policy code
+  person's loss dates, overrides and approval records, the mapping, and the source of the policy code
   (a new mapping file or a new release re-decides everyone);
 * the evaluation day is on or after the day it was decided and before its **recheck
   day** — :func:`mappings.policy.next_change`, the first day on which the same facts
@@ -30,7 +30,7 @@ import hashlib
 import json
 from collections import defaultdict
 from collections.abc import Generator, Iterable, Iterator
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from functools import lru_cache
 from pathlib import Path
 from typing import NamedTuple
@@ -44,9 +44,12 @@ import mappings.calendar
 import mappings.facts
 import mappings.model
 import mappings.policy
+import mappings.standing
 import mappings.vocabulary
 from connector.store.models import (
     AccessLossRow,
+    ApprovalRecordRow,
+    DecisionChangeRow,
     DecisionRow,
     DirectoryEntryRow,
     MemberRow,
@@ -56,13 +59,22 @@ from connector.store.models import (
 )
 from mappings.model import Mapping
 from mappings.policy import Decision
+from mappings.standing import Standing
 
 from . import ledger
 from . import people as people_module
 
 _CHUNK = 500
 #: The code a decision is made by: a change to any of these files re-decides everyone.
-_POLICY_CODE = (mappings.policy, mappings.facts, mappings.calendar, mappings.model, mappings.vocabulary, people_module)
+_POLICY_CODE = (
+    mappings.policy,
+    mappings.facts,
+    mappings.calendar,
+    mappings.model,
+    mappings.vocabulary,
+    mappings.standing,
+    people_module,
+)
 
 
 def fingerprint(mapping: Mapping) -> str:
@@ -100,7 +112,8 @@ def _extras(
 
     conn = session.connection()  # Core: plain rows, no ORM loading
 
-    def rows(stmt, column) -> Iterable:
+    def rows(stmt, column, *conditions) -> Iterable:
+        stmt = stmt.where(*conditions)
         if ids is None:
             if between is not None:
                 stmt = stmt.where(column.between(*between))
@@ -127,8 +140,22 @@ def _extras(
             OverrideRow.by,
         ),
         OverrideRow.person_id,
+        OverrideRow.ended_at.is_(None),
     ):
         parts[row[0]].append("o" + json.dumps(list(row[1:])))
+    for row in rows(
+        select(
+            ApprovalRecordRow.person_id,
+            ApprovalRecordRow.id,
+            ApprovalRecordRow.entitlement,
+            ApprovalRecordRow.location,
+            ApprovalRecordRow.approved_on,
+            ApprovalRecordRow.approver,
+        ),
+        ApprovalRecordRow.person_id,
+        ApprovalRecordRow.withdrawn_at.is_(None),
+    ):
+        parts[row[0]].append("a" + json.dumps(list(row[1:])))
     return {person: "|".join(sorted(items)) for person, items in parts.items()}
 
 
@@ -235,8 +262,21 @@ def count(session: Session, entitlement: str) -> int:
     )
 
 
-def save(session: Session, entitlement: str, decided: dict[str, tuple[str, Decision, date | None]]) -> None:
-    """Store ``person id → (basis, decision, recheck day)``, replacing what was there.
+Decided = tuple[str, Decision, date | None, Standing]
+"""What a run stores for a person: basis, decision, recheck day, standing."""
+
+
+def save(
+    session: Session,
+    entitlement: str,
+    decided: dict[str, Decided],
+    now: datetime | None = None,
+    run_id: int | None = None,
+) -> None:
+    """Store ``person id → (basis, decision, recheck day, standing)``, replacing what
+    was there, and note in ``decision_change`` (at ``now``, by run ``run_id``) each
+    person whose decision is new or differs from the stored one in entitlement,
+    override, reasons or valid-through — a person's history.
 
     An upsert, so two workers storing the same person at once both succeed (the later
     one wins; both decisions were right for their basis).
@@ -251,24 +291,61 @@ def save(session: Session, entitlement: str, decided: dict[str, tuple[str, Decis
     )
     conn, items = session.connection(), list(decided.items())
     for i in range(0, len(items), ledger.WRITE_SLICE):  # a cold run stores everyone's: a slice of rows at a time
-        conn.execute(
-            stmt,
-            [
-                {
-                    "entitlement": entitlement,
-                    "person_id": person,
-                    "basis": basis,
-                    "decided_on": d.at.isoformat(),
-                    "recheck_on": None if recheck is None else recheck.isoformat(),
-                    "entitled": d.entitled,
-                    "by_override": d.by_override,
-                    "reasons": ",".join(d.reasons),
-                    "valid_through": None if d.valid_through is None else d.valid_through.isoformat(),
-                    "entitled_since": None if d.entitled_since is None else d.entitled_since.isoformat(),
-                }
-                for person, (basis, d, recheck) in items[i : i + ledger.WRITE_SLICE]
-            ],
+        rows = [_row(entitlement, person, *value) for person, value in items[i : i + ledger.WRITE_SLICE]]
+        changed = _changed(conn, entitlement, rows)
+        conn.execute(stmt, rows)
+        if changed:
+            when = now or datetime.now(UTC)
+            conn.execute(
+                insert(table_of(DecisionChangeRow)),
+                [{**{k: row[k] for k in _HISTORY}, "at": when, "run_id": run_id} for row in changed],
+            )
+
+
+def _row(entitlement: str, person: str, basis: str, d: Decision, recheck: date | None, standing: Standing) -> dict:
+    grounds = standing.grounds
+    return {
+        "entitlement": entitlement,
+        "person_id": person,
+        "basis": basis,
+        "decided_on": d.at.isoformat(),
+        "recheck_on": None if recheck is None else recheck.isoformat(),
+        "entitled": d.entitled,
+        "by_override": d.by_override,
+        "reasons": ",".join(d.reasons),
+        "valid_through": None if d.valid_through is None else d.valid_through.isoformat(),
+        "entitled_since": None if d.entitled_since is None else d.entitled_since.isoformat(),
+        "active": standing.active,
+        "role": standing.role,
+        "location": standing.location,
+        "waiting_on": None if standing.waiting_on is None else standing.waiting_on.value,
+        "approver": grounds.approver,
+        "approved_on": grounds.approved_on,
+        "chain": grounds.chain,
+    }
+
+
+#: The columns of a decision that make a change worth a line in the person's history.
+_COMPARED = ("entitled", "by_override", "reasons", "valid_through")
+_HISTORY = ("person_id", "entitlement", "decided_on", *_COMPARED)
+
+
+def _changed(conn, entitlement: str, rows: list[dict]) -> list[dict]:
+    """The rows whose decision differs from the stored one (or that have none)."""
+    d = DecisionRow
+    stored = {
+        person: tuple(rest)
+        for person, *rest in conn.execute(
+            select(d.person_id, d.entitled, d.by_override, d.reasons, d.valid_through).where(
+                d.entitlement == entitlement, d.person_id.in_([row["person_id"] for row in rows])
+            )
         )
+    }
+    return [
+        row
+        for row in rows
+        if stored.get(row["person_id"]) != (row["entitled"], row["by_override"], row["reasons"], row["valid_through"])
+    ]
 
 
 _UPDATED = (
@@ -280,6 +357,13 @@ _UPDATED = (
     "reasons",
     "valid_through",
     "entitled_since",
+    "active",
+    "role",
+    "location",
+    "waiting_on",
+    "approver",
+    "approved_on",
+    "chain",
 )
 
 

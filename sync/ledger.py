@@ -63,6 +63,14 @@ class AuditAction(StrEnum):
     FAILED = "failed"  # a write the directory refused or that could not be made
     UNRESOLVED = "unresolved"  # an entitled person with no directory entry
     REFUSED = "refused"  # the run refused to act (empty store, unreadable group)
+    # The administrator's levers (sync/levers.py), with their actor:
+    OVERRIDE = "override"  # an override set
+    OVERRIDE_END = "override_end"  # an override ended
+    APPROVE = "approve"  # an approval recorded
+    WITHDRAW = "withdraw"  # an approval withdrawn
+    SYNC_REQUEST = "sync_request"  # "sync this person now"
+    RELEASE_REQUEST = "release_request"  # held removals released from the admin API
+    TOKEN = "token"  # an admin API token created or revoked
 
 
 class AuditResult(StrEnum):

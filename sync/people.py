@@ -16,8 +16,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from connector.store.keys import fold_key
-from connector.store.models import AccessLossRow, GroupRow, MemberRow, OverrideRow, UserRow
-from mappings.facts import Effect, Override, PersonFacts, user_to_facts
+from connector.store.models import AccessLossRow, ApprovalRecordRow, GroupRow, MemberRow, OverrideRow, UserRow
+from mappings.facts import Approval, Effect, Override, PersonFacts, user_to_facts
 from mappings.model import Mapping
 from mappings.scim import parse_path
 
@@ -63,6 +63,7 @@ def load_people(
     memberships = _memberships(session, groups, None if ids is None else list(users))
     losses = _losses(session, ids)
     overrides = _overrides(session, ids)
+    records = _approval_records(session, ids)
     key_path = parse_path(person_key)
     people = []
     for user_id, (data, stored_key) in users.items():
@@ -74,6 +75,9 @@ def load_people(
             losses.get(user_id),
             overrides.get(user_id, ()),
         )
+        recorded = records.get(user_id)
+        if recorded:  # both sources of approvals feed the same fact (policy §2)
+            facts = facts.model_copy(update={"approvals": facts.approvals + tuple(recorded)})
         people.append(
             Person(
                 user_id, data.get("userName"), resolvable_key(key_path.read(user), stored_key), facts, tuple(problems)
@@ -146,9 +150,30 @@ def _losses(session: Session, ids: list[str] | None) -> dict[str, dict[str, date
     return out
 
 
+def _approval_records(session: Session, ids: list[str] | None) -> dict[str, list[Approval]]:
+    """person id → their approval records still in force (sync/approvals.py)."""
+    out: dict[str, list[Approval]] = defaultdict(list)
+    stmt = select(ApprovalRecordRow).where(ApprovalRecordRow.withdrawn_at.is_(None))
+    rows = (
+        session.scalars(stmt).all()
+        if ids is None
+        else [r for chunk in _chunks(ids) for r in session.scalars(stmt.where(ApprovalRecordRow.person_id.in_(chunk)))]
+    )
+    for row in sorted(rows, key=lambda r: r.id):
+        out[row.person_id].append(
+            Approval(
+                entitlement=row.entitlement,
+                location=row.location,
+                approved_on=date.fromisoformat(row.approved_on),
+                approver=row.approver,
+            )
+        )
+    return out
+
+
 def _overrides(session: Session, ids: list[str] | None) -> dict[str, list[Override]]:
     out: dict[str, list[Override]] = defaultdict(list)
-    stmt = select(OverrideRow)
+    stmt = select(OverrideRow).where(OverrideRow.ended_at.is_(None))
     rows = (
         session.scalars(stmt).all()
         if ids is None

@@ -25,7 +25,8 @@ from typing import NamedTuple
 from sqlalchemy import select
 
 from connector.store.models import DecisionRow, DirectoryEntryRow, HoldingRow, SyncRunRow, UserRow
-from mappings.policy import Decision, decide_all, next_change
+from mappings.policy import Decision, decide_all, explain, next_change
+from mappings.standing import standing_of
 from mappings.vocabulary import ReasonCode
 
 from . import decisions as stored_decisions
@@ -517,7 +518,7 @@ class _Run:
         self.digests: dict[str, str | None] = {}  # evidence digests of people whose membership may change
         self.cache_update: dict[str, tuple[str, str]] = {}
         self.cache_forget: list[str] = []
-        self.decided: dict[str, tuple[str, Decision, date | None]] = {}  # person → (basis, decision, recheck day)
+        self.decided: dict[str, stored_decisions.Decided] = {}  # person → (basis, decision, recheck day, standing)
         self.departed: list[str] = []  # people no longer in the store
         self.orphans = False  # whether stored decisions of people no longer in the store remain
         self.writer: Writer | None = None
@@ -555,10 +556,18 @@ class _Run:
             self.decisions[person.person_id] = decision
             basis = bases.get(person.person_id)
             if basis is not None:
+                # The evidence of a grant by the rules (its approval and chain, for the
+                # members report) costs a second look, for the entitled only.
+                evidence = (
+                    explain(person.facts, self.entitlement, self.today, ctx.mapping)[1]
+                    if decision.entitled and not decision.by_override
+                    else None
+                )
                 self.decided[person.person_id] = (
                     basis,
                     decision,
                     next_change(person.facts, self.today, decided.values()),
+                    standing_of(person.facts, decision, evidence),
                 )
         # An event run's grant rests on an entry read now: a cached one may have been
         # renamed or deleted since (AD moves a renamed entry's member values itself).
@@ -680,7 +689,7 @@ class _Run:
         with ctx.store.session_write() as session:  # caches only: right whatever the writes' outcome
             ledger.store_entries(session, ctx.target_name, self.cache_update, ctx.clock.now())
             ledger.forget_entries(session, ctx.target_name, self.cache_forget)
-            stored_decisions.save(session, self.entitlement, self.decided)
+            stored_decisions.save(session, self.entitlement, self.decided, ctx.clock.now(), self.run_id)
             stored_decisions.forget(session, self.entitlement, self.departed)
             if self.orphans:  # decisions of people who left the store while no run saw them go
                 stored_decisions.forget(session, self.entitlement)

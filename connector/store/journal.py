@@ -24,6 +24,12 @@ class Event(StrEnum):
     GROUP_CREATED = "group.created"
     GROUP_RENAMED = "group.renamed"
     GROUP_DELETED = "group.deleted"
+    # The administrator's levers (sync/levers.py): each re-decides its person.
+    OVERRIDE_SET = "override.set"
+    OVERRIDE_ENDED = "override.ended"
+    APPROVAL_RECORDED = "approval.recorded"
+    APPROVAL_WITHDRAWN = "approval.withdrawn"
+    SYNC_REQUESTED = "sync.requested"
 
 
 _ENT = Urn.ENTERPRISE.value

@@ -23,6 +23,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    UniqueConstraint,
     text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -179,6 +180,10 @@ class SyncRunRow(Base):
     held: Mapped[list] = mapped_column(JSON, nullable=False, default=list)  # removals held by the guard
     released_by: Mapped[int | None] = mapped_column(Integer)
     detail: Mapped[str | None] = mapped_column(Text)
+    release_requested_by: Mapped[str | None] = mapped_column(String(256))
+    """The administrator who released the held removals from the admin API; the
+    worker applies them (sync/worker.py)."""
+    release_requested_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 class AuditRow(Base):
@@ -200,6 +205,8 @@ class AuditRow(Base):
     evidence: Mapped[str | None] = mapped_column(String(64))
     result: Mapped[str] = mapped_column(String(16), nullable=False)
     detail: Mapped[str | None] = mapped_column(Text)
+    actor: Mapped[str | None] = mapped_column(String(256))
+    """Who asked for it, for an administrator's or approver's act (``name (token 3)``); None for the sync's own."""
 
 
 class AccessLossRow(Base):
@@ -215,7 +222,8 @@ class AccessLossRow(Base):
 
 
 class OverrideRow(Base):
-    """An administrator's audited exception (policy §2 ``overrides``)."""
+    """An administrator's audited exception (policy §2 ``overrides``). Never edited:
+    ended (``ended_at``) and replaced by a new one (sync/overrides.py)."""
 
     __tablename__ = "access_override"
 
@@ -227,6 +235,70 @@ class OverrideRow(Base):
     reason: Mapped[str] = mapped_column(Text, nullable=False)
     by: Mapped[str] = mapped_column(String(256), nullable=False)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+    ended_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    ended_by: Mapped[str | None] = mapped_column(String(256))
+    end_reason: Mapped[str | None] = mapped_column(Text)
+
+
+class ApprovalRecordRow(Base):
+    """A principal's or manager's approval recorded through walkin (policy §2: "from
+    approval-group membership or an approval record"), dated the day it was recorded.
+    Withdrawn, never deleted (sync/approvals.py)."""
+
+    __tablename__ = "approval_record"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    person_id: Mapped[str] = mapped_column(_ID, nullable=False)
+    entitlement: Mapped[str] = mapped_column(String(64), nullable=False)
+    location: Mapped[str] = mapped_column(_TEXT, nullable=False)
+    approved_on: Mapped[str] = mapped_column(String(10), nullable=False)  # YYYY-MM-DD, district date
+    approver: Mapped[str] = mapped_column(_TEXT, nullable=False)  # the approver's userName
+    approver_id: Mapped[str | None] = mapped_column(_ID)
+    recorded_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+    recorded_by: Mapped[str] = mapped_column(String(256), nullable=False)
+    withdrawn_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    withdrawn_by: Mapped[str | None] = mapped_column(String(256))
+
+    __table_args__ = (Index("ix_approval_record_person", "person_id"),)
+
+
+class AdminTokenRow(Base):
+    """A bearer token of the admin API (connector/admin/tokens.py): only its SHA-256
+    digest is kept; it expires, and may be revoked."""
+
+    __tablename__ = "admin_token"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(128), nullable=False)
+    role: Mapped[str] = mapped_column(String(16), nullable=False)  # viewer | approver | admin
+    approver: Mapped[str | None] = mapped_column(_TEXT)  # an approver token's person (userName)
+    digest: Mapped[str] = mapped_column(String(64), nullable=False)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    created_by: Mapped[str] = mapped_column(String(256), nullable=False)
+
+    __table_args__ = (UniqueConstraint("digest", name="uq_admin_token_digest"),)
+
+
+class DecisionChangeRow(Base):
+    """A person's stored decision changed (or was first made): the history behind
+    ``walkin report history``. Written by the run that stored the new decision."""
+
+    __tablename__ = "decision_change"
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+    decided_on: Mapped[str] = mapped_column(String(10), nullable=False)
+    run_id: Mapped[int | None] = mapped_column(Integer)
+    person_id: Mapped[str] = mapped_column(_ID, nullable=False)
+    entitlement: Mapped[str] = mapped_column(String(64), nullable=False)
+    entitled: Mapped[bool] = mapped_column(Boolean, nullable=False)
+    by_override: Mapped[bool] = mapped_column(Boolean, nullable=False)
+    reasons: Mapped[str] = mapped_column(Text, nullable=False)
+    valid_through: Mapped[str | None] = mapped_column(String(10))
+
+    __table_args__ = (Index("ix_decision_change_person", "person_id", "id"),)
 
 
 class DirectoryEntryRow(Base):
@@ -262,8 +334,21 @@ class DecisionRow(Base):
     reasons: Mapped[str] = mapped_column(Text, nullable=False)  # reason codes joined by ","
     valid_through: Mapped[str | None] = mapped_column(String(10))
     entitled_since: Mapped[str | None] = mapped_column(String(10))
+    # What the reports read without deciding anyone again (sync/reports/): the facts
+    # they filter by, who must act next, and what a grant by the rules rests on.
+    active: Mapped[bool | None] = mapped_column(Boolean)
+    role: Mapped[str | None] = mapped_column(_TEXT)
+    location: Mapped[str | None] = mapped_column(_TEXT)
+    waiting_on: Mapped[str | None] = mapped_column(String(16))  # mappings.vocabulary.Actor
+    approver: Mapped[str | None] = mapped_column(_TEXT)
+    approved_on: Mapped[str | None] = mapped_column(String(10))
+    chain: Mapped[str | None] = mapped_column(Text)  # "full 2025-09-15, recert 2026-05-01"
 
-    __table_args__ = {"sqlite_with_rowid": False}  # as directory_entry
+    __table_args__ = (
+        Index("ix_sync_decision_entitled", "entitlement", "entitled", "valid_through"),
+        Index("ix_sync_decision_waiting", "entitlement", "waiting_on", "location"),
+        {"sqlite_with_rowid": False},  # as directory_entry
+    )
 
 
 class HoldingRow(Base):
