@@ -18,6 +18,8 @@ class _Commands(click.Group):
         from connector.setting_problems import mapping_line, settings_line, source_line
         from connector.store.engine import SchemaBehind
         from mappings.model import MappingError
+        from sync.levers import LeverError
+        from sync.reports import UnknownEntitlement
 
         try:
             return super().invoke(ctx)
@@ -28,6 +30,8 @@ class _Commands(click.Group):
         except MappingError as exc:
             raise click.ClickException(mapping_line(exc.problems, exc.source)) from None
         except SchemaBehind as exc:
+            raise click.ClickException(str(exc)) from None
+        except (LeverError, UnknownEntitlement) as exc:  # a lever refused, a report asked of nothing: nothing changed
             raise click.ClickException(str(exc)) from None
 
 

@@ -30,7 +30,7 @@ import hashlib
 import json
 from collections import defaultdict
 from collections.abc import Generator, Iterable, Iterator
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from functools import lru_cache
 from pathlib import Path
 from typing import NamedTuple
@@ -270,7 +270,7 @@ def save(
     session: Session,
     entitlement: str,
     decided: dict[str, Decided],
-    now: datetime | None = None,
+    now: datetime,
     run_id: int | None = None,
 ) -> None:
     """Store ``person id → (basis, decision, recheck day, standing)``, replacing what
@@ -295,10 +295,9 @@ def save(
         changed = _changed(conn, entitlement, rows)
         conn.execute(stmt, rows)
         if changed:
-            when = now or datetime.now(UTC)
             conn.execute(
                 insert(table_of(DecisionChangeRow)),
-                [{**{k: row[k] for k in _HISTORY}, "at": when, "run_id": run_id} for row in changed],
+                [{**{k: row[k] for k in _HISTORY}, "at": now, "run_id": run_id} for row in changed],
             )
 
 

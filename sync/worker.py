@@ -15,6 +15,7 @@ from mappings.calendar import local_date
 from . import jobs
 from .ledger import RunKind, RunStatus
 from .reconcile import SyncContext, reconcile
+from .requests import requested_releases
 from .targets.base import TargetError
 
 log = logging.getLogger("walkin.worker")
@@ -70,11 +71,29 @@ class Worker:
         jobs.ingest(ctx.store, now)
         if full_due(ctx, jobs.last_full_start(ctx.store), now):
             jobs.enqueue_full(ctx.store, now)
+        released = self.release_requested()
         claimed = jobs.claim(ctx.store, self.name, now, timedelta(seconds=settings.lease_seconds), settings.job_batch)
         if not claimed:
-            return 0
+            return released
         self.run_jobs(claimed)
         return len(claimed)
+
+    def release_requested(self) -> int:
+        """Apply the held removals an administrator released from the admin API
+        (sync/requests.py), as ``walkin sync --allow-removals RUN`` would.
+        :returns: how many releases were attempted."""
+        attempted = 0
+        for run_id, entitlement in requested_releases(self.ctx.store):
+            if entitlement not in self.entitlements:
+                continue
+            attempted += 1
+            try:
+                result = reconcile(self.ctx, entitlement, kind=RunKind.RELEASE, release=run_id)
+            except TargetError as exc:
+                log.warning("release of run %s failed: %s", run_id, exc)
+                continue
+            log.info("release of run %s: run %s %s", run_id, result.run_id, result.status.value)
+        return attempted
 
     def run_jobs(self, claimed: list[jobs.Job]) -> None:
         ctx = self.ctx
