@@ -20,7 +20,6 @@ from pydantic import (
     AfterValidator,
     BeforeValidator,
     Field,
-    PrivateAttr,
     StrictBool,
     StrictInt,
     StrictStr,
@@ -177,17 +176,19 @@ class ApprovalGroup(FrozenModel):
     pattern: GroupPattern
     """Must match the whole attribute value and have a named group ``location``."""
 
-    _regex: re.Pattern[str] = PrivateAttr()
-
-    def model_post_init(self, context: Any, /) -> None:
-        self._regex = re.compile(self.pattern)
+    @cached_property
+    def regex(self) -> re.Pattern[str]:
+        """The compiled pattern. A cached property, not a pydantic private attribute:
+        those are read through ``__getattr__``, a cost paid for every approval-group
+        membership of every person a run or a what-if decides."""
+        return re.compile(self.pattern)
 
     def location_of(self, group: AbcMapping[str, Any]) -> str | None:
         """The location a SCIM Group approves, or None when it is not such a group."""
         value = group.get(self.attribute.value)
         if not isinstance(value, str):
             return None
-        match = self._regex.fullmatch(value)
+        match = self.regex.fullmatch(value)
         return match["location"] if match and match["location"] else None
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from datetime import date, timedelta
+from functools import lru_cache
 
 from sqlalchemy import Select, and_, select
 from sqlalchemy.orm import Session
@@ -73,40 +74,42 @@ def members(session: Session, ctx: ReportContext, filters: Filters, options: Opt
         .where(h.target == ctx.target, h.entitlement == filters.entitlement),
         filters,
     ).order_by(h.user_name, h.person_id)
-    rows = session.execute(stmt).all()
-    overrides = _overrides(session, filters.entitlement, [r.person_id for r in rows if r.by_override])
+    rows = session.connection().execute(stmt).all()
+    day_of = lru_cache(maxsize=None)(lambda since: local_date(since, ctx.mapping.policy.zone).isoformat())
+    overrides = _overrides(session, filters.entitlement, [r[0] for r in rows if r[5]])
     out = []
-    for r in rows:
-        if r.entitled is None:
+    counts = {"by override": 0, "to be removed": 0}
+    # Unpacked rows and a dict display: a group holds most of a district.
+    for person, user, member, since, entitled, by_override, reasons, *rest in rows:
+        entitled_since, valid_through, approver, approved_on, chain, role, location = rest
+        if entitled is None:
             status = "not decided yet"
-        elif r.by_override:
+        elif by_override:
             status = "by override"
-        elif r.entitled:
+            counts[status] += 1
+        elif entitled:
             status = "entitled"
         else:
-            status = f"to be removed ({r.reasons})"
+            status = f"to be removed ({reasons})"
+            counts["to be removed"] += 1
         out.append(
             {
-                "user_name": r.user_name,
-                "location": r.location,
-                "role": r.role,
-                "in_group_since": local_date(r.since, ctx.mapping.policy.zone).isoformat(),
-                "entitled_since": r.entitled_since,
-                "valid_through": r.valid_through,
-                "approver": r.approver,
-                "approved_on": r.approved_on,
-                "chain": r.chain,
-                "override": overrides.get(r.person_id),
+                "user_name": user,
+                "location": location,
+                "role": role,
+                "in_group_since": day_of(since),
+                "entitled_since": entitled_since,
+                "valid_through": valid_through,
+                "approver": approver,
+                "approved_on": approved_on,
+                "chain": chain,
+                "override": overrides.get(person) if by_override else None,
                 "status": status,
-                "member": r.member,
-                "person_id": r.person_id,
+                "member": member,
+                "person_id": person,
             }
         )
-    summary = {
-        "members": len(out),
-        "by_override": sum(1 for r in out if r["status"] == "by override"),
-        "to_be_removed": sum(1 for r in out if r["status"].startswith("to be removed")),
-    }
+    summary = {"members": len(out), "by_override": counts["by override"], "to_be_removed": counts["to be removed"]}
     return Report("members", _MEMBER_COLUMNS, out, ctx.today, summary)
 
 
@@ -165,7 +168,7 @@ def pending(session: Session, ctx: ReportContext, filters: Filters, options: Opt
         .where(d.entitlement == filters.entitlement, d.entitled.is_(True), h.person_id.is_(None)),
         filters,
     )
-    rows = session.execute(stmt).all()
+    rows = session.connection().execute(stmt).all()
     ids = [r.person_id for r in rows]
     last_audit = _last_audit(session, ctx.target, filters.entitlement, ids)
     queued = _queued(session, ids)
@@ -273,7 +276,7 @@ def waiting(session: Session, ctx: ReportContext, filters: Filters, options: Opt
         .where(d.entitlement == filters.entitlement, d.waiting_on.is_not(None)),
         filters,
     )
-    rows = session.execute(stmt).all()
+    rows = session.connection().execute(stmt).all()
     places = {r.location for r in rows if r.waiting_on == Actor.APPROVER and r.location}
     approvers = approvers_of(session, ctx.mapping, filters.entitlement, places)
     definition = ctx.mapping.entitlements[filters.entitlement]
@@ -343,26 +346,27 @@ def expiring(session: Session, ctx: ReportContext, filters: Filters, options: Op
             d.valid_through <= last.isoformat(),
         ),
         filters,
-    ).order_by(d.valid_through, _USER_NAME)
+    ).order_by(d.valid_through, UserRow.user_name)
     calendar = ctx.mapping.policy.calendar
     year = calendar.school_year(ctx.today)
     year_end = calendar.last_day(year).isoformat()
     rule = ctx.mapping.entitlements[filters.entitlement].certification
     quiz = rule is not None and year not in rule.full_course_years
     renews = "the recertification quiz" if quiz else "only the full eLearning (no quiz this school year)"
+    days_left = lru_cache(maxsize=None)(lambda through: (date.fromisoformat(through) - ctx.today).days)
     out = [
         {
-            "user_name": r[1],
-            "location": r.location,
-            "role": r.role,
-            "valid_through": r.valid_through,
-            "days_left": (date.fromisoformat(r.valid_through) - ctx.today).days,
-            "school_year_end": r.valid_through == year_end,
+            "user_name": user,
+            "location": location,
+            "role": role,
+            "valid_through": through,
+            "days_left": days_left(through),
+            "school_year_end": through == year_end,
             "renews_with": renews,
-            "by_override": r.by_override,
-            "person_id": r.person_id,
+            "by_override": by_override,
+            "person_id": person,
         }
-        for r in session.execute(stmt)
+        for person, user, location, role, through, by_override in session.connection().execute(stmt)
     ]
     summary = {
         "expiring": len(out),

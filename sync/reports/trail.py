@@ -47,7 +47,7 @@ def _audit(name: str, action: str, latest_only: bool = False):
             filters,
         ).order_by(a.id.desc())
         rows, seen = [], set()
-        for r in session.execute(stmt):
+        for r in session.connection().execute(stmt):
             if latest_only:
                 if r.person_id in seen:
                     continue
@@ -127,7 +127,7 @@ def _names(session: Session, ids: list[str]) -> dict[str, str]:
         rows = session.execute(
             select(UserRow.id, UserRow.data["userName"].as_string()).where(UserRow.id.in_(ids[i : i + 500]))
         )
-        out.update(dict(rows.tuples()))
+        out.update((person, name) for person, name in rows)
     return out
 
 
