@@ -13,8 +13,6 @@ with the actor.
 
 from __future__ import annotations
 
-from datetime import datetime
-
 from sqlalchemy import insert, select, update
 from sqlalchemy.orm import Session
 
@@ -25,7 +23,7 @@ from connector.store.models import ApprovalRecordRow, DecisionRow, GroupRow, Mem
 from mappings.model import Mapping
 
 from .ledger import AuditAction
-from .levers import Acting, Forbidden, Invalid, NotFound, record
+from .levers import Acting, Forbidden, Invalid, NotFound, record, stamp, user_name
 from .people import load_people
 
 
@@ -112,7 +110,7 @@ def approve(
     today = clock.today(mapping.policy.zone).isoformat()
     now = clock.now()
     with store.session_write() as session:
-        person, approver = _name(session, person_id), _name(session, approver_id)
+        person, approver = user_name(session, person_id), user_name(session, approver_id)
         _may_approve(session, mapping, person_key, approver_id, approver, person_id, location)
         same = session.scalars(
             select(ApprovalRecordRow).where(
@@ -174,7 +172,7 @@ def withdraw(
     _check(mapping, entitlement, location)
     now = clock.now()
     with store.session_write() as session:
-        person, approver = _name(session, person_id), _name(session, approver_id)
+        person, approver = user_name(session, person_id), user_name(session, approver_id)
         _may_approve(session, mapping, person_key, approver_id, approver, person_id, location)
         rows = session.scalars(select(ApprovalRecordRow).where(*_of(person_id, entitlement, location))).all()
         if not rows:
@@ -259,13 +257,6 @@ def _of(person_id: str, entitlement: str, location: str) -> tuple:
     return (r.person_id == person_id, r.entitlement == entitlement, r.location == location, r.withdrawn_at.is_(None))
 
 
-def _name(session: Session, person_id: str) -> str | None:
-    data = session.scalar(select(UserRow.data).where(UserRow.id == person_id))
-    if data is None:
-        raise NotFound(f"no user with id '{person_id}' in the store")
-    return data.get("userName")
-
-
 def _view(row: ApprovalRecordRow, user_name: str | None) -> dict:
     """An approval record as the CLI and the admin API show it."""
     return {
@@ -277,11 +268,7 @@ def _view(row: ApprovalRecordRow, user_name: str | None) -> dict:
         "approved_on": row.approved_on,
         "approver": row.approver,
         "recorded_by": row.recorded_by,
-        "recorded_at": _stamp(row.recorded_at),
-        "withdrawn_at": _stamp(row.withdrawn_at),
+        "recorded_at": stamp(row.recorded_at),
+        "withdrawn_at": stamp(row.withdrawn_at),
         "withdrawn_by": row.withdrawn_by,
     }
-
-
-def _stamp(value: datetime | None) -> str | None:
-    return None if value is None else value.isoformat(timespec="seconds")

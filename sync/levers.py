@@ -5,12 +5,13 @@ once at each boundary (the CLI's one line, the admin API's JSON error)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 
-from sqlalchemy import Connection, insert
+from sqlalchemy import Connection, insert, select
+from sqlalchemy.orm import Session
 
 from connector.store.journal import Event, append
-from connector.store.models import AuditRow, table_of
+from connector.store.models import AuditRow, UserRow, table_of
 
 #: The ``target`` of an audit entry about a lever: it changed the store, not a directory.
 ADMIN_TARGET = "admin"
@@ -80,3 +81,25 @@ def record(
     )
     if event is not None:
         append(conn, now, [(event, person_id, None, {**(journal or {}), "actor": str(acting)})], source="admin")
+
+
+def user_name(session: Session, person_id: str, must_exist: bool = True) -> str | None:
+    """The person's userName; None when they have none (or, unless ``must_exist``,
+    are no longer in the store).
+
+    :raises NotFound: when ``must_exist`` and the person is not in the store.
+    """
+    data = session.scalar(select(UserRow.data).where(UserRow.id == person_id))
+    if data is None:
+        if must_exist:
+            raise NotFound(f"no user with id '{person_id}' in the store")
+        return None
+    return data.get("userName")
+
+
+def stamp(value: datetime | None) -> str | None:
+    """An instant as the levers and reports show it: ISO 8601 in UTC, to the second
+    (the store keeps UTC; SQLite hands it back without its zone)."""
+    if value is None:
+        return None
+    return (value if value.tzinfo else value.replace(tzinfo=UTC)).astimezone(UTC).isoformat(timespec="seconds")

@@ -26,7 +26,8 @@ from mappings.model import Mapping
 from mappings.vocabulary import Effect
 
 from .ledger import AuditAction
-from .levers import Acting, Conflict, Invalid, NotFound, record
+from .levers import Acting, Conflict, Invalid, NotFound, record, stamp
+from .levers import user_name as name_of
 
 MAX_REASON = 2000
 
@@ -65,7 +66,7 @@ def set_override(
         raise Invalid(f"until {until} is beyond the longest override, {admin.max_override_days} days: {latest} at most")
     now = clock.now()
     with store.session_write() as session:
-        user_name = _user_name(session, person_id)
+        user_name = name_of(session, person_id)
         previous = session.scalars(
             select(OverrideRow).where(
                 OverrideRow.person_id == person_id,
@@ -120,7 +121,7 @@ def end_override(store: Store, clock: Clock, *, override_id: int, reason: str, a
             raise NotFound(f"no override {override_id}")
         if row.ended_at is not None:
             raise Conflict(f"override {override_id} already ended on {row.ended_at:%Y-%m-%d} ({row.end_reason})")
-        user_name = _user_name(session, row.person_id, must_exist=False)
+        user_name = name_of(session, row.person_id, must_exist=False)
         _end(session, row, now, acting, reason, user_name)
         session.flush()
         return _view(row, user_name)
@@ -159,15 +160,6 @@ def _end(session: Session, row: OverrideRow, now: datetime, acting: Acting, reas
     )
 
 
-def _user_name(session: Session, person_id: str, must_exist: bool = True) -> str | None:
-    data = session.scalar(select(UserRow.data).where(UserRow.id == person_id))
-    if data is None:
-        if must_exist:
-            raise NotFound(f"no user with id '{person_id}' in the store")
-        return None
-    return data.get("userName")
-
-
 def _view(row: OverrideRow, user_name: str | None) -> dict:
     """An override as the CLI and the admin API show it (dates ``YYYY-MM-DD``)."""
     return {
@@ -179,12 +171,8 @@ def _view(row: OverrideRow, user_name: str | None) -> dict:
         "until": row.until,
         "reason": row.reason,
         "by": row.by,
-        "created_at": _stamp(row.created_at),
-        "ended_at": _stamp(row.ended_at),
+        "created_at": stamp(row.created_at),
+        "ended_at": stamp(row.ended_at),
         "ended_by": row.ended_by,
         "end_reason": row.end_reason,
     }
-
-
-def _stamp(value: datetime | None) -> str | None:
-    return None if value is None else value.isoformat(timespec="seconds")

@@ -17,12 +17,15 @@ import io
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import date
 from typing import Any
 
 from sqlalchemy.orm import Session
 
 from mappings.model import Mapping
+from sync.levers import stamp
+
+__all__ = ["REPORTS", "Filters", "Options", "Report", "ReportContext", "history", "render", "stamp"]
 
 
 @dataclass(frozen=True)
@@ -92,14 +95,6 @@ def check_filters(ctx: ReportContext, filters: Filters) -> None:
     if filters.entitlement not in ctx.mapping.entitlements:
         known = ", ".join(ctx.mapping.entitlements)
         raise UnknownEntitlement(f"unknown entitlement '{filters.entitlement}'; known: {known}")
-
-
-def stamp(value: datetime | None) -> str | None:
-    """An instant as the reports show it: ISO 8601 in UTC, to the second (the store
-    keeps UTC; SQLite hands it back without its zone)."""
-    if value is None:
-        return None
-    return (value if value.tzinfo else value.replace(tzinfo=UTC)).astimezone(UTC).isoformat(timespec="seconds")
 
 
 def render(report: Report, fmt: str) -> str:
