@@ -20,6 +20,8 @@ def create_app(settings: Settings | None = None, store=None, clock: Clock | None
     share one :class:`~connector.clock.FrozenClock` with the sync they drive."""
     from flask import Blueprint, Flask
 
+    from connector import admin
+    from connector.admin.errors import problem
     from connector.api import discovery, health, http, resources
     from connector.clock import SystemClock
     from connector.provisioning import Provisioning
@@ -32,12 +34,16 @@ def create_app(settings: Settings | None = None, store=None, clock: Clock | None
     app.config["WALKIN_SETTINGS"] = settings
     app.config["MAX_CONTENT_LENGTH"] = settings.max_request_bytes
     app.extensions["walkin.store"] = store
-    app.extensions["walkin.provisioning"] = Provisioning(store, settings, clock or SystemClock())
+    clock = clock or SystemClock()
+    app.extensions["walkin.clock"] = clock
+    app.extensions["walkin.provisioning"] = Provisioning(store, settings, clock)
     scim = Blueprint("scim", __name__, url_prefix="/scim/v2")
     http.install(scim)  # bearer-token check on everything under /scim/v2
     scim.register_blueprint(resources.bp)
     scim.register_blueprint(discovery.bp)
     app.register_blueprint(scim)
     app.register_blueprint(health.bp)
+    admin.install(app, settings, store, clock)  # /admin/api/v1, behind admin API tokens
+    app.extensions["walkin.error_bodies"] = {admin.PREFIX: problem}
     http.install_app_errors(app)
     return app

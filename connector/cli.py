@@ -143,10 +143,11 @@ def _safe_url(url: str) -> str:
 
 def _register() -> None:
     """Commands of the other parts of the system."""
+    from connector.admin.cli import commands as admin_commands
     from mappings.cli import commands as mapping_commands
     from sync.cli import commands as sync_commands
 
-    for command in [*mapping_commands(), *sync_commands()]:
+    for command in [*mapping_commands(), *sync_commands(), *admin_commands()]:
         main.add_command(command)
 
 

@@ -222,7 +222,11 @@ def run(
     body_seconds: float | None = None,
 ) -> None:
     from connector.store.database import Store
+    from mappings.model import DEFAULT_MAPPING_PATH, load_mapping
 
+    # The admin API decides with the mapping: a bad one stops start-up here, in one
+    # line (connector/cli.py), not in every worker as it boots.
+    load_mapping(settings.mapping_path or DEFAULT_MAPPING_PATH)
     # Migrate once (and fold the person keys again if sync.person_key changed), before
     # the workers start.
     Store(settings.database_url, person_key=settings.sync.person_key).dispose()

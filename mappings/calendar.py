@@ -12,6 +12,13 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
+#: The days a person may name in a command or request (a report's period, an evaluation
+#: day, an override's end): the school years a district keeps records of, with room.
+#: Beyond them, date arithmetic (the day after, a zone's midnight in UTC) would leave
+#: Python's calendar.
+FIRST_DAY = date(1900, 1, 1)
+LAST_DAY = date(2999, 12, 31)
+
 ONE_DAY = timedelta(days=1)
 
 #: Business days after ``entitled_since`` within which access must be granted

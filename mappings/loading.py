@@ -78,13 +78,26 @@ def read_document(path: Path, max_bytes: int = MAX_MAPPING_BYTES) -> object:
             raw = handle.read(max_bytes + 1)
     except OSError as exc:
         raise MappingError([f"cannot read: {exc.strerror or exc}"], source) from None
+    return parse_document(raw, source, max_bytes)
+
+
+def parse_document(raw: bytes, source: str | None = None, max_bytes: int = MAX_MAPPING_BYTES) -> object:
+    """A mapping document given as bytes (a file's, or one uploaded to the admin
+    API's what-if), parsed with the bounds above.
+
+    :raises MappingError: when it is too large, is not UTF-8, is not YAML, or uses
+        aliases or nests too deep (naming the key path).
+    """
     if len(raw) > max_bytes:
         raise MappingError([f"file is larger than {max_bytes:,} bytes; a mapping is a few KB"], source)
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise MappingError([f"not UTF-8 text (byte {exc.start})"], source) from None
-    loader = _MappingLoader(text)
+    try:
+        loader = _MappingLoader(text)
+    except yaml.YAMLError as exc:  # the reader refuses a control character before any parsing
+        raise MappingError([_yaml_problem("", exc)], source) from None
     try:
         return loader.get_single_data()
     except _Refused as exc:
@@ -97,7 +110,10 @@ def read_document(path: Path, max_bytes: int = MAX_MAPPING_BYTES) -> object:
 
 def _yaml_problem(key_path: str, exc: yaml.YAMLError) -> str:
     """A PyYAML error on one line (its own ``str()`` quotes the source over several)."""
-    if isinstance(exc, yaml.MarkedYAMLError):
+    if isinstance(exc, yaml.reader.ReaderError):
+        character = exc.character if isinstance(exc.character, int) else ord(exc.character)
+        problem = f"character U+{character:04X} (at character {exc.position + 1}) is not allowed in YAML"
+    elif isinstance(exc, yaml.MarkedYAMLError):
         words = [part for part in (exc.context, exc.problem) if part]
         problem = ", ".join(words) or "syntax error"
         mark = exc.problem_mark or exc.context_mark

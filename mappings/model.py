@@ -30,7 +30,7 @@ from pydantic import (
 
 from mappings.calendar import SchoolCalendar, parse_school_year
 from mappings.fields import FrozenModel, IsoDate, describe_errors, shown
-from mappings.loading import MAX_MAPPING_BYTES, MappingError, read_document
+from mappings.loading import MAX_MAPPING_BYTES, MappingError, parse_document, read_document
 from mappings.scim import AttributeType, check_path
 from mappings.vocabulary import (
     CERTIFICATION_CODES,
@@ -357,3 +357,12 @@ def load_mapping(path: str | Path = DEFAULT_MAPPING_PATH, max_bytes: int = MAX_M
     """
     path = Path(path)
     return parse_mapping(read_document(path, max_bytes), str(path))
+
+
+def mapping_from_text(raw: bytes, source: str, max_bytes: int = MAX_MAPPING_BYTES) -> Mapping:
+    """Validate a mapping given as its YAML text (an upload to the admin API's what-if),
+    with the same bounds and errors as a file.
+
+    :raises MappingError: as :func:`load_mapping`.
+    """
+    return parse_mapping(parse_document(raw, source, max_bytes), source)

@@ -110,8 +110,7 @@ def approve(
     today = clock.today(mapping.policy.zone).isoformat()
     now = clock.now()
     with store.session_write() as session:
-        person, approver = user_name(session, person_id), user_name(session, approver_id)
-        _may_approve(session, mapping, person_key, approver_id, approver, person_id, location)
+        person, approver = _may_approve(session, mapping, person_key, approver_id, person_id, location)
         same = session.scalars(
             select(ApprovalRecordRow).where(
                 *_of(person_id, entitlement, location), ApprovalRecordRow.approved_on == today
@@ -172,8 +171,7 @@ def withdraw(
     _check(mapping, entitlement, location)
     now = clock.now()
     with store.session_write() as session:
-        person, approver = user_name(session, person_id), user_name(session, approver_id)
-        _may_approve(session, mapping, person_key, approver_id, approver, person_id, location)
+        person, approver = _may_approve(session, mapping, person_key, approver_id, person_id, location)
         rows = session.scalars(select(ApprovalRecordRow).where(*_of(person_id, entitlement, location))).all()
         if not rows:
             raise NotFound(f"{person} has no approval record in force for {location} ({entitlement})")
@@ -232,14 +230,14 @@ def _check(mapping: Mapping, entitlement: str, location: str) -> None:
 
 
 def _may_approve(
-    session: Session,
-    mapping: Mapping,
-    person_key: str,
-    approver_id: str,
-    approver: str | None,
-    person_id: str,
-    location: str,
-) -> None:
+    session: Session, mapping: Mapping, person_key: str, approver_id: str, person_id: str, location: str
+) -> tuple[str | None, str | None]:
+    """The userNames of the person and the approver, once the approver rule lets the
+    approver approve the person for ``location``.
+
+    :raises NotFound: either is not in the store. :raises Forbidden: the rule says no.
+    """
+    person, approver = user_name(session, person_id), user_name(session, approver_id)
     if approver_id == person_id:
         raise Forbidden(f"{approver} may not approve themselves")
     places = approver_locations(session, mapping, person_key, approver_id)
@@ -250,6 +248,7 @@ def _may_approve(
             f"(an active {' or '.join(mapping.approvers.roles) or 'approver'} of the location, or a member "
             "of its approver group)"
         )
+    return person, approver
 
 
 def _of(person_id: str, entitlement: str, location: str) -> tuple:

@@ -21,6 +21,7 @@ COLUMNS = [
     "result",
     "entitlement",
     "target",
+    "actor",
     "user_name",
     "person_id",
     "member",
@@ -119,6 +120,7 @@ def _row(r: AuditRow) -> dict:
         "result": r.result,
         "entitlement": r.entitlement,
         "target": r.target,
+        "actor": r.actor,
         "user_name": r.user_name,
         "person_id": r.person_id,
         "member": r.member,
@@ -138,7 +140,7 @@ def render(rows: list[dict], fmt: str) -> str:
         for r in rows:
             writer.writerow({**r, "reasons": " ".join(r["reasons"])})
         return buffer.getvalue()
-    shown = ["at", "action", "result", "entitlement", "user_name", "reasons", "run_id", "detail"]
+    shown = ["at", "action", "result", "entitlement", "user_name", "reasons", "run_id", "actor", "detail"]
     table = [[_cell(r[c]) for c in shown] for r in rows]
     widths = [max([len(c)] + [len(row[i]) for row in table]) for i, c in enumerate(shown)]
     lines = ["  ".join(c.ljust(w) for c, w in zip(shown, widths))]

@@ -11,6 +11,8 @@ import click
 
 from connector.settings import Settings
 
+from .reports.cli import DAY
+
 
 @contextmanager
 def _opened(progress: bool = True, read_only: bool = False) -> Iterator:
@@ -157,7 +159,7 @@ def worker(once: bool) -> None:
 
 @click.command()
 @click.option("--user", help="userName, externalId or id (a deleted user's id or userName too).")
-@click.option("--since", type=click.DateTime(formats=["%Y-%m-%d"]), help="Entries from this date (UTC).")
+@click.option("--since", type=DAY, help="Entries from this date (UTC).")
 @click.option("--entitlement")
 @click.option("--run", "run_id", type=int)
 @click.option("--format", "fmt", type=click.Choice(["table", "json", "csv"]), default="table", show_default=True)
@@ -180,7 +182,7 @@ def audit(user: str | None, since, entitlement: str | None, run_id: int | None, 
 
 @click.command()
 @click.argument("user")
-@click.option("--at", "at", type=click.DateTime(formats=["%Y-%m-%d"]), help="Evaluation date (default: today).")
+@click.option("--at", "at", type=DAY, help="Evaluation date (default: today).")
 @click.option("--entitlement", default="walkin", show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def explain(user: str, at, entitlement: str, as_json: bool) -> None:

@@ -10,7 +10,7 @@ import click
 
 from connector.settings import Settings
 
-_DAY = click.DateTime(formats=["%Y-%m-%d"])
+from .reports.cli import DAY
 
 
 @contextmanager
@@ -44,7 +44,7 @@ def override() -> None:
 def _set(effect_name: str) -> click.Command:
     @click.argument("user")
     @click.option("--entitlement", default="walkin", show_default=True)
-    @click.option("--until", type=_DAY, required=True, help="Last day it applies (inclusive).")
+    @click.option("--until", type=DAY, required=True, help="Last day it applies (inclusive).")
     @click.option("--reason", required=True)
     @click.option("--by", required=True, help="Who decided it (kept in the audit trail).")
     def command(user: str, entitlement: str, until, reason: str, by: str) -> None:

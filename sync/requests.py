@@ -14,7 +14,7 @@ from connector.store.journal import Event
 from connector.store.models import SyncRunRow, UserRow
 
 from .ledger import AuditAction, RunStatus
-from .levers import Acting, Conflict, NotFound, record
+from .levers import Acting, Conflict, NotFound, record, stamp
 
 
 def request_sync(store: Store, clock: Clock, *, person_id: str, acting: Acting) -> dict:
@@ -38,15 +38,17 @@ def request_sync(store: Store, clock: Clock, *, person_id: str, acting: Acting) 
             detail="sync requested",
             event=Event.SYNC_REQUESTED,
         )
-    return {"person_id": person_id, "user_name": data.get("userName"), "requested_at": now.isoformat("seconds")}
+    return {"person_id": person_id, "user_name": data.get("userName"), "requested_at": stamp(now)}
 
 
-def release_held(store: Store, clock: Clock, *, run_id: int, acting: Acting) -> dict:
+def release_held(store: Store, clock: Clock, *, run_id: int, acting: Acting, expected: int | None = None) -> dict:
     """Release the removals the deletion guard held in ``run_id``: the worker
-    applies them at its next round.
+    applies them at its next round. ``expected``: how many removals the caller saw
+    held — the caller's confirmation that it releases the set it reviewed.
 
     :raises NotFound: no such run. :raises Conflict: the run held nothing, was
-        released already, or its release is already requested.
+        released already, its release is already requested, or it holds another
+        number of removals than ``expected``.
     """
     now = clock.now()
     with store.session_write() as session:
@@ -59,6 +61,8 @@ def release_held(store: Store, clock: Clock, *, run_id: int, acting: Acting) -> 
             raise Conflict(f"run {run_id}'s removals were released by run {run.released_by}")
         if run.release_requested_by is not None:
             raise Conflict(f"run {run_id}'s release was already requested by {run.release_requested_by}")
+        if expected is not None and expected != len(run.held):
+            raise Conflict(f"run {run_id} holds {len(run.held)} removals, not {expected}: review them again")
         session.execute(
             update(SyncRunRow)
             .where(SyncRunRow.id == run_id, SyncRunRow.release_requested_by.is_(None))

@@ -119,31 +119,44 @@ def install(blueprint: Blueprint) -> None:
 
 
 def install_app_errors(app) -> None:
-    """Every error leaves as an RFC 7644 §3.12 body; unexpected ones as a bare 500."""
+    """Every error leaves as an RFC 7644 §3.12 body; unexpected ones as a bare 500.
+
+    Paths under a prefix in ``app.extensions["walkin.error_bodies"]`` (the admin API:
+    RFC 9457 problems) get that prefix's body instead — for what is met before any
+    blueprint's own handlers can act (no such route, method not allowed, a body too
+    large) and for the unexpected."""
+
+    def _body(status: int, detail: str) -> Response | None:
+        for prefix, render in app.extensions.get("walkin.error_bodies", {}).items():
+            if request.path.startswith(prefix):
+                return render(status, detail)
+        return None
 
     @app.errorhandler(ScimError)
     def _scim(error: ScimError) -> Response:
-        return error_response(error)
+        return _body(error.status, error.detail) or error_response(error)
 
     @app.errorhandler(HTTPException)
     def _http(error: HTTPException) -> Response:
         code = error.code or 500
         if code == 413:
-            return error_response(PayloadTooLarge("the request body is too large"))
+            return _scim(PayloadTooLarge("the request body is too large"))
         if code == 405:
-            response = error_response(MethodNotAllowed(f"{request.method} is not supported on this endpoint"))
+            response = _scim(MethodNotAllowed(f"{request.method} is not supported on this endpoint"))
             allowed = getattr(error, "valid_methods", None)  # set on werkzeug's MethodNotAllowed
             if allowed:
                 response.headers["Allow"] = ", ".join(allowed)
             return response
         if code == 404:
-            return error_response(NotFound(f"no endpoint at {request.path}"))
+            return _scim(NotFound(f"no endpoint at {request.path}"))
         if 400 <= code < 500:
-            return scim_response(error_body(code, error.description or error.name), code)
+            detail = error.description or error.name
+            return _body(code, detail) or scim_response(error_body(code, detail), code)
         return _unexpected(error)
 
     @app.errorhandler(Exception)
     def _unexpected(error: Exception) -> Response:
         request_id = request.headers.get("X-Request-Id") or uuid.uuid4().hex  # made only when needed
         log.exception("unexpected error handling %s %s (request %s)", request.method, request.path, request_id)
-        return scim_response(error_body(500, f"internal error (request {request_id})"), 500)
+        detail = f"internal error (request {request_id})"
+        return _body(500, detail) or scim_response(error_body(500, detail), 500)

@@ -271,7 +271,7 @@ class AdminTokenRow(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     name: Mapped[str] = mapped_column(String(128), nullable=False)
     role: Mapped[str] = mapped_column(String(16), nullable=False)  # viewer | approver | admin
-    approver: Mapped[str | None] = mapped_column(_TEXT)  # an approver token's person (userName)
+    approver: Mapped[str | None] = mapped_column(_TEXT)  # an approver token's person (their SCIM id)
     digest: Mapped[str] = mapped_column(String(64), nullable=False)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
     expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)

@@ -8,7 +8,23 @@ import click
 
 from connector.settings import Settings
 
-_DAY = click.DateTime(formats=["%Y-%m-%d"])
+
+class _Day(click.DateTime):
+    """A district day, YYYY-MM-DD, between mappings.calendar.FIRST_DAY and LAST_DAY."""
+
+    def __init__(self) -> None:
+        super().__init__(formats=["%Y-%m-%d"])
+
+    def convert(self, value, param, ctx):
+        from mappings.calendar import FIRST_DAY, LAST_DAY
+
+        day = super().convert(value, param, ctx)
+        if not FIRST_DAY <= day.date() <= LAST_DAY:
+            self.fail(f"{value} is not between {FIRST_DAY} and {LAST_DAY}", param, ctx)
+        return day
+
+
+DAY = _Day()
 _FORMAT = click.Choice(["table", "json", "csv"])
 
 
@@ -42,8 +58,8 @@ def _report_command(name: str) -> click.Command:
     @click.option("--entitlement", default="walkin", show_default=True)
     @click.option("--location", help="Only people at this location code.")
     @click.option("--role", help="Only people in this role (after the job-code table).")
-    @click.option("--since", type=_DAY, help="Period start, a district day (losses, drift, unresolved, failed).")
-    @click.option("--until", type=_DAY, help="Period end, inclusive (default: today).")
+    @click.option("--since", type=DAY, help="Period start, a district day (losses, drift, unresolved, failed).")
+    @click.option("--until", type=DAY, help="Period end, inclusive (default: today).")
     @click.option("--within", "within_days", type=click.IntRange(min=0), help="Window in days (expiring).")
     @click.option("--limit", type=click.IntRange(min=1), default=100, show_default=True, help="Runs shown (runs).")
     @click.option("--overdue", is_flag=True, help="Only those past their deadline (pending).")
@@ -74,7 +90,7 @@ def _report_command(name: str) -> click.Command:
 
 @click.command("history")
 @click.argument("user")
-@click.option("--at", type=_DAY, help="Only what happened by the end of this district day, and access as it stood.")
+@click.option("--at", type=DAY, help="Only what happened by the end of this district day, and access as it stood.")
 @click.option("--format", "fmt", type=_FORMAT, default="table", show_default=True)
 def history_command(user: str, at, fmt: str) -> None:
     """One person's timeline: SCIM changes, decision changes with reasons, grants and revokes."""
@@ -95,7 +111,7 @@ def history_command(user: str, at, fmt: str) -> None:
 
 @click.command()
 @click.option("--mapping", "mapping_path", type=click.Path(exists=True, dir_okay=False), help="A proposed mapping.")
-@click.option("--at", type=_DAY, help="Decide on this day (default: today).")
+@click.option("--at", type=DAY, help="Decide on this day (default: today).")
 @click.option("--format", "fmt", type=_FORMAT, default="table", show_default=True)
 def simulate(mapping_path: str | None, at, fmt: str) -> None:
     """What-if: who would gain and who would lose access under a new mapping and/or

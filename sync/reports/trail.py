@@ -97,25 +97,30 @@ def held(session: Session, ctx: ReportContext, filters: Filters, options: Option
         )
         .order_by(SyncRunRow.id.desc())
     ).scalars()
-    rows = []
-    for run in runs:
-        for item in run.held:
-            rows.append(
-                {
-                    "run_id": run.id,
-                    "held_at": stamp(run.started_at),
-                    "member": item.get("member"),
-                    "reasons": ",".join(item.get("reasons") or []),
-                    "guard": run.detail,
-                    "release_requested_by": run.release_requested_by,
-                    "person_id": item.get("person_id"),
-                }
-            )
+    rows = _held_rows(session, list(runs))
+    summary = {"held": len(rows), "runs": len({r["run_id"] for r in rows})}
+    return Report("held", _HELD_COLUMNS, rows, ctx.today, summary)
+
+
+def _held_rows(session: Session, runs: list[SyncRunRow]) -> list[dict]:
+    """Each removal the runs hold: who, why, and whether its release is requested."""
+    rows = [
+        {
+            "run_id": run.id,
+            "held_at": stamp(run.started_at),
+            "member": item.get("member"),
+            "reasons": ",".join(item.get("reasons") or []),
+            "guard": run.detail,
+            "release_requested_by": run.release_requested_by,
+            "person_id": item.get("person_id"),
+        }
+        for run in runs
+        for item in run.held
+    ]
     names = _names(session, [r["person_id"] for r in rows if r["person_id"]])
     for row in rows:
         row["user_name"] = names.get(row["person_id"])
-    summary = {"held": len(rows), "runs": len({r["run_id"] for r in rows})}
-    return Report("held", _HELD_COLUMNS, rows, ctx.today, summary)
+    return rows
 
 
 _HELD_COLUMNS = ("run_id", "held_at", "user_name", "member", "reasons", "guard", "release_requested_by", "person_id")
@@ -141,30 +146,44 @@ def runs(session: Session, ctx: ReportContext, filters: Filters, options: Option
         .order_by(SyncRunRow.id.desc())
         .limit(options.limit)
     )
-    rows = []
-    for run in session.scalars(stmt):
-        counts = run.counts or {}
-        finished = run.finished_at
-        rows.append(
-            {
-                "run_id": run.id,
-                "kind": run.kind,
-                "dry_run": run.dry_run,
-                "status": run.status,
-                "started_at": stamp(run.started_at),
-                "duration_seconds": None if finished is None else round((finished - run.started_at).total_seconds(), 3),
-                "added": counts.get("added"),
-                "removed": counts.get("removed"),
-                "held": counts.get("held"),
-                "failed": counts.get("failed"),
-                "unresolved": counts.get("unresolved"),
-                "released_by_run": run.released_by,
-                "release_requested_by": run.release_requested_by,
-                "detail": run.detail,
-            }
-        )
+    rows = [_run_row(run) for run in session.scalars(stmt)]
     summary = {"runs": len(rows), "not_ok": sum(1 for r in rows if r["status"] not in ("ok", "running"))}
     return Report("runs", _RUN_COLUMNS, rows, ctx.today, summary)
+
+
+def run(session: Session, ctx: ReportContext, run_id: int) -> dict | None:
+    """One run as ``runs`` shows it, with the removals it holds (if it still does)
+    listed as ``held`` shows them; None when there is no such run of this target."""
+    found = session.get(SyncRunRow, run_id)
+    if found is None or found.target != ctx.target:
+        return None
+    holds = found.status == "held" and found.released_by is None
+    return {
+        **_run_row(found),
+        "entitlement": found.entitlement,
+        "held_removals": _held_rows(session, [found]) if holds else [],
+    }
+
+
+def _run_row(run: SyncRunRow) -> dict:
+    counts = run.counts or {}
+    finished = run.finished_at
+    return {
+        "run_id": run.id,
+        "kind": run.kind,
+        "dry_run": run.dry_run,
+        "status": run.status,
+        "started_at": stamp(run.started_at),
+        "duration_seconds": None if finished is None else round((finished - run.started_at).total_seconds(), 3),
+        "added": counts.get("added"),
+        "removed": counts.get("removed"),
+        "held": counts.get("held"),
+        "failed": counts.get("failed"),
+        "unresolved": counts.get("unresolved"),
+        "released_by_run": run.released_by,
+        "release_requested_by": run.release_requested_by,
+        "detail": run.detail,
+    }
 
 
 _RUN_COLUMNS = (

@@ -44,8 +44,8 @@ def environment(monkeypatch, tmp_path):
 
 
 COMMANDS = [["audit"], ["sync", "--dry-run"], ["sync"], ["worker", "--once"], ["check-target"], ["explain", "x"],
-            ["migrate"], ["import", "certifications", "{csv}"]]
-NO_MAPPING = ("audit", "migrate", "import")  # commands that read no mapping file
+            ["migrate"], ["import", "certifications", "{csv}"], ["admin-token", "list"], ["serve", "--port", "0"]]
+NO_MAPPING = ("audit", "migrate", "import", "admin-token")  # commands that read no mapping file
 
 
 @pytest.mark.parametrize(("command", "env", "expected"), [

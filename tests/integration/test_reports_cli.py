@@ -95,3 +95,16 @@ def test_simulate_school_year_end(district):
     losses = {r["user_name"] for r in out["rows"] if r["change"] == "loss"}
     assert losses == {examples.user_name(n) for n in "ACE"}
     assert out["summary"]["by_reason"] == {"walkin loss: CERT_EXPIRED": 3}
+
+
+def test_audit_shows_the_actor_and_days_are_bounded(district):
+    """`walkin audit` shows who set an override; a day beyond the calendar is a usage error, not a traceback."""
+    run(district, "override", "grant", examples.user_name("B"), "--until", "2026-12-15", "--reason", "audit",
+        "--by", "dots-admin")
+    table = run(district, "audit", "--user", examples.user_name("B"))
+    assert "actor" in table.splitlines()[0] and "dots-admin (cli)" not in table and "dots-admin" in table
+    rows = [json.loads(line) for line in run(district, "audit", "--user", examples.user_name("B"), "--format",
+                                             "json").splitlines()]
+    assert [r["actor"] for r in rows if r["action"] == "override"] == ["dots-admin"]
+    far = invoke(district, *["report", "losses", "--until", "9999-12-31"])
+    assert far.exit_code == 2 and "is not between 1900-01-01 and 2999-12-31" in far.output

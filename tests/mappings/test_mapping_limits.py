@@ -57,6 +57,8 @@ CASES = {
     "long-bad-zone": (_with_policy("time_zone", "'" + "Z" * 200_000 + "'"), "policy.time_zone: unknown time zone 'ZZZ"),
     "syntax-error": ("policy:\n  holidays: [2025-12-25,\n", "policy.holidays: not valid YAML: while parsing"),
     "not-utf-8": (b"policy: \xff\n", "not UTF-8 text (byte 8)"),
+    # PyYAML's reader refuses it while the loader is built, before any parsing.
+    "control-character": (b"policy:\n  \x1f: 1\n", "not valid YAML: character U+001F (at character 11) is not allowed"),
 }
 
 
