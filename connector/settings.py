@@ -13,6 +13,7 @@ from typing import Annotated
 from pydantic import BaseModel, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from sync.notices.settings import NotifySettings
 from sync.settings import SyncSettings
 from sync.targets.graph_settings import GraphSettings
 from sync.targets.ldap_settings import LdapSettings
@@ -98,6 +99,7 @@ class Settings(BaseSettings):
 
     sync: SyncSettings = Field(default_factory=SyncSettings)
     admin: AdminSettings = Field(default_factory=AdminSettings)
+    notify: NotifySettings = Field(default_factory=NotifySettings)
 
     ldap: LdapSettings | None = None
     """The LDAP / Active Directory target (``WALKIN_LDAP__URLS='["ldaps://dc1"]'``,

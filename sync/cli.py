@@ -219,6 +219,7 @@ def explain(user: str, at, entitlement: str, as_json: bool) -> None:
 def commands() -> list[click.Command]:
     from .check import check_target
     from .levers_cli import commands as lever_commands
+    from .notices.cli import notify
     from .reports.cli import commands as report_commands
 
-    return [sync, worker, audit, explain, check_target, *report_commands(), *lever_commands()]
+    return [sync, worker, audit, explain, check_target, notify, *report_commands(), *lever_commands()]

@@ -272,11 +272,14 @@ def save(
     decided: dict[str, Decided],
     now: datetime,
     run_id: int | None = None,
+    notify: bool = False,
 ) -> None:
     """Store ``person id → (basis, decision, recheck day, standing)``, replacing what
     was there, and note in ``decision_change`` (at ``now``, by run ``run_id``) each
     person whose decision is new or differs from the stored one in entitlement,
-    override, reasons or valid-through — a person's history.
+    override, reasons or valid-through — a person's history. With ``notify``, a
+    stored decision that changes entitlement also puts a granted or lost notice in
+    the outbox, in the same transaction (sync/notices/).
 
     An upsert, so two workers storing the same person at once both succeed (the later
     one wins; both decisions were right for their basis).
@@ -297,8 +300,13 @@ def save(
         if changed:
             conn.execute(
                 insert(table_of(DecisionChangeRow)),
-                [{**{k: row[k] for k in _HISTORY}, "at": now, "run_id": run_id} for row in changed],
+                [{**{k: row[k] for k in _HISTORY}, "at": now, "run_id": run_id} for _, row in changed],
             )
+            if notify:
+                from .notices import due, outbox
+
+                was = [(before, row) for before, row in changed if before is not None]
+                outbox.enqueue(conn, due.from_changes(entitlement, was, now))
 
 
 def _row(entitlement: str, person: str, basis: str, d: Decision, recheck: date | None, standing: Standing) -> dict:
@@ -329,8 +337,9 @@ _COMPARED = ("entitled", "by_override", "reasons", "valid_through")
 _HISTORY = ("person_id", "entitlement", "decided_on", *_COMPARED)
 
 
-def _changed(conn, entitlement: str, rows: list[dict]) -> list[dict]:
-    """The rows whose decision differs from the stored one (or that have none)."""
+def _changed(conn, entitlement: str, rows: list[dict]) -> list[tuple[bool | None, dict]]:
+    """The rows whose decision differs from the stored one (or that have none), each
+    with whether the stored one was entitled (None: there was none)."""
     d = DecisionRow
     stored = {
         person: tuple(rest)
@@ -341,9 +350,10 @@ def _changed(conn, entitlement: str, rows: list[dict]) -> list[dict]:
         )
     }
     return [
-        row
+        (None if before is None else before[0], row)
         for row in rows
-        if stored.get(row["person_id"]) != (row["entitled"], row["by_override"], row["reasons"], row["valid_through"])
+        if (before := stored.get(row["person_id"]))
+        != (row["entitled"], row["by_override"], row["reasons"], row["valid_through"])
     ]
 
 

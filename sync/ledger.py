@@ -71,6 +71,7 @@ class AuditAction(StrEnum):
     SYNC_REQUEST = "sync_request"  # "sync this person now"
     RELEASE_REQUEST = "release_request"  # held removals released from the admin API
     TOKEN = "token"  # an admin API token created or revoked
+    NOTIFY = "notify"  # a notice sent by email (sync/notices/)
 
 
 class AuditResult(StrEnum):

@@ -61,6 +61,7 @@ def record(
     detail: str,
     event: Event | None = None,
     journal: dict | None = None,
+    target: str = ADMIN_TARGET,
 ) -> None:
     """Audit a lever's act with its actor and, when it changes what a person is
     decided on, journal it (the worker re-decides them within seconds) — in the
@@ -71,7 +72,7 @@ def record(
             person_id=person_id,
             user_name=user_name,
             entitlement=entitlement,
-            target=ADMIN_TARGET,
+            target=target,
             action=action,
             reasons=[],
             result="ok",

@@ -689,7 +689,9 @@ class _Run:
         with ctx.store.session_write() as session:  # caches only: right whatever the writes' outcome
             ledger.store_entries(session, ctx.target_name, self.cache_update, ctx.clock.now())
             ledger.forget_entries(session, ctx.target_name, self.cache_forget)
-            stored_decisions.save(session, self.entitlement, self.decided, ctx.clock.now(), self.run_id)
+            stored_decisions.save(
+                session, self.entitlement, self.decided, ctx.clock.now(), self.run_id, ctx.settings.notify.enabled
+            )
             stored_decisions.forget(session, self.entitlement, self.departed)
             if self.orphans:  # decisions of people who left the store while no run saw them go
                 stored_decisions.forget(session, self.entitlement)

@@ -73,10 +73,21 @@ class Worker:
             jobs.enqueue_full(ctx.store, now)
         released = self.release_requested()
         claimed = jobs.claim(ctx.store, self.name, now, timedelta(seconds=settings.lease_seconds), settings.job_batch)
-        if not claimed:
-            return released
-        self.run_jobs(claimed)
-        return len(claimed)
+        if claimed:
+            self.run_jobs(claimed)
+        sent = self.notify(full=bool(claimed) and claimed[0].full)
+        return released + len(claimed) + sent
+
+    def notify(self, full: bool) -> int:
+        """After a full run, put the day's reminders and digests in the outbox (once
+        each ever: sync/notices/); then send what is due. :returns: notices sent."""
+        if not self.ctx.settings.notify.enabled:
+            return 0
+        from .notices.delivery import deliver, plan_today
+
+        if full:
+            plan_today(self.ctx, self.entitlements)
+        return deliver(self.ctx, self.name).sent
 
     def release_requested(self) -> int:
         """Apply the held removals an administrator released from the admin API

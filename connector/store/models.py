@@ -459,3 +459,33 @@ class SyncJobRow(Base):
             postgresql_where=text("status = 'pending'"),
         ),
     )
+
+
+class NoticeRow(Base):
+    """A notice to send (sync/notices/): once per (kind, whom it is about, occasion,
+    entitlement) ever, inserted beside what causes it, drained by the workers."""
+
+    __tablename__ = "notice_outbox"
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True)
+    kind: Mapped[str] = mapped_column(String(32), nullable=False)
+    about: Mapped[str] = mapped_column(String(128), nullable=False)  # a person id, a location, "helpdesk", "admins"
+    occasion: Mapped[str] = mapped_column(String(64), nullable=False)  # e.g. "2027-06-30:30", a date, "run:12"
+    entitlement: Mapped[str] = mapped_column(String(64), nullable=False)
+    person_id: Mapped[str | None] = mapped_column(_ID)
+    payload: Mapped[dict] = mapped_column(JSON, nullable=False, default=dict)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+    status: Mapped[str] = mapped_column(String(16), nullable=False)  # pending | sent | skipped
+    attempts: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+    claimed_by: Mapped[str | None] = mapped_column(String(128))
+    claimed_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    sent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), index=True)
+    recipients: Mapped[str | None] = mapped_column(Text)
+    message_id: Mapped[str | None] = mapped_column(String(256))
+    detail: Mapped[str | None] = mapped_column(Text)
+
+    __table_args__ = (
+        UniqueConstraint("kind", "about", "occasion", "entitlement", name="uq_notice_once"),
+        Index("ix_notice_due", "status", "next_attempt_at"),
+    )
