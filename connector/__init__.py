@@ -20,7 +20,7 @@ def create_app(settings: Settings | None = None, store=None, clock: Clock | None
     share one :class:`~connector.clock.FrozenClock` with the sync they drive."""
     from flask import Blueprint, Flask
 
-    from connector import admin
+    from connector import admin, console
     from connector.admin.errors import problem
     from connector.api import discovery, health, http, resources
     from connector.clock import SystemClock
@@ -45,5 +45,6 @@ def create_app(settings: Settings | None = None, store=None, clock: Clock | None
     app.register_blueprint(health.bp)
     admin.install(app, settings, store, clock)  # /admin/api/v1, behind admin API tokens
     app.extensions["walkin.error_bodies"] = {admin.PREFIX: problem}
+    console.install(app, settings)  # /console, signed in with the district's OpenID Connect provider
     http.install_app_errors(app)
     return app

@@ -13,6 +13,7 @@ from typing import Annotated
 from pydantic import BaseModel, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from connector.console.settings import ConsoleSettings
 from sync.notices.settings import NotifySettings
 from sync.settings import SyncSettings
 from sync.targets.graph_settings import GraphSettings
@@ -100,6 +101,7 @@ class Settings(BaseSettings):
     sync: SyncSettings = Field(default_factory=SyncSettings)
     admin: AdminSettings = Field(default_factory=AdminSettings)
     notify: NotifySettings = Field(default_factory=NotifySettings)
+    console: ConsoleSettings = Field(default_factory=ConsoleSettings)
 
     ldap: LdapSettings | None = None
     """The LDAP / Active Directory target (``WALKIN_LDAP__URLS='["ldaps://dc1"]'``,

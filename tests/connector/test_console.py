@@ -1,0 +1,164 @@
+"""The admin console in a real browser: headless Chromium from Debian driven by
+selenium, signed in through a real OpenID Connect provider on loopback
+(oidc-provider-mock: authorization code with PKCE, the full redirect flow), over the
+policy's §8 district with a principal. Each page's key facts are read from the DOM;
+a help-desk user sees no actions and a forged POST changes nothing; a principal
+approves, and the worker grants within its next round; CSRF and session timeouts."""
+
+from __future__ import annotations
+
+import shutil
+import threading
+from datetime import timedelta
+from pathlib import Path
+from urllib.parse import quote
+
+import oidc_provider_mock
+import pytest
+import requests
+from pydantic import SecretStr
+from selenium import webdriver
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.by import By
+from werkzeug.serving import make_server
+
+from connector import create_app
+from sync.worker import Worker
+from tests.connector.test_admin_api import PRINCIPAL, District
+from tests.integration import examples
+from tests.sync.test_reconcile import GROUP
+
+CHROMIUM, CHROMEDRIVER = shutil.which("chromium"), shutil.which("chromedriver")
+SCREENSHOTS = Path(__file__).resolve().parents[2] / "bench" / "results" / "screenshots"
+
+HELPDESK = {"preferred_username": "helpdesk@district.org", "roles": ["Walkin.HelpDesk"]}
+ADMIN = {"preferred_username": "dots@district.org", "roles": ["Walkin.Admin"]}
+APPROVER = {"preferred_username": PRINCIPAL, "roles": ["Walkin.Approver"]}
+NOBODY = {"preferred_username": "teacher@district.org", "roles": []}
+
+
+@pytest.fixture(scope="module")
+def provider():
+    with oidc_provider_mock.run_server_in_thread() as server:
+        issuer = f"http://localhost:{server.server_port}"
+        for sub, claims in (("helpdesk", HELPDESK), ("admin", ADMIN), ("principal", APPROVER), ("nobody", NOBODY)):
+            assert requests.put(f"{issuer}/users/{quote(sub)}", json=claims, timeout=10).status_code == 204
+        yield issuer
+
+
+@pytest.fixture
+def console(provider, settings, store, clock, client):
+    """The district, and the app serving it (console on) on a loopback port, on the test's clock."""
+    c = settings.console
+    c.issuer, c.client_id, c.client_secret = provider, "walkin-console", SecretStr("console-secret")
+    c.session_secret = SecretStr("a-test-session-secret-of-32-bytes!!")
+    district = District(client, store, settings, clock)
+    app = create_app(settings, store=store, clock=clock)
+    server = make_server("localhost", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    district.base = f"http://localhost:{server.server_port}/console"
+    yield district
+    server.shutdown()
+
+
+@pytest.fixture
+def browser():
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for flag in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1280,900"):
+        options.add_argument(flag)
+    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+    driver.implicitly_wait(5)
+    yield driver
+    driver.quit()
+
+
+def sign_in(browser, console, sub: str, page: str = "/") -> None:
+    browser.get(console.base + page)
+    assert "oauth2/authorize" in browser.current_url  # at the provider
+    browser.find_element(By.NAME, "sub").send_keys(sub)
+    browser.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
+
+
+def text(browser, selector: str) -> str:
+    return browser.find_element(By.CSS_SELECTOR, selector).text
+
+
+def shot(browser, name: str) -> None:
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    browser.save_screenshot(str(SCREENSHOTS / f"{name}.png"))
+
+
+def test_help_desk_signs_in_and_reads_a_person(console, browser):
+    """Sign-in through the provider lands on the dashboard (4 members, 6 waiting); the person page
+    shows each requirement with its evidence and the next step — and no action buttons."""
+    sign_in(browser, console, "helpdesk")
+    assert browser.current_url == console.base + "/"
+    assert text(browser, "#members") == "4" and text(browser, "#waiting") == "6"
+    assert "helpdesk@district.org (viewer)" in text(browser, "#who")
+    shot(browser, "dashboard")
+    browser.get(console.base + "/people?q=" + examples.user_name("G"))
+    browser.find_element(By.CSS_SELECTOR, "#results a").click()
+    assert text(browser, "#verdict").startswith("No access")
+    row = browser.find_element(By.CSS_SELECTOR, "#requirements tr[data-code=NO_APPROVAL]")
+    assert "✗ no" in row.text and "no approval for it" in row.text
+    assert "Ask the principal or manager of 0789" in text(browser, "#next-steps")
+    assert browser.find_elements(By.ID, "approve") == [] and browser.find_elements(By.ID, "sync") == []
+    shot(browser, "person")
+
+
+def test_a_forged_post_changes_nothing(console, browser):
+    """A help-desk session posting the approve form (with its own CSRF token) is 403; without the
+    token, 400; the store is unchanged either way."""
+    sign_in(browser, console, "helpdesk")
+    before = console.counts()
+    person = console.ids["G"]
+    for with_token, status in ((True, "403"), (False, "400")):
+        browser.execute_script(
+            """const f = document.createElement('form'); f.method = 'post'; f.action = arguments[0];
+               if (arguments[1]) { const t = document.createElement('input'); t.name = 'csrf';
+                 t.value = document.querySelector('input[name=csrf]').value; f.appendChild(t); }
+               const c = document.createElement('input'); c.name = 'confirm'; c.value = 'yes'; f.appendChild(c);
+               const l = document.createElement('input'); l.name = 'location'; l.value = '0789'; f.appendChild(l);
+               document.body.appendChild(f); f.submit();""",
+            f"{console.base}/people/{person}/approve", with_token)
+        assert status in browser.title or status in browser.page_source
+        browser.get(console.base + "/")
+    assert console.counts() == before
+
+
+def test_a_principal_approves_and_the_worker_grants(console, browser):
+    """P signs in, sees G at 0789 waiting, approves with the confirmation; after the worker's next
+    round G is in the group, and G's page says so."""
+    sign_in(browser, console, "principal", f"/people/{console.ids['G']}")
+    assert browser.current_url.endswith(f"/people/{console.ids['G']}")
+    browser.find_element(By.NAME, "confirm").click()
+    browser.find_element(By.ID, "approve").click()
+    assert "Approved person.g@district.org for 0789" in text(browser, ".flash.ok")
+    Worker(console.ctx).step()
+    assert "uid=G,ou=people" in console.target.groups[GROUP]
+    browser.refresh()
+    assert text(browser, "#verdict").startswith("Has access")
+    browser.get(console.base + f"/people/{console.ids['A']}")  # A is at 0123: outside P's locations
+    assert "403" in browser.title or "Forbidden" in browser.page_source
+
+
+def test_session_times_out_when_idle(console, browser):
+    """Idle past the setting, the next page sends the visitor back to sign in."""
+    sign_in(browser, console, "admin")
+    assert browser.find_elements(By.CSS_SELECTOR, "#members")
+    console.clock.advance(timedelta(minutes=console.settings.console.idle_minutes + 1))
+    browser.get(console.base + "/")
+    assert "oauth2/authorize" in browser.current_url
+
+
+def test_no_role_no_console_and_logout(console, browser):
+    """A district user with no walkin role is told so (403); signing out ends the session."""
+    sign_in(browser, console, "nobody")
+    assert "No walkin role" in browser.page_source
+    sign_in(browser, console, "admin")
+    browser.find_element(By.CSS_SELECTOR, "header form button").click()
+    assert browser.current_url.endswith("/signed-out")
+    browser.get(console.base + "/")
+    assert "oauth2/authorize" in browser.current_url
