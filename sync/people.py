@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import date
 
 import orjson
-from sqlalchemy import Text, select, type_coerce
+from sqlalchemy import Text, cast, select
 from sqlalchemy.orm import Session
 
 from connector.store.keys import fold_key
@@ -110,9 +110,10 @@ def _users(session: Session, ids: list[str] | None) -> Iterator[tuple[str, dict,
     The JSON text is read with orjson (several times faster than the standard
     library: this is a full run's largest read). It reads an integer beyond 64 bits
     as a float, which facts never read (they are strings, booleans and dates); such
-    a document falls back to the standard library anyway. PostgreSQL's driver hands
-    back parsed JSON itself."""
-    columns = select(UserRow.id, type_coerce(UserRow.data, Text), UserRow.person_key)
+    a document falls back to the standard library anyway. PostgreSQL is asked for
+    the text too (a cast: a ``json`` value is kept as sent), which its driver would
+    otherwise parse with the standard library; SQLite stores it as text already."""
+    columns = select(UserRow.id, cast(UserRow.data, Text), UserRow.person_key)
     conn = session.connection()  # Core rows: no ORM processing per user
     statements = (
         [columns.order_by(UserRow.id)] if ids is None else [columns.where(UserRow.id.in_(c)) for c in _chunks(ids)]
