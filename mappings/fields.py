@@ -31,13 +31,13 @@ class FrozenModel(BaseModel):
     @classmethod
     def trusted(cls, **values: Any) -> Self:
         """An instance made of ``values``, unchecked: every field, in field order, each
-        already of its type (a converter that checked them itself).
+        already of its type (a converter that checked them itself). Only for models
+        without aliases or ``model_post_init`` (the facts' models).
 
         What ``model_construct`` builds, in a quarter of its time: that one looks up
-        aliases and defaults, which these models have none of, field by field — the
-        cost of a person's facts, paid for everyone a run or a what-if decides. The
-        attributes set are those ``model_construct`` sets (tests/mappings/test_facts.py
-        holds the two equal)."""
+        aliases and defaults field by field — the cost of a person's facts, paid for
+        everyone a run or a what-if decides. The attributes set are those
+        ``model_construct`` sets (tests/mappings/test_facts.py holds the two equal)."""
         model = cls.__new__(cls)
         _set(model, "__dict__", values)
         _set(model, "__pydantic_fields_set__", set(values))
