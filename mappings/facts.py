@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from collections.abc import Mapping as AbcMapping
 from datetime import date, datetime
+from functools import lru_cache
 from typing import Annotated, Any
 
 from pydantic import Field, StrictBool, StrictStr, ValidationError
@@ -129,7 +130,7 @@ def user_to_facts(
     # Every field below was checked by the readers above (a bad value became null
     # and a problem), so the model is built without validating it a second time:
     # a full reconcile converts every user in the store.
-    facts = PersonFacts.model_construct(
+    facts = PersonFacts.trusted(
         id=person_id,
         active=_active(user, attributes.active, problems),
         role=_role(user, mapping, problems),
@@ -221,9 +222,25 @@ def _certification(item: object) -> Certification:
 
     :raises ValueError: naming the sub-attribute that is wrong.
     """
-    if not isinstance(item, AbcMapping):
+    if type(item) is not dict and not isinstance(item, AbcMapping):  # dict first: see AttributePath.read
         raise ValueError("not an object")
-    course, kind, completed_on = (get_attribute(item, key) for key in ("course", "kind", "completedOn"))
+    course = get_attribute(item, "course")
+    kind = get_attribute(item, "kind")
+    completed_on = get_attribute(item, "completedOn")
+    if type(course) is str and type(kind) is str and type(completed_on) is str:
+        return _certification_of(course, kind, completed_on)  # the usual shape: hashable
+    return _checked_certification(course, kind, completed_on)
+
+
+@lru_cache(maxsize=1 << 14)
+def _certification_of(course: str, kind: str, completed_on: str) -> Certification:
+    """One certification per distinct (course, kind, day), shared by everyone who
+    completed it then (they are frozen): a district has a few thousand, not one per
+    person, and each costs a date parse and a model. Raising is not cached."""
+    return _checked_certification(course, kind, completed_on)
+
+
+def _checked_certification(course: object, kind: object, completed_on: object) -> Certification:
     if not isinstance(course, str) or not course:
         raise ValueError(f"course: not a non-empty string: {course!r}")
     if kind not in _KINDS:
@@ -232,7 +249,7 @@ def _certification(item: object) -> Certification:
         day = parse_iso_date(completed_on)
     except ValueError as exc:
         raise ValueError(f"completedOn: {exc}") from None
-    return Certification.model_construct(course=course, kind=CertKind(kind), completed_on=day)  # checked above
+    return Certification.trusted(course=course, kind=CertKind(kind), completed_on=day)  # checked above
 
 
 def _approvals(memberships: Iterable[Membership], mapping: Mapping) -> tuple[Approval, ...]:
@@ -246,9 +263,14 @@ def _approvals(memberships: Iterable[Membership], mapping: Mapping) -> tuple[App
                 location = rule.location_of(group)
                 if location is not None:
                     key = (name, location, approved_on, approver)
-                    # Every field is already of its type (a str from the rule's match, a
-                    # date): validating again cost 50 µs per membership on the hot path.
-                    found[key] = Approval.model_construct(
-                        entitlement=name, location=location, approved_on=approved_on, approver=approver
-                    )
+                    found[key] = _approval_of(*key)
     return tuple(found.values())
+
+
+@lru_cache(maxsize=1 << 14)
+def _approval_of(entitlement: str, location: str, approved_on: date, approver: str) -> Approval:
+    """One approval per distinct (entitlement, location, day, approver), shared by
+    everyone the group approved that day (they are frozen). Every field is already
+    of its type (a str from the rule's match, a date): validating again cost 50 µs
+    per membership on the hot path."""
+    return Approval.trusted(entitlement=entitlement, location=location, approved_on=approved_on, approver=approver)

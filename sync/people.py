@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import date
 
 import orjson
-from sqlalchemy import Text, select, type_coerce
+from sqlalchemy import Text, cast, select
 from sqlalchemy.orm import Session
 
 from connector.store.keys import fold_key
@@ -58,18 +58,19 @@ def load_people(
     :func:`approval_groups`) saves reading the groups again for each chunk.
     """
     ids = None if person_ids is None else sorted(set(person_ids))
-    users = _users(session, ids)
-    if not users:
+    if ids == []:
         return []
     groups = approvals if approvals is not None else approval_groups(session, mapping)
-    memberships = _memberships(session, groups, None if ids is None else list(users))
+    # The small tables first, then the users one at a time, each turned into facts as
+    # it is read: the documents are never all held at once (they are most of the read).
+    memberships = _memberships(session, groups, ids)
     losses = _losses(session, ids)
     overrides = _overrides(session, ids)
     records = _approval_records(session, ids)
     key_path = parse_path(person_key)
     people = []
-    for user_id, (data, stored_key) in users.items():
-        user = {**data, "id": user_id}
+    for user_id, user, stored_key in _users(session, ids):
+        user["id"] = user_id  # the document is this call's own (parsed just now)
         facts, problems = user_to_facts(
             user,
             [(groups[g], since) for g, since in memberships.get(user_id, ())],
@@ -82,7 +83,7 @@ def load_people(
             facts = facts.model_copy(update={"approvals": facts.approvals + tuple(recorded)})
         people.append(
             Person(
-                user_id, data.get("userName"), resolvable_key(key_path.read(user), stored_key), facts, tuple(problems)
+                user_id, user.get("userName"), resolvable_key(key_path.read(user), stored_key), facts, tuple(problems)
             )
         )
     return people
@@ -102,23 +103,24 @@ def resolvable_key(value: object, stored: str | None) -> str | None:
     return value
 
 
-def _users(session: Session, ids: list[str] | None) -> dict[str, tuple[dict, str | None]]:
-    """id → (stored User, stored person key).
+def _users(session: Session, ids: list[str] | None) -> Iterator[tuple[str, dict, str | None]]:
+    """(id, stored User, stored person key) of everyone (in id order) or of the given
+    people who are in the store, as they are read.
 
     The JSON text is read with orjson (several times faster than the standard
     library: this is a full run's largest read). It reads an integer beyond 64 bits
     as a float, which facts never read (they are strings, booleans and dates); such
-    a document falls back to the standard library anyway. PostgreSQL's driver hands
-    back parsed JSON itself."""
-    columns = select(UserRow.id, type_coerce(UserRow.data, Text), UserRow.person_key)
+    a document falls back to the standard library anyway. PostgreSQL is asked for
+    the text too (a cast: a ``json`` value is kept as sent), which its driver would
+    otherwise parse with the standard library; SQLite stores it as text already."""
+    columns = select(UserRow.id, cast(UserRow.data, Text), UserRow.person_key)
     conn = session.connection()  # Core rows: no ORM processing per user
-    if ids is None:
-        return {row[0]: (_document(row[1]), row[2]) for row in conn.execute(columns.order_by(UserRow.id))}
-    out: dict[str, tuple[dict, str | None]] = {}
-    for chunk in _chunks(ids):
-        rows = conn.execute(columns.where(UserRow.id.in_(chunk)))
-        out.update({row[0]: (_document(row[1]), row[2]) for row in rows})
-    return out
+    statements = (
+        [columns.order_by(UserRow.id)] if ids is None else [columns.where(UserRow.id.in_(c)) for c in _chunks(ids)]
+    )
+    for statement in statements:
+        for user_id, data, key in conn.execute(statement):
+            yield user_id, _document(data), key
 
 
 def _document(value: str | dict) -> dict:

@@ -31,6 +31,7 @@ from mappings.vocabulary import ReasonCode
 
 from . import decisions as stored_decisions
 from . import ledger, recovery
+from .bulk import no_cycle_collection
 from .context import SyncContext
 from .ledger import AuditAction, AuditEntry, AuditResult, RunKind, RunStatus
 from .lock import GroupBusy, GroupLock
@@ -89,9 +90,7 @@ def reconcile(
     # A full run builds a few hundred thousand small objects that hold no reference
     # cycles (rows, tuples, strings): the cyclic collector would walk them again and
     # again for nothing. It is switched back on (and catches up) when the run ends.
-    collecting = gc.isenabled()
-    gc.disable()
-    try:
+    with no_cycle_collection():
         return _reconcile(
             ctx,
             entitlement,
@@ -101,9 +100,6 @@ def reconcile(
             journal_seqs=journal_seqs,
             release=release,
         )
-    finally:
-        if collecting:
-            gc.enable()
 
 
 def _reconcile(

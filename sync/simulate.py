@@ -19,12 +19,14 @@ from connector.store.models import DecisionRow
 from mappings.model import Mapping
 from mappings.policy import decide_all
 
+from .bulk import without_cycle_collection
 from .people import load_people
 from .reports import Report
 
 _COLUMNS = ("change", "entitlement", "user_name", "location", "role", "reasons", "was", "person_id")
 
 
+@without_cycle_collection  # a row, a Person and its facts for everyone: see sync/bulk.py
 def simulate(
     session: Session,
     current: Mapping,

@@ -3,11 +3,12 @@ for whom (``waiting``) and whose access ends soon (``expiring``)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
-from datetime import date, timedelta
-from functools import lru_cache
+from collections.abc import Callable, Iterable, Iterator
+from datetime import date, datetime, timedelta
+from functools import cache, lru_cache
+from typing import cast
 
-from sqlalchemy import Select, and_, select
+from sqlalchemy import Select, String, and_, select, type_coerce
 from sqlalchemy.orm import Session
 
 from connector.store.models import (
@@ -19,11 +20,13 @@ from connector.store.models import (
     SyncJobRow,
     SyncRunRow,
     UserRow,
+    table_of,
 )
 from mappings.calendar import grant_deadline, local_date
 from mappings.vocabulary import Actor, ReasonCode
 
 from ..approvals import approvers_of
+from ..bulk import without_cycle_collection
 from . import Filters, Options, Report, ReportContext, check_filters
 
 _CHUNK = 500
@@ -47,6 +50,7 @@ def _chunks(items: list[str]) -> Iterator[list[str]]:
         yield items[i : i + _CHUNK]
 
 
+@without_cycle_collection  # a row dict per holder, most of a district: see sync/bulk.py
 def members(session: Session, ctx: ReportContext, filters: Filters, options: Options) -> Report:
     """Everyone the connector holds in the entitlement's group, with why: since when
     they are in it, since when entitled, valid through, the approval and chain the
@@ -58,7 +62,7 @@ def members(session: Session, ctx: ReportContext, filters: Filters, options: Opt
             h.person_id,
             h.user_name,
             h.member,
-            h.since,
+            type_coerce(h.since, String),  # as stored: converted once per distinct value (_day_of)
             d.entitled,
             d.by_override,
             d.reasons,
@@ -75,7 +79,7 @@ def members(session: Session, ctx: ReportContext, filters: Filters, options: Opt
         filters,
     ).order_by(h.user_name, h.person_id)
     rows = session.connection().execute(stmt).all()
-    day_of = lru_cache(maxsize=None)(lambda since: local_date(since, ctx.mapping.policy.zone).isoformat())
+    day_of = _day_of(session, ctx)
     overrides = _overrides(session, filters.entitlement, [r[0] for r in rows if r[5]])
     out = []
     counts = {"by override": 0, "to be removed": 0}
@@ -111,6 +115,26 @@ def members(session: Session, ctx: ReportContext, filters: Filters, options: Opt
         )
     summary = {"members": len(out), "by_override": counts["by override"], "to_be_removed": counts["to be removed"]}
     return Report("members", _MEMBER_COLUMNS, out, ctx.today, summary)
+
+
+def _day_of(session: Session, ctx: ReportContext) -> Callable[[object], str]:
+    """A holding's ``since`` as stored → its district date, ``YYYY-MM-DD``.
+
+    The stored value is turned into a datetime by the column type's own result
+    processor (what SQLAlchemy would do for every row), but once per distinct value:
+    every holding a run records carries the run's instant, and a first run records
+    most of a district's. PostgreSQL's driver hands back a datetime itself."""
+    dialect = session.get_bind().dialect
+    column = table_of(HoldingRow).c.since
+    to_datetime = column.type.dialect_impl(dialect).result_processor(dialect, None)
+    zone = ctx.mapping.policy.zone
+
+    @cache
+    def day_of(stored: object) -> str:
+        since = to_datetime(stored) if to_datetime is not None and isinstance(stored, str) else stored
+        return local_date(cast(datetime, since), zone).isoformat()
+
+    return day_of
 
 
 _MEMBER_COLUMNS = (
@@ -265,6 +289,7 @@ def _hold_up(member: str | None, audit: tuple | None, queued: object, last_run) 
     return "not written yet: no run since they became entitled"
 
 
+@without_cycle_collection  # see members
 def waiting(session: Session, ctx: ReportContext, filters: Filters, options: Options) -> Report:
     """Everyone not entitled for exactly what one party can fix, grouped by who
     must act: the location's approvers, the person, or HR (mappings/standing.py)."""
@@ -328,6 +353,7 @@ def _person_step(reasons: Iterable[str], course: str, valid_through: str | None)
     return f"complete the {course}"
 
 
+@without_cycle_collection  # see members
 def expiring(session: Session, ctx: ReportContext, filters: Filters, options: Options) -> Report:
     """Everyone entitled whose certification ends within the window (default the
     policy's ``recert_warning_days``), whether that is the school-year end, and

@@ -293,3 +293,30 @@ def test_a_user_without_id_is_refused(mapping: Mapping) -> None:
     del data["id"]
     with pytest.raises(ValueError, match="no id"):
         user_to_facts(data, [], mapping)
+
+
+def test_converted_facts_are_what_validation_builds(mapping: Mapping) -> None:
+    """The converter's unchecked models (FrozenModel.trusted, shared certifications
+    and approvals) equal the validated ones, attribute for attribute."""
+    facts, _ = user_to_facts(user(), MEMBERSHIPS, mapping, {"walkin": date(2025, 1, 2)})
+    validated = PersonFacts.model_validate(facts.model_dump())
+    assert facts == validated
+    assert facts.model_dump_json() == validated.model_dump_json()
+    for made, checked in [(facts, validated), *zip(facts.certifications, validated.certifications),
+                          *zip(facts.approvals, validated.approvals)]:
+        assert vars(made) == vars(checked)
+        assert (made.model_fields_set, made.model_extra, made.__pydantic_private__) == (
+            checked.model_fields_set, checked.model_extra, checked.__pydantic_private__)
+        assert made == type(made).model_construct(**vars(made))
+    again, _ = user_to_facts(user(), MEMBERSHIPS, mapping, {"walkin": date(2025, 1, 2)})
+    assert again == facts and again.certifications[0] is facts.certifications[0]  # shared, frozen
+
+
+def test_a_bad_certification_is_refused_every_time(mapping: Mapping) -> None:
+    """A certification refused once is refused again (refusals are not remembered as
+    certifications)."""
+    bad = {"course": "Walk-In Scheduling Certification", "kind": "full", "completedOn": "2025-13-01"}
+    for _ in range(2):
+        facts, problems = user_to_facts(user(certifications=[bad]), [], mapping)
+        assert facts.certifications == ()
+        assert problems == ["certifications[0]: completedOn: invalid date '2025-13-01', expected YYYY-MM-DD; ignored"]
