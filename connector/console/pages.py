@@ -12,6 +12,8 @@ from sync.reports import Filters, Options
 
 from .signin import visitor
 
+PAGE = 100  # rows on a report page
+
 
 def _service():
     return current_app.extensions["walkin.admin"]
@@ -27,6 +29,8 @@ def _acting() -> Acting:
 
 
 def install(blueprint: Blueprint) -> None:
+    blueprint.context_processor(lambda: {"Permission": Permission})
+
     @blueprint.route("/")
     def dashboard():
         _need(Permission.READ)
@@ -115,6 +119,72 @@ def install(blueprint: Blueprint) -> None:
         else:
             flash(f"Approved {record['user_name']} for {record['location']} on {record['approved_on']}.", "ok")
         return redirect(url_for("console.person", person_id=person_id))
+
+    @blueprint.route("/reports/<name>")
+    def report(name: str):
+        """A report as a table (paged), with its filters; ``format=csv`` downloads every row."""
+        from connector.admin.routes import ACCESS_REPORTS
+        from sync.reports import REPORTS, render
+
+        function = REPORTS.get(name)
+        if function is None:
+            abort(404)
+        _need(Permission.READ if name in ACCESS_REPORTS else Permission.READ_DISTRICT)
+        service, who = _service(), visitor()
+        location = request.args.get("location") or None
+        overdue = request.args.get("overdue") == "yes"
+        filters = Filters(location=location, locations=who.locations)
+        with service.store.session_read() as s:
+            result = function(s, service.context(), filters, Options(overdue=overdue))
+        if request.args.get("format") == "csv":
+            headers = {"Content-Disposition": f'attachment; filename="{name}-{result.as_of}.csv"'}
+            return current_app.response_class(render(result, "csv"), mimetype="text/csv", headers=headers)
+        raw = request.args.get("offset", "0")
+        offset = min(int(raw), 10_000_000) if raw.isdigit() else 0
+        page = result.rows[offset : offset + PAGE]
+        shown = [c for c in result.columns if c != "person_id"]
+        return render_template(
+            "console/report.html",
+            report=result,
+            rows=page,
+            columns=shown,
+            offset=offset,
+            page=PAGE,
+            location=location or "",
+            overdue=overdue,
+            name=name,
+        )
+
+    @blueprint.route("/runs/<int:run_id>")
+    def run(run_id: int):
+        _need(Permission.READ_DISTRICT)
+        from sync.reports.trail import run as one_run
+
+        service = _service()
+        with service.store.session_read() as s:
+            found = one_run(s, service.context(), run_id)
+        if found is None:
+            abort(404)
+        return render_template("console/run.html", run=found, can_release=visitor().may(Permission.ADMINISTER))
+
+    @blueprint.route("/runs/<int:run_id>/release", methods=["POST"])
+    def release(run_id: int):
+        """Release a run's held removals — only after typing the confirmation the page asks for."""
+        _need(Permission.ADMINISTER)
+        from sync.requests import release_held
+
+        held = request.form.get("held", "")
+        expected = f"release {held} removals"
+        if not held.isdigit() or request.form.get("confirmation", "").strip().lower() != expected:
+            flash(f"Type “{expected}” to release them.", "error")
+            return redirect(url_for("console.run", run_id=run_id))
+        try:
+            release_held(_service().store, _service().clock, run_id=run_id, acting=_acting(), expected=int(held))
+        except LeverError as exc:
+            flash(str(exc), "error")
+        else:
+            flash(f"Release of {held} removals requested: the worker applies it at its next round.", "ok")
+        return redirect(url_for("console.run", run_id=run_id))
 
     @blueprint.route("/people/<person_id>/sync", methods=["POST"])
     def sync_now(person_id: str):

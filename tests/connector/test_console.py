@@ -24,6 +24,7 @@ from werkzeug.serving import make_server
 
 from connector import create_app
 from sync.worker import Worker
+from tests.conftest import AUTH
 from tests.connector.test_admin_api import PRINCIPAL, District
 from tests.integration import examples
 from tests.sync.test_reconcile import GROUP
@@ -162,3 +163,43 @@ def test_no_role_no_console_and_logout(console, browser):
     assert browser.current_url.endswith("/signed-out")
     browser.get(console.base + "/")
     assert "oauth2/authorize" in browser.current_url
+
+
+def test_members_page_and_csv(console, browser):
+    """Members lists A, C, E and K with why (approver, chain); the CSV link is every row; a
+    principal's pending/waiting pages show only 0789."""
+    sign_in(browser, console, "helpdesk", "/reports/members")
+    names = [a.text for a in browser.find_elements(By.CSS_SELECTOR, "#rows tbody td:first-child a")]
+    assert sorted(names) == [examples.user_name(n) for n in "acek".upper()]
+    assert "WalkIn-Approvers-0456" in text(browser, "#rows")
+    shot(browser, "members")
+    href = browser.find_element(By.ID, "csv").get_attribute("href")
+    cookies = {c["name"]: c["value"] for c in browser.get_cookies()}
+    csv = requests.get(href, cookies=cookies, timeout=10)
+    assert csv.headers["Content-Type"].startswith("text/csv") and len(csv.text.strip().splitlines()) == 5
+
+
+def test_a_held_removal_released_from_the_browser(console, browser):
+    """The run page lists the held removal and why; a wrong confirmation is refused; typing it
+    requests the release, and the worker's next round removes A."""
+    d = console
+    d.settings.sync.max_removals, d.settings.sync.guard_floor = 0, 0
+    patch = {"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+             "Operations": [{"op": "replace", "path": "active", "value": False}]}
+    assert d.client.patch(f"/scim/v2/Users/{d.ids['A']}", headers=AUTH, json=patch).status_code == 200
+    from sync.reconcile import reconcile
+
+    held = reconcile(d.ctx, "walkin")
+    assert held.status.value == "held"
+    sign_in(browser, d, "admin", f"/runs/{held.run_id}")
+    assert examples.user_name("A") in text(browser, "#held") and "NOT_ACTIVE" in text(browser, "#held")
+    shot(browser, "held-run")
+    browser.find_element(By.ID, "confirmation").send_keys("yes")
+    browser.find_element(By.ID, "release").click()
+    assert "Type “release 1 removals”" in text(browser, ".flash.error")
+    browser.find_element(By.ID, "confirmation").send_keys("release 1 removals")
+    browser.find_element(By.ID, "release").click()
+    assert "Release of 1 removals requested" in text(browser, ".flash.ok")
+    assert "dots@district.org (console)" in text(browser, "#requested")
+    Worker(d.ctx).release_requested()
+    assert "uid=A,ou=people" not in d.target.groups[GROUP]
