@@ -15,9 +15,10 @@ if TYPE_CHECKING:  # importing the package must stay cheap: mappings/ reads conn
     from connector.settings import Settings
 
 
-def create_app(settings: Settings | None = None, store=None, clock: Clock | None = None) -> Flask:
+def create_app(settings: Settings | None = None, store=None, clock: Clock | None = None, demo: bool = False) -> Flask:
     """:param clock: what time it is for the service (default: the machine's); tests
-    share one :class:`~connector.clock.FrozenClock` with the sync they drive."""
+    share one :class:`~connector.clock.FrozenClock` with the sync they drive.
+    :param demo: the console's demo sign-in (``walkin demo`` only: connector/demo.py)."""
     from flask import Blueprint, Flask
 
     from connector import admin, console
@@ -45,6 +46,6 @@ def create_app(settings: Settings | None = None, store=None, clock: Clock | None
     app.register_blueprint(health.bp)
     admin.install(app, settings, store, clock)  # /admin/api/v1, behind admin API tokens
     app.extensions["walkin.error_bodies"] = {admin.PREFIX: problem}
-    console.install(app, settings)  # /console, signed in with the district's OpenID Connect provider
+    console.install(app, settings, demo=demo)  # /console, signed in with the district's OpenID Connect provider
     http.install_app_errors(app)
     return app

@@ -84,6 +84,24 @@ def serve(host: str, port: int, workers: int, threads: int, kind: str, body_seco
 
 
 @main.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="A loopback address (anything else is refused).")
+@click.option("--port", default=8000, show_default=True, type=int)
+@click.option(
+    "--people", default=300, show_default=True, type=click.IntRange(0, 5000), help="Generated people beside §8's."
+)
+def demo(host: str, port: int, people: int) -> None:
+    """Try the whole flow on this machine: a scratch store with the policy's worked
+    examples and generated people, the worker on the embedded target, and the console
+    with a demo sign-in (no identity provider) on loopback."""
+    from connector.demo import run
+
+    try:
+        run(host, port, people, say=lambda line: click.echo(line, err=True))
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+@main.command()
 def migrate() -> None:
     """Create or upgrade the store's schema to the newest revision, and fold the
     users' person keys again when WALKIN_SYNC__PERSON_KEY changed."""

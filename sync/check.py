@@ -67,8 +67,13 @@ def check_target(entitlements: tuple[str, ...], show: int) -> None:
         raise click.UsageError(f"unknown entitlement(s): {', '.join(unknown)}")
     groups = {name: group_for(mapping, name, kind) for name in names}
     click.echo(describe(settings))
+    store = None
+    if kind == "store":
+        from connector.store.database import Store
+
+        store = Store(settings.database_url, read_only=True)
     try:
-        target, _ = make_target(settings)
+        target, _ = make_target(settings, store=store, mapping=mapping)
     except TargetError as exc:
         click.echo(f"FAILED: {exc}")
         sys.exit(1)
@@ -76,6 +81,8 @@ def check_target(entitlements: tuple[str, ...], show: int) -> None:
         sys.exit(0 if _check(target, groups, kind, show) else 1)
     finally:
         target.close()
+        if store is not None:
+            store.dispose()
 
 
 def _check(target, groups: dict[str, str | None], kind: str, show: int) -> bool:

@@ -23,6 +23,8 @@ def group_for(mapping: Mapping, entitlement: str, kind: TargetKind) -> str | Non
     """The entitlement's directory group in a target of ``kind``: its Entra group id
     for ``entra``, its LDAP group DN otherwise; None when the mapping names none.
     The one rule for "which directory group" (runs and ``walkin check-target``)."""
+    if kind == TargetKind.STORE:
+        return entitlement  # the embedded target keeps one group per entitlement, by its name
     groups = mapping.entitlements[entitlement].directory_group
     if groups is None:
         return None
@@ -57,9 +59,18 @@ class SyncContext:
             self.progress(message)
 
 
-def make_target(settings: Settings, clock: Clock | None = None) -> tuple[Target, str]:
-    """The configured target and its name (the name keys the audit and the entry cache)."""
+def make_target(
+    settings: Settings, clock: Clock | None = None, store: Store | None = None, mapping: Mapping | None = None
+) -> tuple[Target, str]:
+    """The configured target and its name (the name keys the audit and the entry cache).
+    The embedded target needs the ``store`` and the ``mapping`` (its groups are the entitlements)."""
     kind = settings.sync.target
+    if kind == TargetKind.STORE:
+        if store is None or mapping is None:
+            raise TargetError("the embedded target needs the store and the mapping")
+        from .targets.embedded import EmbeddedTarget
+
+        return EmbeddedTarget(store, set(mapping.entitlements), clock), TargetKind.STORE
     if kind == TargetKind.LDAP:
         if settings.ldap is None:
             raise TargetError("sync.target is 'ldap' but no LDAP settings are given (WALKIN_LDAP__URLS, …)")
@@ -92,9 +103,9 @@ def build_context(
     """:param clock: what time it is for the runs (default: the machine's clock)."""
     mapping = load_mapping(settings.mapping_path or DEFAULT_MAPPING_PATH)
     clock = clock or SystemClock()
-    if target is None:
-        target, target_name = make_target(settings, clock)
     # No memory map: a full run scans whole tables once, and mapped pages of the
     # database file would only swell the worker's resident memory.
     store = store or Store(settings.database_url, memory_map=False, person_key=settings.sync.person_key)
+    if target is None:
+        target, target_name = make_target(settings, clock, store, mapping)
     return SyncContext(store, settings, mapping, target, target_name or target.name, clock=clock, progress=progress)

@@ -14,6 +14,7 @@ class TargetKind(StrEnum):
     LDAP = "ldap"
     ENTRA = "entra"  # Microsoft Graph
     MEMORY = "memory"  # in-process, for tests and dry runs of the wiring
+    STORE = "store"  # the groups kept in the store itself: evaluation and `walkin demo` (sync/targets/embedded.py)
 
 
 class SyncSettings(BaseModel):

@@ -19,17 +19,21 @@ if TYPE_CHECKING:
 PREFIX = "/console"
 
 
-def install(app: Flask, settings: Settings) -> None:
+def install(app: Flask, settings: Settings, demo: bool = False) -> None:
+    """:param demo: the demo sign-in instead of an identity provider — only ``walkin
+    demo`` passes it (never a setting: it signs anyone in as anyone)."""
+    import secrets
+
     from authlib.integrations.flask_client import OAuth
     from flask import Blueprint
 
     from . import pages, signin
 
     console = settings.console
-    if not console.enabled:
+    if not console.enabled and not demo:
         return
-    assert console.session_secret is not None and console.issuer is not None  # enabled says so
-    app.secret_key = console.session_secret.get_secret_value()
+    secret = console.session_secret.get_secret_value() if console.session_secret else secrets.token_urlsafe(32)
+    app.secret_key = secret
     app.config.update(
         SESSION_COOKIE_NAME="walkin_console",
         SESSION_COOKIE_SECURE=console.cookie_secure,
@@ -38,16 +42,20 @@ def install(app: Flask, settings: Settings) -> None:
         SESSION_COOKIE_PATH=PREFIX,
         PERMANENT_SESSION_LIFETIME=timedelta(hours=console.absolute_hours),
     )
-    oauth = OAuth(app)
-    oauth.register(
-        "walkin",
-        client_id=console.client_id,
-        client_secret=console.client_secret.get_secret_value() if console.client_secret else None,
-        server_metadata_url=console.issuer.rstrip("/") + "/.well-known/openid-configuration",
-        client_kwargs={"scope": "openid profile email", "code_challenge_method": "S256"},
-    )
     blueprint = Blueprint("console", __name__, url_prefix=PREFIX, template_folder="templates", static_folder="static")
-    signin.install(blueprint, oauth)
+    if demo:
+        signin.install_demo(blueprint)
+    else:
+        assert console.issuer is not None  # enabled says so
+        oauth = OAuth(app)
+        oauth.register(
+            "walkin",
+            client_id=console.client_id,
+            client_secret=console.client_secret.get_secret_value() if console.client_secret else None,
+            server_metadata_url=console.issuer.rstrip("/") + "/.well-known/openid-configuration",
+            client_kwargs={"scope": "openid profile email", "code_challenge_method": "S256"},
+        )
+        signin.install(blueprint, oauth)
     pages.install(blueprint)
     app.register_blueprint(blueprint)
     app.extensions.setdefault("walkin.error_bodies", {})[PREFIX] = error_page

@@ -54,7 +54,17 @@ def roles_of(claims: dict, mapping: dict[str, AdminRole]) -> frozenset[AdminRole
     return frozenset(mapping[value] for value in values if isinstance(value, str) and value in mapping)
 
 
+#: The demo's people to sign in as: who, with which roles (``walkin demo``).
+DEMO_VISITORS = {
+    "helpdesk": ("helpdesk@district.org", (AdminRole.VIEWER,)),
+    "principal": ("principal.p@district.org", (AdminRole.APPROVER,)),
+    "admin": ("dots@district.org", (AdminRole.ADMIN,)),
+}
+
+
 def install(blueprint: Blueprint, oauth) -> None:
+    """Sign-in with the district's OpenID Connect provider."""
+
     @blueprint.route("/login")
     def login():
         """To the provider's sign-in (a new state, nonce and PKCE verifier each time)."""
@@ -62,9 +72,9 @@ def install(blueprint: Blueprint, oauth) -> None:
 
     @blueprint.route("/callback")
     def callback():
-        token = (
-            oauth.walkin.authorize_access_token()
-        )  # checks state, the code, PKCE, and the ID token's signature, iss, aud, nonce
+        # authlib checks the state, the code with its PKCE verifier, and the ID token's
+        # signature, issuer, audience and nonce.
+        token = oauth.walkin.authorize_access_token()
         claims = token.get("userinfo") or {}
         settings = current_app.extensions["walkin.admin"].settings.console
         roles = roles_of(claims, settings.role_claims)
@@ -73,20 +83,42 @@ def install(blueprint: Blueprint, oauth) -> None:
         if not roles:
             session.clear()
             return render_template("console/no_role.html", name=name), 403
-        now = _now().isoformat()
-        session.clear()  # a new session at sign-in: nothing from before it carries over
-        session.update(
-            name=name,
-            roles=sorted(r.value for r in roles),
-            signed_in_at=now,
-            seen_at=now,
-            csrf=secrets.token_urlsafe(32),
-        )
-        session.permanent = True
+        _open(name, roles)
         return redirect(
             back if isinstance(back, str) and back.startswith(PREFIX + "/") else url_for("console.dashboard")
         )
 
+    _common(blueprint)
+
+
+def install_demo(blueprint: Blueprint) -> None:
+    """The demo's sign-in: pick who to be. Only ``walkin demo`` installs it, on loopback."""
+
+    @blueprint.route("/login")
+    def login():
+        return render_template("console/demo_login.html", visitors=DEMO_VISITORS)
+
+    @blueprint.route("/callback", methods=["POST"])
+    def callback():
+        chosen = DEMO_VISITORS.get(request.form.get("as", ""))
+        if chosen is None:
+            abort(400, "pick one of the demo's people")
+        _open(chosen[0], frozenset(chosen[1]))
+        return redirect(url_for("console.dashboard"))
+
+    _common(blueprint)
+
+
+def _open(name: str, roles: frozenset[AdminRole]) -> None:
+    now = _now().isoformat()
+    session.clear()  # a new session at sign-in: nothing from before it carries over
+    session.update(
+        name=name, roles=sorted(r.value for r in roles), signed_in_at=now, seen_at=now, csrf=secrets.token_urlsafe(32)
+    )
+    session.permanent = True
+
+
+def _common(blueprint: Blueprint) -> None:
     @blueprint.route("/signed-out")
     def signed_out():
         return render_template("console/signed_out.html")

@@ -489,3 +489,15 @@ class NoticeRow(Base):
         UniqueConstraint("kind", "about", "occasion", "entitlement", name="uq_notice_once"),
         Index("ix_notice_due", "status", "next_attempt_at"),
     )
+
+
+class EmbeddedMemberRow(Base):
+    """A member of a group kept in the store itself (``WALKIN_SYNC__TARGET=store``,
+    sync/targets/embedded.py): for evaluation, with no directory to install. The
+    member is the SCIM user's id."""
+
+    __tablename__ = "embedded_member"
+
+    group: Mapped[str] = mapped_column(String(128), primary_key=True)
+    member: Mapped[str] = mapped_column(_ID, primary_key=True)
+    since: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)

@@ -20,12 +20,15 @@ from dataclasses import dataclass, field
 import pytest
 import responses
 
+from connector.store.database import Store
 from sync.targets import ldap3_import  # noqa: F401  (imports ldap3 without pyasn1's deprecation warnings)
 from sync.targets.base import Target
+from sync.targets.embedded import EmbeddedTarget
 from sync.targets.ldap import LdapTarget
 from sync.targets.ldap_filters import normalise_dn
 from sync.targets.ldap_settings import LdapSettings
 from sync.targets.memory import MemoryTarget
+from tests.conftest import NOON
 
 from .graph_fake import FakeGraph, graph_target
 from .samba_fixtures import samba, samba_server, samba_settings  # noqa: F401 - fixtures of test_samba_ad.py
@@ -109,6 +112,7 @@ class Directory:
     slapd: Slapd | None = None
     memory_people: dict[str, str] = field(default_factory=dict)
     graph: FakeGraph | None = None
+    store: Store | None = None
 
     def person(self, key: str) -> str:
         """Create a person whose matching key is ``key``; return their member identifier."""
@@ -116,6 +120,11 @@ class Directory:
             return normalise_dn(self.slapd.add_person(key))
         if self.graph is not None:
             return self.graph.add_user(key)
+        if self.store is not None:
+            from connector.store.users import insert_user
+
+            with self.store.connection_write() as conn:
+                return insert_user(conn, {"userName": key}, NOON, key=self.store.person_key).id
         member = normalise_dn(child_dn("uid", key, PEOPLE_DN))
         assert isinstance(self.target, MemoryTarget)
         self.target.directory[key] = member
@@ -128,6 +137,8 @@ class Directory:
             return values - {normalise_dn(self.slapd.placeholder_dn)}
         if self.graph is not None:
             return set(self.graph.groups[self.group])
+        if self.store is not None:
+            return self.target.read_members(self.group)
         assert isinstance(self.target, MemoryTarget)
         return set(self.target.groups[self.group])
 
@@ -137,6 +148,9 @@ class Directory:
             self.slapd.set_members([self.slapd.placeholder_dn, *members], self.group)
         elif self.graph is not None:
             self.graph.groups[self.group] = set(members)
+        elif self.store is not None:
+            self.target.remove_members(self.group, sorted(self.target.read_members(self.group)))
+            self.target.add_members(self.group, members)
         else:
             assert isinstance(self.target, MemoryTarget)
             self.target.groups[self.group] = set(members)
@@ -146,6 +160,9 @@ class Directory:
         if self.slapd is not None:
             return LdapTarget(slapd_settings(self.slapd, urls=[f"ldap://127.0.0.1:{free_port()}"],
                                              retry_attempts=2), sleep=no_sleep)
+        if self.store is not None:  # a store whose file is gone: an empty database, no tables
+            return EmbeddedTarget(Store(f"sqlite:///{self.store.engine.url.database}.gone", auto_migrate=False),
+                                  {self.group})
         if self.graph is not None:  # neither sign-in nor Graph answers (responses refuses the hosts)
             return graph_target(authority_host="https://login.unreachable.test",
                                 graph_url="https://graph.unreachable.test/v1.0", retry_attempts=2)
@@ -154,11 +171,16 @@ class Directory:
         return down
 
 
-@pytest.fixture(params=["memory", "slapd", "entra"])
-def target(request: pytest.FixtureRequest) -> Iterator[Directory]:
-    """Each contract test runs on the memory target, on a real slapd and on the Entra
-    target against a stateful Graph fake."""
+@pytest.fixture(params=["memory", "slapd", "entra", "store"])
+def target(request: pytest.FixtureRequest, tmp_path) -> Iterator[Directory]:
+    """Each contract test runs on the memory target, on a real slapd, on the Entra
+    target against a stateful Graph fake, and on the embedded target (an SQLite store)."""
     missing = f"cn=nonexistent,ou=groups,{PEOPLE_DN.split(',', 1)[1]}"
+    if request.param == "store":
+        store = Store(f"sqlite:///{tmp_path / 'embedded.db'}")
+        yield Directory(EmbeddedTarget(store, {"walkin"}), "walkin", "nonexistent", "store", store=store)
+        store.dispose()
+        return
     if request.param == "memory":
         yield Directory(MemoryTarget({GROUP_DN: set()}), GROUP_DN, missing, "memory")
         return
