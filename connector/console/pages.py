@@ -13,6 +13,7 @@ from sync.reports import Filters, Options
 from .signin import visitor
 
 PAGE = 100  # rows on a report page
+AUDIT_ROWS = 10_000  # entries an audit view reads at most (the export too: narrow it with the filters)
 
 
 def _service():
@@ -154,6 +155,72 @@ def install(blueprint: Blueprint) -> None:
             overdue=overdue,
             name=name,
         )
+
+    @blueprint.route("/audit")
+    def audit():
+        """The audit trail, newest last, filtered by person, day and entitlement; CSV or JSON export."""
+        _need(Permission.READ_DISTRICT)
+        from datetime import date
+
+        from sync.audit import AmbiguousUser, read
+        from sync.audit import render as render_audit
+
+        user = request.args.get("user", "").strip()[:256] or None
+        entitlement = request.args.get("entitlement", "").strip()[:64] or None
+        since_text = request.args.get("since", "")
+        try:
+            since = date.fromisoformat(since_text) if since_text else None
+        except ValueError:
+            since, since_text = None, ""
+            flash("The day is YYYY-MM-DD.", "error")
+        try:
+            with _service().store.session_read() as s:
+                rows = read(s, user=user, since=since, entitlement=entitlement, limit=AUDIT_ROWS)
+        except AmbiguousUser as exc:
+            flash(str(exc).splitlines()[0], "error")
+            rows = []
+        fmt = request.args.get("format")
+        if fmt in ("csv", "json"):
+            mimetype = "text/csv" if fmt == "csv" else "application/x-ndjson"
+            headers = {"Content-Disposition": f'attachment; filename="audit.{"csv" if fmt == "csv" else "jsonl"}"'}
+            return current_app.response_class(render_audit(rows, fmt), mimetype=mimetype, headers=headers)
+        return render_template(
+            "console/audit.html",
+            rows=rows[-PAGE:],
+            total=len(rows),
+            user=user or "",
+            since=since_text,
+            entitlement=entitlement or "",
+        )
+
+    @blueprint.route("/what-if", methods=["GET", "POST"])
+    def what_if():
+        """Who would gain and lose access on a day and/or under an uploaded mapping. Writes nothing."""
+        _need(Permission.READ_DISTRICT)
+        from datetime import date
+
+        from mappings.loading import MappingError
+        from mappings.model import mapping_from_text
+        from sync.simulate import simulate
+
+        service = _service()
+        ctx = service.context()
+        result, problem, at_text = None, None, request.form.get("at", "")
+        if request.method == "POST":
+            try:
+                at = date.fromisoformat(at_text) if at_text else None
+                upload = request.files.get("mapping")
+                proposed = None
+                if upload is not None and upload.filename:
+                    limit = service.settings.admin.max_simulate_mapping_bytes
+                    proposed = mapping_from_text(upload.read(limit + 1), upload.filename, limit)
+                with service.store.session_read() as s:
+                    result = simulate(s, ctx.mapping, proposed, ctx.today, at, service.settings.sync.person_key)
+            except ValueError:
+                problem = "The day is YYYY-MM-DD."
+            except MappingError as exc:
+                problem = str(exc)
+        return render_template("console/what_if.html", result=result, problem=problem, at=at_text, today=ctx.today)
 
     @blueprint.route("/runs/<int:run_id>")
     def run(run_id: int):

@@ -203,3 +203,20 @@ def test_a_held_removal_released_from_the_browser(console, browser):
     assert "dots@district.org (console)" in text(browser, "#requested")
     Worker(d.ctx).release_requested()
     assert "uid=A,ou=people" not in d.target.groups[GROUP]
+
+
+def test_what_if_and_the_audit_trail(console, browser):
+    """What-if at 2027-07-01: A, C and E lose access (CERT_EXPIRED); the audit trail filtered on A
+    shows their grant, and exports as CSV."""
+    sign_in(browser, console, "admin", "/what-if")
+    browser.find_element(By.ID, "at").send_keys("2027-07-01")
+    browser.find_element(By.ID, "simulate").click()
+    assert text(browser, "#losses") == "3" and "walkin loss: CERT_EXPIRED: 3" in text(browser, "#by-reason")
+    shot(browser, "what-if")
+    browser.get(console.base + "/audit?user=" + examples.user_name("A"))
+    entries = text(browser, "#entries")
+    assert "grant" in entries and examples.user_name("A") in entries
+    href = browser.find_element(By.ID, "csv").get_attribute("href")
+    cookies = {c["name"]: c["value"] for c in browser.get_cookies()}
+    csv = requests.get(href, cookies=cookies, timeout=10)
+    assert csv.text.splitlines()[0].startswith("at,run_id") and examples.user_name("A") in csv.text
