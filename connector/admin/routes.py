@@ -62,6 +62,15 @@ def _page(items: list, query: Page) -> dict:
 
 
 def _report_page(report: Report, query: Page) -> dict:
+    if report.total is not None:  # paged by the database already (Options.page_size)
+        end = report.offset + len(report.rows)
+        paged = {
+            "total": report.total,
+            "offset": report.offset,
+            "limit": query.limit,
+            "next_offset": end if end < report.total else None,
+        }
+        return {**report.to_json_dict(), **paged, "rows": report.rows}
     paged = _page(report.rows, query)
     rows = paged.pop("items")
     return {**report.to_json_dict(), **paged, "rows": rows}
@@ -147,10 +156,19 @@ def declare(blueprint: Blueprint) -> Api:
             raise Missing(f"no report '{name}'; known: {', '.join(REPORTS)}")
         service = _service()
         filters = Filters(query.entitlement, query.location, query.role, caller().locations)
-        options = Options(query.since, query.until, query.within_days, 1000, query.overdue)
+        csv = query.format is Format.CSV
+        options = Options(
+            query.since,
+            query.until,
+            query.within_days,
+            1000,
+            query.overdue,
+            offset=query.offset,
+            page_size=None if csv else query.limit,
+        )
         with service.store.session_read() as session:
             result = function(session, service.context(), filters, options)
-        if query.format is Format.CSV:
+        if csv:
             disposition = f'attachment; filename="{name}-{result.as_of}.csv"'
             return Response(render(result, "csv"), mimetype="text/csv", headers={"Content-Disposition": disposition})
         return _json(_report_page(result, query))

@@ -135,18 +135,24 @@ def install(blueprint: Blueprint) -> None:
         location = request.args.get("location") or None
         overdue = request.args.get("overdue") == "yes"
         filters = Filters(location=location, locations=who.locations)
-        with service.store.session_read() as s:
-            result = function(s, service.context(), filters, Options(overdue=overdue))
-        if request.args.get("format") == "csv":
-            headers = {"Content-Disposition": f'attachment; filename="{name}-{result.as_of}.csv"'}
-            return current_app.response_class(render(result, "csv"), mimetype="text/csv", headers=headers)
+        csv = request.args.get("format") == "csv"
         raw = request.args.get("offset", "0")
         offset = min(int(raw), 10_000_000) if raw.isdigit() else 0
-        page = result.rows[offset : offset + PAGE]
+        options = Options(overdue=overdue, offset=offset, page_size=None if csv else PAGE)
+        with service.store.session_read() as s:
+            result = function(s, service.context(), filters, options)
+        if csv:
+            headers = {"Content-Disposition": f'attachment; filename="{name}-{result.as_of}.csv"'}
+            return current_app.response_class(render(result, "csv"), mimetype="text/csv", headers=headers)
+        if result.total is None:  # a report that does not page in the database
+            total, page = len(result.rows), result.rows[offset : offset + PAGE]
+        else:
+            total, page = result.total, result.rows
         shown = [c for c in result.columns if c != "person_id"]
         return render_template(
             "console/report.html",
             report=result,
+            total=total,
             rows=page,
             columns=shown,
             offset=offset,

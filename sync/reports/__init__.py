@@ -60,6 +60,11 @@ class Options:
     limit: int = 100
     overdue: bool = False
     """``pending``: only those past their deadline."""
+    offset: int = 0
+    page_size: int | None = None
+    """A page of the rows, ``page_size`` from ``offset``, for a report that pages in
+    the database (``members``: its rows are most of a district); others ignore it and
+    return every row. See :attr:`Report.total`."""
 
 
 @dataclass
@@ -72,6 +77,10 @@ class Report:
     rows: list[dict[str, Any]]
     as_of: date
     summary: dict[str, Any] = field(default_factory=dict)
+    offset: int = 0
+    total: int | None = None
+    """When the report paged in the database: ``rows`` are ``total``'s rows from
+    ``offset``. None: ``rows`` are all of them."""
 
     def to_json_dict(self) -> dict[str, Any]:
         return {

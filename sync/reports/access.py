@@ -8,7 +8,7 @@ from datetime import date, datetime, timedelta
 from functools import cache, lru_cache
 from typing import cast
 
-from sqlalchemy import Select, String, and_, select, type_coerce
+from sqlalchemy import Select, String, and_, case, func, select, type_coerce
 from sqlalchemy.orm import Session
 
 from connector.store.models import (
@@ -78,6 +78,10 @@ def members(session: Session, ctx: ReportContext, filters: Filters, options: Opt
         .where(h.target == ctx.target, h.entitlement == filters.entitlement),
         filters,
     ).order_by(h.user_name, h.person_id)
+    total = None
+    if options.page_size is not None:
+        total, by_override, removed = _member_counts(session, ctx, filters)
+        stmt = stmt.offset(options.offset).limit(options.page_size)
     rows = session.connection().execute(stmt).all()
     day_of = _day_of(session, ctx)
     overrides = _overrides(session, filters.entitlement, [r[0] for r in rows if r[5]])
@@ -113,8 +117,29 @@ def members(session: Session, ctx: ReportContext, filters: Filters, options: Opt
                 "person_id": person,
             }
         )
-    summary = {"members": len(out), "by_override": counts["by override"], "to_be_removed": counts["to be removed"]}
-    return Report("members", _MEMBER_COLUMNS, out, ctx.today, summary)
+    if total is None:
+        summary = {"members": len(out), "by_override": counts["by override"], "to_be_removed": counts["to be removed"]}
+        return Report("members", _MEMBER_COLUMNS, out, ctx.today, summary)
+    summary = {"members": total, "by_override": by_override, "to_be_removed": removed}
+    return Report("members", _MEMBER_COLUMNS, out, ctx.today, summary, offset=options.offset, total=total)
+
+
+def _member_counts(session: Session, ctx: ReportContext, filters: Filters) -> tuple[int, int, int]:
+    """The members report's summary, counted by the database: members, by override, to be removed."""
+    h, d = HoldingRow, DecisionRow
+    stmt = scoped(
+        select(
+            func.count(),
+            func.count(case((d.by_override.is_(True), 1))),
+            func.count(case((and_(d.entitled.is_(False), d.by_override.is_not(True)), 1))),
+        )
+        .select_from(h)
+        .outerjoin(d, and_(d.entitlement == h.entitlement, d.person_id == h.person_id))
+        .where(h.target == ctx.target, h.entitlement == filters.entitlement),
+        filters,
+    )
+    total, by_override, removed = session.execute(stmt).one()
+    return total, by_override, removed
 
 
 def _day_of(session: Session, ctx: ReportContext) -> Callable[[object], str]:

@@ -435,3 +435,18 @@ def test_admin_token_cli(district, monkeypatch):
     with d.store.session_read() as s:
         actors = s.scalars(select(AuditRow.actor).where(AuditRow.action == "token")).all()
     assert actors.count("dots (cli)") == 3
+
+
+def test_members_pages_in_the_database_as_the_whole_report_would(district):
+    """A page of members (Options.page_size) is the same rows, in the same order, as that slice of
+    the whole report, and carries the whole report's summary and total."""
+    from sync.reports import REPORTS, Filters, Options, ReportContext
+
+    d = district
+    ctx = ReportContext(d.ctx.mapping, "ldap", d.clock.today(d.ctx.mapping.policy.zone))
+    with d.store.session_read() as s:
+        whole = REPORTS["members"](s, ctx, Filters(), Options())
+        for offset in range(0, 5):
+            page = REPORTS["members"](s, ctx, Filters(), Options(offset=offset, page_size=2))
+            assert page.rows == whole.rows[offset : offset + 2]
+            assert (page.total, page.summary) == (len(whole.rows), whole.summary)

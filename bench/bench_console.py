@@ -1,0 +1,90 @@
+"""The console's page render times over a district of ``--people`` (default 100,000):
+the dashboard, the members page and a person page, as the server spends them (the
+app in process, through Flask's test client: routing, the queries, the template).
+
+The store is bench_reconcile's dataset after one cold reconcile on the memory target
+(bench_reports.py's setup). The visitor signs in with the demo sign-in (the same
+session and checks as OpenID Connect's, without a provider). Each page is fetched
+``--repeat`` times; best and median.
+
+Goal (issue 13): each under 300 ms.
+
+    .venv/bin/python bench/bench_console.py [--people N] [--repeat R]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import yaml
+from reconcile_data import load_store, uid, user_ids
+
+from connector import create_app
+from connector.clock import FrozenClock
+from connector.settings import Settings
+from connector.store.database import Store
+from mappings.model import DEFAULT_MAPPING_PATH, parse_mapping
+from sync.reconcile import SyncContext, reconcile
+from sync.targets.memory import MemoryTarget
+
+GROUP = "cn=walkin,ou=groups,dc=example,dc=org"
+NOW = datetime(2026, 11, 30, 19, 0, tzinfo=UTC)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--people", type=int, default=100_000)
+    parser.add_argument("--repeat", type=int, default=7)
+    args = parser.parse_args()
+    n = args.people
+    tmp = Path(tempfile.mkdtemp(prefix="bench-console-"))
+    url = f"sqlite:///{tmp / 'walkin.db'}"
+    Store(url).dispose()
+    ids = user_ids(n)
+    load_store(url, n, ids, log=lambda m: print(m, flush=True))
+    data = yaml.safe_load(DEFAULT_MAPPING_PATH.read_text())
+    data["entitlements"]["walkin"]["directory_group"]["ldap_group_dn"] = GROUP
+    mapping_path = tmp / "walkin.yaml"
+    mapping_path.write_text(yaml.safe_dump(data))
+    settings = Settings(database_url=url, mapping_path=mapping_path)
+    settings.sync.target = "ldap"
+    settings.console.cookie_secure = False
+    store = Store(url)
+    clock = FrozenClock(NOW)
+    directory = {uid(i): f"uid={uid(i)},ou=people,dc=example,dc=org" for i in range(n)}
+    ctx = SyncContext(store, settings, parse_mapping(data), MemoryTarget({GROUP: set()}, directory), "ldap", clock=clock)
+    print(f"cold reconcile {reconcile(ctx, 'walkin').counts}", flush=True)
+    app = create_app(settings, store=store, clock=clock, demo=True)
+    client = app.test_client()
+    assert client.post("/console/callback", data={"as": "helpdesk"}).status_code == 302
+    pages = {"dashboard": "/console/", "members page": "/console/reports/members", "person page": f"/console/people/{ids[1]}"}
+    results = {}
+    for label, path in pages.items():
+        times = []
+        for _ in range(args.repeat):
+            start = time.perf_counter()
+            answer = client.get(path)
+            times.append(time.perf_counter() - start)
+            assert answer.status_code == 200, (path, answer.status_code)
+        results[label] = {"best_ms": round(min(times) * 1000, 1), "median_ms": round(statistics.median(times) * 1000, 1)}
+        print(f"{label:14} best {results[label]['best_ms']:8.1f} ms  median {results[label]['median_ms']:8.1f} ms", flush=True)
+    store.dispose()
+    out = Path(__file__).parent / "results"
+    out.mkdir(exist_ok=True)
+    (out / f"console-{n}.json").write_text(json.dumps(results, indent=1))
+    slow = [k for k, v in results.items() if v["median_ms"] > 300]
+    print("goals met" if not slow else f"goals missed: {', '.join(slow)}")
+
+
+if __name__ == "__main__":
+    main()
