@@ -64,16 +64,17 @@ CASES = {
 
 @pytest.mark.parametrize(("text", "message"), list(CASES.values()), ids=list(CASES))
 def test_a_hostile_mapping_fails_in_one_short_line(tmp_path: Path, text: str | bytes, message: str) -> None:
-    """Each bound stops loading within a second, with one line naming the key path."""
+    """Each bound stops loading within a second of this process's CPU (not wall time: other
+    processes on a shared machine must not make it fail), with one line naming the key path."""
     path = tmp_path / "walkin.yaml"
     if isinstance(text, bytes):
         path.write_bytes(text)
     else:
         path.write_text(text, encoding="utf-8")
-    started = time.perf_counter()
+    started = time.process_time()
     with pytest.raises(MappingError) as caught:
         load_mapping(path)
-    elapsed = time.perf_counter() - started
+    elapsed = time.process_time() - started
     said = str(caught.value)
     assert elapsed < 1.0, f"took {elapsed:.2f} s"
     assert "\n" not in said
@@ -95,10 +96,10 @@ def test_a_file_of_many_bad_values_lists_ten_and_counts_the_rest(tmp_path: Path)
 
 def test_a_special_file_is_read_no_further_than_the_limit(tmp_path: Path) -> None:
     """/dev/zero is refused as too large rather than read for ever."""
-    started = time.perf_counter()
+    started = time.process_time()
     with pytest.raises(MappingError, match="file is larger than"):
         load_mapping("/dev/zero")
-    assert time.perf_counter() - started < 1.0
+    assert time.process_time() - started < 1.0
 
 
 def test_the_limit_is_a_parameter(tmp_path: Path) -> None:
