@@ -43,10 +43,10 @@ def preview(ctx) -> list[str]:
     from connector.store.models import NoticeRow
     from sync.reports import ReportContext
 
-    from . import NoticeKind, NoticeStatus
+    from . import NoticeStatus
     from .due import daily, decided_entitlements
     from .messages import Skip, Wait, compose
-    from .outbox import Notice
+    from .outbox import notice_of
 
     now = ctx.clock.now()
     settings = ctx.settings.notify
@@ -67,33 +67,7 @@ def preview(ctx) -> list[str]:
         due = session.scalars(
             select(NoticeRow).where(NoticeRow.status == NoticeStatus.PENDING.value, NoticeRow.next_attempt_at <= now)
         ).all()
-        candidates = [
-            Notice(
-                0,
-                NoticeKind(r["kind"]),
-                r["about"],
-                r["occasion"],
-                r["entitlement"],
-                r["person_id"],
-                r["payload"],
-                0,
-                now,
-            )
-            for r in planned
-        ] + [
-            Notice(
-                r.id,
-                NoticeKind(r.kind),
-                r.about,
-                r.occasion,
-                r.entitlement,
-                r.person_id,
-                dict(r.payload),
-                r.attempts,
-                now,
-            )
-            for r in due
-        ]
+        candidates = [notice_of(r) for r in planned] + [notice_of(r) for r in due]
         for notice in candidates:
             message = compose(
                 session, ctx.mapping, settings, ctx.settings.sync.person_key, ctx.target_name, notice, now

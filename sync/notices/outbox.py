@@ -107,20 +107,27 @@ def claim(store: Store, worker: str, now: datetime, limit: int, lease: timedelta
         session.execute(
             update(n).where(n.id.in_([r.id for r in rows])).values(claimed_by=worker, claimed_until=now + lease)
         )
-        return [
-            Notice(
-                r.id,
-                NoticeKind(r.kind),
-                r.about,
-                r.occasion,
-                r.entitlement,
-                r.person_id,
-                dict(r.payload),
-                r.attempts,
-                r.created_at if r.created_at.tzinfo else r.created_at.replace(tzinfo=UTC),
-            )
-            for r in rows
-        ]
+        return [notice_of(r) for r in rows]
+
+
+def notice_of(row: NoticeRow | dict) -> Notice:
+    """An outbox row (or a row about to be one, as :func:`new` makes it) as a :class:`Notice`."""
+    r = row if isinstance(row, dict) else {c: getattr(row, c) for c in _FIELDS}
+    created = r["created_at"]
+    return Notice(
+        r.get("id") or 0,
+        NoticeKind(r["kind"]),
+        r["about"],
+        r["occasion"],
+        r["entitlement"],
+        r["person_id"],
+        dict(r["payload"]),
+        r["attempts"],
+        created if created.tzinfo else created.replace(tzinfo=UTC),
+    )
+
+
+_FIELDS = ("id", "kind", "about", "occasion", "entitlement", "person_id", "payload", "attempts", "created_at")
 
 
 def mark_sent(
