@@ -13,6 +13,7 @@ from typing import Annotated
 from pydantic import BaseModel, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from sync.audit_settings import AuditSettings
 from sync.settings import SyncSettings
 from sync.targets.graph_settings import GraphSettings
 from sync.targets.ldap_settings import LdapSettings
@@ -98,6 +99,9 @@ class Settings(BaseSettings):
 
     sync: SyncSettings = Field(default_factory=SyncSettings)
     admin: AdminSettings = Field(default_factory=AdminSettings)
+    audit: AuditSettings = Field(default_factory=AuditSettings)
+    """Signed checkpoints of the audit chain (``WALKIN_AUDIT__SIGNING_KEY_PATH``,
+    ``WALKIN_AUDIT__CHECKPOINT_DIR``)."""
 
     ldap: LdapSettings | None = None
     """The LDAP / Active Directory target (``WALKIN_LDAP__URLS='["ldaps://dc1"]'``,
