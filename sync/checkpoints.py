@@ -91,8 +91,8 @@ def keygen(path: Path) -> Ed25519PublicKey:
     """A new private key in ``path`` (mode 0600, never over an existing file) and its
     public half in ``path`` + ``.pub``. :raises FileExistsError: either file exists."""
     public_path = Path(f"{path}.pub")
-    if public_path.exists():  # before the private file is made, so none is left half-done
-        raise FileExistsError(errno.EEXIST, "exists", str(public_path))
+    for existing in (p for p in (path, public_path) if p.exists()):  # before either is made: none left half-done
+        raise FileExistsError(errno.EEXIST, "exists", str(existing))
     key = Ed25519PrivateKey.generate()
     private = key.private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
