@@ -71,6 +71,17 @@ def _insert_at(conn, seq: int) -> None:
                       ":action, '[]', :result, :person_id, :user_name, :member)"), forged)
 
 
+def _rehashed(conn, seq: int) -> None:
+    """Change the entry at ``seq`` and recompute its own hash (not the next one's link)."""
+    from connector.store.chain import entry_hash
+    from sync.audit_export import from_store
+
+    [entry] = [e for e in from_store(conn) if e["seq"] == seq]
+    entry["action"] = "revoke"
+    conn.execute(text("UPDATE audit_log SET action = 'revoke', hash = :h WHERE seq = :s"),
+                 {"h": entry_hash(entry), "s": seq})
+
+
 TAMPERING = [
     (lambda c: c.execute(text("UPDATE audit_log SET action = 'revoke' WHERE seq = 3")),
      "audit chain broken: changed at seq 3 (id 3): its content does not match its hash"),
@@ -80,6 +91,9 @@ TAMPERING = [
      "audit chain broken: changed at seq 2 (id 2): its content does not match its hash"),
     (lambda c: c.execute(text("UPDATE audit_log SET actor = 'someone else' WHERE seq = 6")),
      "audit chain broken: changed at seq 6 (id 6): its content does not match its hash"),
+    (lambda c: _rehashed(c, 3),
+     "audit chain broken: changed at seq 3 (id 3): its hash is not the one seq 4 links to: it was changed and its "
+     "hash recomputed, or replaced"),
     (lambda c: c.execute(text("DELETE FROM audit_log WHERE seq = 3")),
      "audit chain broken: removed at seq 3: seq 3 missing before seq 4"),
     (lambda c: c.execute(text("DELETE FROM audit_log WHERE seq IN (2, 3)")),
@@ -96,7 +110,7 @@ TAMPERING = [
 
 
 @pytest.mark.parametrize(("tamper", "expected"), TAMPERING, ids=[
-    "changed-action", "changed-time", "changed-actor", "removed-middle", "removed-two", "removed-first", "swapped",
+    "changed-action", "changed-time", "changed-actor", "changed-and-rehashed", "removed-middle", "removed-two", "removed-first", "swapped",
     "inserted", "newest-removed-head-left"])
 def test_tampering_is_named_by_verify(trail, settings, monkeypatch, tamper, expected):
     """Each change the owner makes past the triggers: exit 1, one line naming the entry."""
