@@ -159,6 +159,9 @@ def against_checkpoints(
                 f"checkpoint {checkpoint.name} is not signed by key {key_id(key)} (it names key "
                 f"{checkpoint.key or 'none'}): forged, or altered",
             )
+        if checkpoint.seq == 0:  # signed while the chain was empty, which every chain began as
+            checked += 1
+            continue
         if seen.last is None or checkpoint.seq > seen.last:
             if not whole:
                 after += 1
@@ -171,8 +174,8 @@ def against_checkpoints(
                 f"checkpoint {checkpoint.name} of {checkpoint.at} saw the chain up to seq {checkpoint.seq}; it ends at "
                 f"seq {end} now: its newest entries were removed",
             )
-        if checkpoint.seq == 0 or (seen.first is not None and checkpoint.seq < seen.first):
-            before += checkpoint.seq > 0
+        if seen.first is not None and checkpoint.seq < seen.first:
+            before += 1
             continue
         if seen.at_seq.get(checkpoint.seq) != checkpoint.hash:
             return Coverage(checked, before, after), Finding(

@@ -102,12 +102,13 @@ def append(conn: Connection, entries: list[dict[str, Any]]) -> None:
         return
     seq, prev = head(conn, lock=True)
     sha256, dumps, sort = hashlib.sha256, orjson.dumps, orjson.OPT_SORT_KEYS
-    last_at, stamp = None, ""
+    given: datetime | None = None
+    stamp, at_utc = "", None
     for entry in entries:
-        at = entry["at"]
-        if at is not last_at:  # a run's entries share one instant: formatted once
-            last_at, stamp = at, instant(at)
-            at_utc = at.astimezone(UTC) if at.tzinfo is not None else at.replace(tzinfo=UTC)
+        if entry["at"] is not given:  # a run's entries share one instant: converted and formatted once
+            given = entry["at"]
+            at_utc = given.astimezone(UTC) if given.tzinfo is not None else given.replace(tzinfo=UTC)
+            stamp = instant(at_utc)
         entry["at"] = at_utc  # stored as hashed: SQLite keeps the wall time it is given
         seq += 1
         entry["seq"], entry["prev_hash"] = seq, prev

@@ -221,7 +221,7 @@ def test_migration_0007_chains_the_entries_already_there(blank_url):
 # ------------------------------------------------------------------ checkpoints
 
 
-def test_the_worker_writes_checkpoints_after_runs_and_hourly(client, store, settings, clock, tmp_path):
+def test_the_worker_writes_checkpoints_after_runs_and_hourly(client, store, settings, clock, tmp_path, monkeypatch):
     """At start; after a round whose runs added entries; not after one that added
     none; again once checkpoint_seconds have gone by. Each a new read-only file."""
     from sync.context import build_context
@@ -256,6 +256,9 @@ def test_the_worker_writes_checkpoints_after_runs_and_hourly(client, store, sett
     with store.connection_read() as conn:
         assert (newest["seq"], newest["hash"]) == head(conn)
     assert newest["count"] == newest["seq"] and newest["at"].endswith("Z")
+    result = C.walkin(monkeypatch, settings.database_url, "audit", "verify", "--checkpoints", str(folder),
+                      "--public-key", str(key))
+    assert result.exit_code == 0 and C.one_line(result).endswith("; 3 checkpoints verified"), result.output
 
 
 def test_a_checkpoint_never_overwrites_one(store, tmp_path):
