@@ -64,11 +64,7 @@ def plain_table(store: Store) -> Table:
     metadata = MetaData()
     audit = table_of(AuditRow)
     columns = [c._copy() for c in audit.columns if c.name not in ("seq", "prev_hash", "hash")]
-    table = Table("audit_plain", metadata, *columns)
-    from sqlalchemy import Index
-
-    for name in ("at", "run_id", "person_id"):
-        Index(f"ix_audit_plain_{name}", table.c[name])
+    table = Table("audit_plain", metadata, *columns)  # the copied columns bring their indexes (at, run_id, person_id)
     metadata.create_all(store.engine)
     return table
 
