@@ -18,6 +18,7 @@ class _Commands(click.Group):
         from connector.setting_problems import mapping_line, settings_line, source_line
         from connector.store.engine import SchemaBehind
         from mappings.model import MappingError
+        from sync.checkpoints import AuditProblem
         from sync.levers import LeverError
         from sync.reports import UnknownEntitlement
 
@@ -32,6 +33,8 @@ class _Commands(click.Group):
         except SchemaBehind as exc:
             raise click.ClickException(str(exc)) from None
         except (LeverError, UnknownEntitlement) as exc:  # a lever refused, a report asked of nothing: nothing changed
+            raise click.ClickException(str(exc)) from None
+        except AuditProblem as exc:  # a key, checkpoint or export file the audit commands cannot use
             raise click.ClickException(str(exc)) from None
 
 

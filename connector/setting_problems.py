@@ -45,7 +45,8 @@ def settings_line(error: ValidationError) -> str:
         location = tuple(problem.get("loc", ()))
         message = problem.get("msg", "invalid").removeprefix("Value error, ")
         given = problem.get("input")
-        got = "" if problem.get("type") == "missing" or isinstance(given, dict) else f" (got {shown(given, location)})"
+        told = problem.get("type") == "missing" or isinstance(given, dict) or str(given) in message  # (a path named)
+        got = "" if told else f" (got {shown(given, location)})"
         parts.append(f"{variable(location)}: {message}{got}")
     return "invalid settings: " + _joined(parts)
 

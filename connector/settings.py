@@ -14,6 +14,7 @@ from pydantic import BaseModel, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from connector.console.settings import ConsoleSettings
+from sync.audit_settings import AuditSettings
 from sync.notices.settings import NotifySettings
 from sync.settings import SyncSettings
 from sync.targets.graph_settings import GraphSettings
@@ -102,6 +103,9 @@ class Settings(BaseSettings):
     admin: AdminSettings = Field(default_factory=AdminSettings)
     notify: NotifySettings = Field(default_factory=NotifySettings)
     console: ConsoleSettings = Field(default_factory=ConsoleSettings)
+    audit: AuditSettings = Field(default_factory=AuditSettings)
+    """Signed checkpoints of the audit chain (``WALKIN_AUDIT__SIGNING_KEY_PATH``,
+    ``WALKIN_AUDIT__CHECKPOINT_DIR``)."""
 
     ldap: LdapSettings | None = None
     """The LDAP / Active Directory target (``WALKIN_LDAP__URLS='["ldaps://dc1"]'``,

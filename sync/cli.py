@@ -1,4 +1,4 @@
-"""``walkin sync``, ``walkin worker`` and ``walkin audit``."""
+"""``walkin sync``, ``walkin worker`` and ``walkin explain`` (``walkin audit``: sync/audit_cli.py)."""
 
 from __future__ import annotations
 
@@ -72,6 +72,10 @@ def sync(dry_run: bool, entitlements: tuple[str, ...], user: str | None, release
             with ctx.store.session_read() as session:
                 person_ids = [_one_person(session, user)]
         worst = _sync_all(ctx, names, person_ids, dry_run, release)
+        if not dry_run and ctx.settings.audit.checkpoints:
+            from .checkpoints import Checkpointer
+
+            Checkpointer(ctx.settings.audit, ctx.store).write_now(ctx.clock.now())
     sys.exit(worst)
 
 
@@ -158,29 +162,6 @@ def worker(once: bool) -> None:
 
 
 @click.command()
-@click.option("--user", help="userName, externalId or id (a deleted user's id or userName too).")
-@click.option("--since", type=DAY, help="Entries from this date (UTC).")
-@click.option("--entitlement")
-@click.option("--run", "run_id", type=int)
-@click.option("--format", "fmt", type=click.Choice(["table", "json", "csv"]), default="table", show_default=True)
-def audit(user: str | None, since, entitlement: str | None, run_id: int | None, fmt: str) -> None:
-    """Show the audit trail: every grant, revoke, hold, drift and failure, and why."""
-    from .audit import AmbiguousUser, read, render
-
-    store = _read_only_store(Settings().database_url)
-    try:
-        with store.session_read() as session:
-            rows = read(
-                session, user=user, since=since.date() if since else None, entitlement=entitlement, run_id=run_id
-            )
-    except AmbiguousUser as exc:
-        raise click.UsageError(str(exc)) from None
-    finally:
-        store.dispose()
-    click.echo(render(rows, fmt), nl=False)
-
-
-@click.command()
 @click.argument("user")
 @click.option("--at", "at", type=DAY, help="Evaluation date (default: today).")
 @click.option("--entitlement", default="walkin", show_default=True)
@@ -217,6 +198,7 @@ def explain(user: str, at, entitlement: str, as_json: bool) -> None:
 
 
 def commands() -> list[click.Command]:
+    from .audit_cli import audit
     from .check import check_target
     from .levers_cli import commands as lever_commands
     from .notices.cli import notify

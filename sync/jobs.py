@@ -21,7 +21,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import and_, or_, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
@@ -128,10 +128,14 @@ def ingest(store: Store, now: datetime, batch: int = INGEST_BATCH) -> int:
                     for p, seq in persons.items()
                 ]
             )
-            # One pending job per person: new events fold into it.
+            # One pending job per person: new events fold into it. The index's predicate
+            # as SQL text, not a bound parameter: PostgreSQL infers a partial index only
+            # from a literal, and psycopg prepares a statement run five times on one
+            # connection server-side, where the parameter stays a parameter ("no unique
+            # or exclusion constraint matching the ON CONFLICT specification").
             stmt = stmt.on_conflict_do_update(
                 index_elements=[SyncJobRow.person_id],
-                index_where=SyncJobRow.status == JobStatus.PENDING,
+                index_where=text("status = 'pending'"),
                 set_={"last_seq": stmt.excluded.last_seq},
             )
             session.execute(stmt)

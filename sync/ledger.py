@@ -14,6 +14,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
+from connector.store import chain
 from connector.store.models import (
     AccessLossRow,
     AuditRow,
@@ -136,9 +137,9 @@ def write_audit(
     if not entries:
         return
     # Core, not the ORM's bulk insert: one executemany instead of rows grouped and
-    # copied by the unit of work.
-    session.connection().execute(
-        insert(table_of(AuditRow)),
+    # copied by the unit of work; chained in the order given.
+    chain.append(
+        session.connection(),
         [
             {
                 "at": now,
@@ -154,6 +155,7 @@ def write_audit(
                 "evidence": e.evidence,
                 "result": e.result.value,
                 "detail": e.detail,
+                "actor": None,
             }
             for e in entries
         ],

@@ -7,11 +7,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import Connection, insert, select
+from sqlalchemy import Connection, select
 from sqlalchemy.orm import Session
 
+from connector.store import chain
 from connector.store.journal import Event, append
-from connector.store.models import AuditRow, UserRow, table_of
+from connector.store.models import UserRow
 
 #: The ``target`` of an audit entry about a lever: it changed the store, not a directory.
 ADMIN_TARGET = "admin"
@@ -66,19 +67,26 @@ def record(
     """Audit a lever's act with its actor and, when it changes what a person is
     decided on, journal it (the worker re-decides them within seconds) — in the
     caller's transaction, beside the change itself."""
-    conn.execute(
-        insert(table_of(AuditRow)).values(
-            at=now,
-            person_id=person_id,
-            user_name=user_name,
-            entitlement=entitlement,
-            target=target,
-            action=action,
-            reasons=[],
-            result="ok",
-            detail=detail,
-            actor=str(acting),
-        )
+    chain.append(
+        conn,
+        [
+            {
+                "at": now,
+                "run_id": None,
+                "journal_seq": None,
+                "person_id": person_id,
+                "user_name": user_name,
+                "entitlement": entitlement,
+                "target": target,
+                "member": None,
+                "action": action,
+                "reasons": [],
+                "evidence": None,
+                "result": "ok",
+                "detail": detail,
+                "actor": str(acting),
+            }
+        ],
     )
     if event is not None:
         append(conn, now, [(event, person_id, None, {**(journal or {}), "actor": str(acting)})], source="admin")

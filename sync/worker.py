@@ -13,6 +13,7 @@ from datetime import UTC, datetime, timedelta
 from mappings.calendar import local_date
 
 from . import jobs
+from .checkpoints import Checkpointer
 from .ledger import RunKind, RunStatus
 from .reconcile import SyncContext, reconcile
 from .requests import requested_releases
@@ -56,6 +57,8 @@ class Worker:
         self.name = name or f"{socket.gethostname()}:{os.getpid()}:{threading.get_ident()}"
         self.stopping = threading.Event()
         self.entitlements = entitlements_with_groups(ctx)
+        audit = ctx.settings.audit
+        self.checkpointer = Checkpointer(audit, ctx.store) if audit.checkpoints else None
 
     def stop(self, *_: object) -> None:
         self.stopping.set()
@@ -76,6 +79,7 @@ class Worker:
         if claimed:
             self.run_jobs(claimed)
         sent = self.notify(full=bool(claimed) and claimed[0].full)
+        self.checkpoint(ran=bool(claimed) or released > 0 or sent > 0)
         return released + len(claimed) + sent
 
     def notify(self, full: bool) -> int:
@@ -88,6 +92,12 @@ class Worker:
         if full:
             plan_today(self.ctx, self.entitlements)
         return deliver(self.ctx, self.name).sent
+
+    def checkpoint(self, *, ran: bool) -> None:
+        """Sign the audit chain's head after runs that added entries, and at least
+        every ``audit.checkpoint_seconds`` (sync/checkpoints.py)."""
+        if self.checkpointer is not None:
+            self.checkpointer.after(self.ctx.clock.now(), ran=ran)
 
     def release_requested(self) -> int:
         """Apply the held removals an administrator released from the admin API

@@ -68,9 +68,21 @@ def _postgres_store(request):
 
 
 def _truncate(store: Store) -> None:
+    """Empty every table of the shared PostgreSQL test database, and start the audit
+    chain again as the migration leaves it.
+
+    ``audit_log`` refuses TRUNCATE (a BEFORE TRUNCATE trigger, migration 0007), as
+    it refuses UPDATE and DELETE. The test database's owner (a superuser here) lets
+    this one transaction skip ordinary triggers (``session_replication_role =
+    replica``, reset when it ends) rather than disabling the trigger for good, so
+    every test still runs against the triggers as migrated."""
+    from connector.store.chain import GENESIS
+
     tables = ", ".join(t.name for t in reversed(Base.metadata.sorted_tables))
     with store.engine.begin() as conn:
+        conn.execute(text("SET LOCAL session_replication_role = replica"))
         conn.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+        conn.execute(text("INSERT INTO audit_chain_head (id, seq, hash) VALUES (1, 0, :genesis)"), {"genesis": GENESIS})
 
 
 @pytest.fixture(scope="session")

@@ -187,7 +187,9 @@ class SyncRunRow(Base):
 
 
 class AuditRow(Base):
-    """Append-only audit trail (UPDATE and DELETE are refused by triggers)."""
+    """Append-only audit trail: UPDATE, DELETE, a REPLACE over an entry (SQLite) and
+    TRUNCATE (PostgreSQL) are refused by triggers; each entry is chained to the one
+    before it (``seq``, ``prev_hash``, ``hash``: connector/store/chain.py)."""
 
     __tablename__ = "audit_log"
 
@@ -207,6 +209,24 @@ class AuditRow(Base):
     detail: Mapped[str | None] = mapped_column(Text)
     actor: Mapped[str | None] = mapped_column(String(256))
     """Who asked for it, for an administrator's or approver's act (``name (token 3)``); None for the sync's own."""
+    seq: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    """The entry's place in the chain: 1, 2, 3… in the one order entries were appended."""
+    prev_hash: Mapped[str] = mapped_column(String(64), nullable=False)
+    hash: Mapped[str] = mapped_column(String(64), nullable=False)
+    """Hex SHA-256 of the entry's canonical content, ``prev_hash`` included."""
+
+    __table_args__ = (Index("ux_audit_log_seq", "seq", unique=True),)
+
+
+class ChainHeadRow(Base):
+    """The audit chain's newest entry (one row): locked by every append, so appends
+    of several processes take turns (connector/store/chain.py)."""
+
+    __tablename__ = "audit_chain_head"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    seq: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    hash: Mapped[str] = mapped_column(String(64), nullable=False)
 
 
 class AccessLossRow(Base):

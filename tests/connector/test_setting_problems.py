@@ -30,6 +30,12 @@ CASES = [
     ({**LDAP, "WALKIN_LDAP__URLS": '["ldap://dc1"]', "WALKIN_LDAP__BIND_PASSWORD": "hunter2"},
      "WALKIN_LDAP: bind_password is set but bind_dn is not"),
     ({"WALKIN_MAPPING_PATH": "/nonexistent/walkin.yaml"}, "mapping /nonexistent/walkin.yaml: cannot read"),
+    ({"WALKIN_AUDIT__SIGNING_KEY_PATH": "/nonexistent/audit.pem", "WALKIN_AUDIT__CHECKPOINT_DIR": "/"},
+     "invalid settings: WALKIN_AUDIT__SIGNING_KEY_PATH: cannot read /nonexistent/audit.pem: No such file or directory"),
+    ({"WALKIN_AUDIT__SIGNING_KEY_PATH": "/etc/hostname", "WALKIN_AUDIT__CHECKPOINT_DIR": "/"},
+     "WALKIN_AUDIT__SIGNING_KEY_PATH: /etc/hostname is not an Ed25519 private key"),
+    ({"WALKIN_AUDIT__CHECKPOINT_DIR": "/nonexistent/checkpoints"},
+     "WALKIN_AUDIT__CHECKPOINT_DIR: /nonexistent/checkpoints is not a folder"),
 ]
 
 

@@ -14,7 +14,9 @@ import pytest
 from sqlalchemy import func, select
 
 from connector.store.models import AuditRow, JournalRow, SyncCursorRow, SyncJobRow, SyncRunRow
+from sync.audit_export import from_store
 from sync.targets.ldap_filters import normalise_dn
+from sync.verification import walk
 from tests.conftest import AUTH, POSTGRES_URL
 from tests.faketime import pinned_env
 from tests.sync import people as P
@@ -124,6 +126,9 @@ def test_two_workers_process_1000_events_once_each(client, store, slapd, sync_se
     assert sorted(p for p, _ in grants) == sorted(ids) and {n for _, n in grants} == {1}  # none applied twice
     members = {normalise_dn(v) for v in slapd.member_values()} - {normalise_dn(slapd.placeholder_dn)}
     assert members == {normalise_dn(f"uid={u},{slapd.people_dn}") for u in uids}
+    with store.connection_read() as conn:  # both workers' audit entries in one intact chain
+        _, broken = walk(from_store(conn), from_genesis=True)
+    assert broken is None, str(broken)
 
 
 def test_a_killed_workers_job_is_taken_over(client, store, slapd, sync_settings, clock, faketime_preload):

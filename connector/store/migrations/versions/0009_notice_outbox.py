@@ -2,14 +2,14 @@
 entitlement), drained by the workers
 
 Revision ID: 0009
-Revises: 0006
+Revises: 0007
 """
 
 import sqlalchemy as sa
 from alembic import op
 
 revision = "0009"
-down_revision = "0006"
+down_revision = "0007"
 branch_labels = None
 depends_on = None
 
