@@ -26,13 +26,17 @@ def metrics_directory() -> Iterator[Path]:
     ``PROMETHEUS_MULTIPROC_DIR`` while it lives. A new one each start: files left by
     a previous server would be summed into this one's counters."""
     path = Path(tempfile.mkdtemp(prefix="walkin-metrics-"))
+    owner = os.getpid()
     before = os.environ.get(VARIABLE)
     os.environ[VARIABLE] = str(path)
     _reselect_value_class()
     try:
         yield path
     finally:
-        shutil.rmtree(path, ignore_errors=True)
+        # gunicorn forks its workers inside this block, and a worker's exit unwinds
+        # the same stack: only the server that made the directory removes it.
+        if os.getpid() == owner:
+            shutil.rmtree(path, ignore_errors=True)
         if before is None:
             os.environ.pop(VARIABLE, None)
         else:

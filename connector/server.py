@@ -293,6 +293,8 @@ def run(
     from mappings.model import DEFAULT_MAPPING_PATH, load_mapping
 
     formatter = logs.configure(settings)  # the app's records, in every worker (forked after this)
+    if metrics_dir is not None:
+        logging.getLogger("walkin.server").info("the workers' metrics are kept in %s", metrics_dir)
 
     # The admin API decides with the mapping: a bad one stops start-up here, in one
     # line (connector/cli.py), not in every worker as it boots.
