@@ -167,6 +167,7 @@ def worker(once: bool) -> None:
         finally:
             if server is not None:
                 server.shutdown()
+                server.server_close()
 
 
 @click.command()
