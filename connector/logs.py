@@ -127,14 +127,19 @@ def formatter(fmt: LogFormat, redact: Redactor) -> logging.Formatter:
     return JsonFormatter(redact) if fmt is LogFormat.JSON else TextFormatter(redact)
 
 
+class _Handler(logging.StreamHandler):
+    """The handler :func:`configure` installs (and replaces when called again)."""
+
+
 def configure(settings: Settings) -> logging.Formatter:
     """Send the process's log records to stderr in the configured format (replacing
-    any handler the root logger had). :returns: the formatter, for gunicorn's logs."""
+    the handler an earlier call installed; others, a test runner's, stay).
+    :returns: the formatter, for gunicorn's logs."""
     chosen = formatter(settings.log_format, Redactor(secrets_of(settings)))
-    handler = logging.StreamHandler(sys.stderr)
+    handler = _Handler(sys.stderr)
     handler.setFormatter(chosen)
     root = logging.getLogger()
-    for old in list(root.handlers):
+    for old in [h for h in root.handlers if isinstance(h, _Handler)]:
         root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(settings.log_level)

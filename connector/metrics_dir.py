@@ -29,7 +29,7 @@ def metrics_directory() -> Iterator[Path]:
     owner = os.getpid()
     before = os.environ.get(VARIABLE)
     os.environ[VARIABLE] = str(path)
-    _reselect_value_class()
+    chosen = _select_value_class()
     try:
         yield path
     finally:
@@ -37,18 +37,25 @@ def metrics_directory() -> Iterator[Path]:
         # the same stack: only the server that made the directory removes it.
         if os.getpid() == owner:
             shutil.rmtree(path, ignore_errors=True)
-        if before is None:
-            os.environ.pop(VARIABLE, None)
-        else:
-            os.environ[VARIABLE] = before
+            if before is None:
+                os.environ.pop(VARIABLE, None)
+            else:
+                os.environ[VARIABLE] = before
+            _select_value_class(chosen)
 
 
-def _reselect_value_class() -> None:
-    # Should prometheus-client have been imported already (a plugin, a future import
-    # path), let it choose again: labelled metrics create their values when first
-    # labelled, which in a server happens only in the workers, after this.
+def _select_value_class(value_class: object = None) -> object:
+    """Should prometheus-client have been imported already (a plugin, a test calling
+    ``walkin serve`` in process), let it choose again from the variable — labelled
+    metrics create their values when first labelled, which in a server happens only
+    in the workers, after this — or put back ``value_class``.
+
+    :returns: the class it had (None when it is not imported)."""
     import sys
 
     values = sys.modules.get("prometheus_client.values")
-    if values is not None:
-        values.ValueClass = values.get_value_class()  # type: ignore[attr-defined]
+    if values is None:
+        return None
+    had = values.ValueClass
+    values.ValueClass = value_class if value_class is not None else values.get_value_class()  # type: ignore[attr-defined]
+    return had

@@ -292,13 +292,12 @@ def run(
     from connector.store.database import Store
     from mappings.model import DEFAULT_MAPPING_PATH, load_mapping
 
-    formatter = logs.configure(settings)  # the app's records, in every worker (forked after this)
-    if metrics_dir is not None:
-        logging.getLogger("walkin.server").info("the workers' metrics are kept in %s", metrics_dir)
-
     # The admin API decides with the mapping: a bad one stops start-up here, in one
     # line (connector/cli.py), not in every worker as it boots.
     load_mapping(settings.mapping_path or DEFAULT_MAPPING_PATH)
+    formatter = logs.configure(settings)  # the app's records, in every worker (forked after this)
+    if metrics_dir is not None:
+        logging.getLogger("walkin.server").info("the workers' metrics are kept in %s", metrics_dir)
     # Migrate once (and fold the person keys again if sync.person_key changed), before
     # the workers start.
     Store(settings.database_url, person_key=settings.sync.person_key).dispose()

@@ -183,11 +183,12 @@ _every_line = _EveryLine()
 
 
 def pytest_configure(config):
-    # INFO and up, from every logger: what a deployment logs by default.
-    root = logging.getLogger()
-    root.addHandler(_every_line)
-    if root.level > logging.INFO or root.level == logging.NOTSET:
-        root.setLevel(logging.INFO)
+    # Every record that reaches the root logger, and walkin's own from INFO up (what a
+    # deployment logs by default). Other libraries keep the level tests expect.
+    logging.getLogger().addHandler(_every_line)
+    walkin = logging.getLogger("walkin")
+    if walkin.level == logging.NOTSET or walkin.level > logging.INFO:
+        walkin.setLevel(logging.INFO)
 
 
 def _log_files(config) -> list[Path]:

@@ -37,6 +37,18 @@ def _get(port: int, path: str, headers: dict | None = None) -> tuple[int, dict, 
         connection.close()
 
 
+def _post(port: int, path: str, body: dict) -> int:
+    connection = http.client.HTTPConnection(HOST, port, timeout=15)
+    try:
+        connection.request("POST", path, body=json.dumps(body),
+                           headers={**AUTH, "Content-Type": "application/scim+json"})
+        response = connection.getresponse()
+        response.read()
+        return response.status
+    finally:
+        connection.close()
+
+
 def _lines(log: Path) -> list[dict]:
     """Every line of the log, each parsed as JSON (a line that is not JSON fails)."""
     out = []
@@ -83,6 +95,10 @@ def test_two_workers_metrics_logs_and_request_ids(tmp_path, _sqlite_template):
             assert _get(port, "/scim/v2/Users", AUTH)[0] == 200
         for _ in range(3):  # whichever worker answers the scrape, the sum is the same
             assert scrape_url(metrics).value("walkin_http_requests_total", **ROUTE) == 20
+        # The store's figures, read at scrape time: a user created is a journal event behind.
+        assert scrape_url(metrics).value("walkin_journal_lag_events") == 0
+        assert _post(port, "/scim/v2/Users", {"userName": "lag@district.org"}) == 201
+        assert scrape_url(metrics).value("walkin_journal_lag_events") >= 1
 
         status, headers, _ = _get(port, "/scim/v2/Users", {**AUTH, "X-Request-ID": "obs-trace-1"})
         assert status == 200 and headers["X-Request-ID"] == "obs-trace-1"

@@ -20,6 +20,14 @@ from tests.sync import people as P
 LABELS = {"entitlement": "walkin", "target": "ldap"}
 
 
+def _summary(ctx, name: str) -> dict:
+    """The summary of report ``name`` today: the gauges count the same people."""
+    from sync.reports import REPORTS, Filters, Options, ReportContext
+
+    with ctx.store.session_read() as session:
+        return REPORTS[name](session, ReportContext(ctx.mapping, "ldap", ctx.today()), Filters(), Options()).summary
+
+
 def _round(ctx) -> None:
     """What ``walkin worker --once`` does: everything waiting, then stop."""
     worker = Worker(ctx, name="metrics-test")
@@ -59,10 +67,12 @@ def test_store_figures_move_with_their_events(client, store, slapd, sync_setting
         assert after.value("walkin_grants_overdue", **LABELS) == 0
         assert after.value("walkin_people_waiting", **LABELS, actor="approver") == 1  # cat
         assert after.value("walkin_removals_held", **LABELS) == 0
+        assert _summary(ctx, "pending")["pending"] == 1 and _summary(ctx, "waiting")["approver"] == 1
 
         # Sunday 29 November → the deadline is the end of Tuesday 1 December.
         clock.advance(timedelta(days=3))
         assert scrape_client(client).value("walkin_grants_overdue", **LABELS) == 1
+        assert _summary(ctx, "pending")["overdue"] == 1
 
         with store.session_read() as s:
             through = s.scalar(select(DecisionRow.valid_through).where(DecisionRow.person_id == ann))
@@ -70,6 +80,7 @@ def test_store_figures_move_with_their_events(client, store, slapd, sync_setting
         clock.set(noon.replace(year=int(through[:4]), month=int(through[5:7]), day=int(through[8:10]))
                   - timedelta(days=10))
         assert scrape_client(client).value("walkin_certifications_expiring", **LABELS) == 2  # ann and bob
+        assert _summary(ctx, "expiring")["expiring"] == 2
         clock.set(noon)
 
         sync_settings.sync.max_removals, sync_settings.sync.guard_floor = 0, 0
