@@ -17,7 +17,7 @@ from datetime import UTC, date, datetime, timedelta
 
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
-from sqlalchemy import and_, func, select
+from sqlalchemy import and_, case, func, literal, select
 from sqlalchemy.orm import Session
 
 from connector.clock import Clock
@@ -129,18 +129,18 @@ def entitlement(session: Session, mapping: Mapping, target: str, name: str, toda
         out.members = int(counts["actual"]) + int(counts.get("added", 0)) - int(counts.get("removed", 0))
 
     d, h = DecisionRow, HoldingRow
-    pending = (
-        select(func.count())
+    cutoff = overdue_cutoff(today, mapping.policy.holiday_set)
+    since = func.coalesce(d.entitled_since, d.decided_on)
+    late = case((since <= cutoff.isoformat(), 1), else_=0) if cutoff is not None else literal(0)
+    # Pending and overdue in one pass: the anti-join over the entitled is the cost.
+    pending, overdue = session.execute(
+        select(func.count(), func.coalesce(func.sum(late), 0))
         .select_from(d)
         .join(UserRow, UserRow.id == d.person_id)
         .outerjoin(h, and_(h.target == target, h.entitlement == d.entitlement, h.person_id == d.person_id))
         .where(d.entitlement == name, d.entitled.is_(True), h.person_id.is_(None))
-    )
-    out.pending = session.scalar(pending) or 0
-    cutoff = overdue_cutoff(today, mapping.policy.holiday_set)
-    if cutoff is not None and out.pending:
-        since = func.coalesce(d.entitled_since, d.decided_on)
-        out.overdue = session.scalar(pending.where(since <= cutoff.isoformat())) or 0
+    ).one()
+    out.pending, out.overdue = int(pending or 0), int(overdue or 0)
     waiting = session.execute(
         select(d.waiting_on, func.count())
         .join(UserRow, UserRow.id == d.person_id)
