@@ -73,17 +73,21 @@ def main() -> None:
 )
 def serve(host: str, port: int, workers: int, threads: int, kind: str, body_seconds: float) -> None:
     """Run the SCIM service under gunicorn (a production WSGI server)."""
-    from connector.server import WorkerKind, run
+    from connector.metrics_dir import metrics_directory
 
-    run(
-        Settings(),
-        host=host,
-        port=port,
-        workers=workers,
-        threads=threads,
-        kind=WorkerKind(kind),
-        body_seconds=body_seconds,
-    )
+    with metrics_directory() as metrics_dir:  # before prometheus-client is imported (see there)
+        from connector.server import WorkerKind, run
+
+        run(
+            Settings(),
+            host=host,
+            port=port,
+            workers=workers,
+            threads=threads,
+            kind=WorkerKind(kind),
+            body_seconds=body_seconds,
+            metrics_dir=metrics_dir,
+        )
 
 
 @main.command()

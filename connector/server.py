@@ -3,8 +3,10 @@ Docker image run the same server settings."""
 
 from __future__ import annotations
 
+import logging
 from enum import StrEnum
 from http import HTTPStatus
+from pathlib import Path
 
 from gunicorn.app.base import BaseApplication
 from gunicorn.glogging import Logger
@@ -16,7 +18,7 @@ from gunicorn.workers.gthread import ThreadWorker
 from connector.api.http import SCIM_JSON
 from connector.jsontext import dumps_utf8
 from connector.scim.errors import error_body
-from connector.settings import ScimSettings, Settings
+from connector.settings import LogFormat, ScimSettings, Settings
 
 
 class WorkerKind(StrEnum):
@@ -45,15 +47,28 @@ def gunicorn_options(
     scim: ScimSettings,
     kind: WorkerKind = WorkerKind.GEVENT,
     body_seconds: float | None = None,
+    metrics_dir: Path | None = None,
+    log_formatter: logging.Formatter | None = None,
 ) -> dict:
-    """:param body_seconds: (gevent) seconds a client has to send a request body."""
+    """:param body_seconds: (gevent) seconds a client has to send a request body.
+    :param metrics_dir: the workers' metric files (prometheus-client's multiprocess
+        mode): a worker that exits has its live figures dropped from them.
+    :param log_formatter: formats gunicorn's error and access logs (JSON logs);
+        None: gunicorn's own text lines."""
 
     def post_fork(_server, worker) -> None:
         if body_seconds is not None:
             worker.body_seconds = body_seconds
 
+    def child_exit(_server, worker) -> None:
+        if metrics_dir is not None:
+            from prometheus_client import multiprocess
+
+            multiprocess.mark_process_dead(worker.pid, str(metrics_dir))
+
     return {
         "post_fork": post_fork,
+        "child_exit": child_exit,
         "bind": f"{host}:{port}",
         "workers": workers,
         "threads": threads,
@@ -65,7 +80,7 @@ def gunicorn_options(
         "keepalive": 5,
         "accesslog": "-",
         "access_log_format": ACCESS_LOG_FORMAT,
-        "logger_class": AccessLogger,
+        "logger_class": AccessLogger if log_formatter is None else json_logger(log_formatter),
     }
 
 
@@ -93,9 +108,10 @@ def request_line_limit(max_filter_length: int) -> int:
     return min(3 * max_filter_length + REQUEST_LINE_ROOM, MAX_REQUEST_LINE)
 
 
-# The access log shows method, path and status only: never headers, so a bearer
-# token cannot end up in a log.
-ACCESS_LOG_FORMAT = '%(h)s "%(r)s" %(s)s %(b)s %(M)sms'
+# The access log shows method, path and status only: never request headers, so a
+# bearer token cannot end up in a log — and the request's id (our response header),
+# the duration in seconds.
+ACCESS_LOG_FORMAT = '%(h)s "%(r)s" %(s)s %(b)s %(L)ss %({x-request-id}o)s'
 
 
 class AccessLogger(Logger):
@@ -119,8 +135,54 @@ class AccessLogger(Logger):
             "r": f"{environ['REQUEST_METHOD']} {environ['RAW_URI']} {environ['SERVER_PROTOCOL']}",
             "s": status,
             "b": str(sent) if sent is not None else "-",
-            "M": request_time.seconds * 1000 + request_time.microseconds // 1000,
+            "L": f"{request_time.seconds}.{request_time.microseconds:06d}",
+            "{x-request-id}o": _request_id_of(resp),
         }
+
+
+def _request_id_of(resp) -> str:
+    for name, value in getattr(resp, "headers", ()):
+        if name.lower() == "x-request-id":
+            return value
+    return "-"
+
+
+class JsonAccessLogger(AccessLogger):
+    """gunicorn's logger writing its error and access logs as JSON lines
+    (``WALKIN_LOG_FORMAT=json``) with the formatter of connector/logs.py; an access
+    line's fields: ``remote_addr``, ``method``, ``path``, ``status``, ``bytes``,
+    ``duration_seconds`` and ``request_id``."""
+
+    formatter: logging.Formatter
+
+    def setup(self, cfg) -> None:
+        super().setup(cfg)
+        for log in (self.error_log, self.access_log):
+            for handler in log.handlers:
+                handler.setFormatter(self.formatter)
+
+    def access(self, resp, req, environ, request_time) -> None:
+        if not self.access_log_enabled:
+            return
+        status = resp.status.split(None, 1)[0] if isinstance(resp.status, str) else resp.status
+        sent = getattr(resp, "sent", None)
+        request_id = _request_id_of(resp)
+        fields = {
+            "remote_addr": environ.get("REMOTE_ADDR", "-"),
+            "method": environ["REQUEST_METHOD"],
+            "path": environ["RAW_URI"],
+            "status": int(status),
+            "bytes": sent,
+            "duration_seconds": request_time.total_seconds(),
+            "request_id": None if request_id == "-" else request_id,
+        }
+        self.access_log.info("%s %s %s", fields["method"], fields["path"], status, extra=fields)
+
+
+def json_logger(formatter: logging.Formatter) -> type[JsonAccessLogger]:
+    """A :class:`JsonAccessLogger` class writing with ``formatter`` (gunicorn builds
+    its logger from the class itself)."""
+    return type("WalkinJsonLogger", (JsonAccessLogger,), {"formatter": formatter})
 
 
 class ScimErrors(Worker):
@@ -196,9 +258,10 @@ def error_response(status: int, reason: str, detail: str) -> bytes:
 
 
 class _Server(BaseApplication):
-    def __init__(self, settings: Settings, options: dict) -> None:
+    def __init__(self, settings: Settings, options: dict, metrics_dir: Path | None) -> None:
         self.settings = settings
         self.options = options
+        self.metrics_dir = metrics_dir
         super().__init__()
 
     def load_config(self) -> None:
@@ -208,7 +271,9 @@ class _Server(BaseApplication):
     def load(self):
         from connector import create_app
 
-        return create_app(self.settings)
+        app = create_app(self.settings)
+        app.extensions["walkin.metrics_dir"] = self.metrics_dir  # /metrics sums every worker's files
+        return app
 
 
 def run(
@@ -220,14 +285,22 @@ def run(
     threads: int,
     kind: WorkerKind = WorkerKind.GEVENT,
     body_seconds: float | None = None,
+    metrics_dir: Path | None = None,
 ) -> None:
+    """:param metrics_dir: where the workers keep their metrics (connector/metrics_dir.py)."""
+    from connector import logs
     from connector.store.database import Store
     from mappings.model import DEFAULT_MAPPING_PATH, load_mapping
 
     # The admin API decides with the mapping: a bad one stops start-up here, in one
     # line (connector/cli.py), not in every worker as it boots.
     load_mapping(settings.mapping_path or DEFAULT_MAPPING_PATH)
+    formatter = logs.configure(settings)  # the app's records, in every worker (forked after this)
+    if metrics_dir is not None:
+        logging.getLogger("walkin.server").info("the workers' metrics are kept in %s", metrics_dir)
     # Migrate once (and fold the person keys again if sync.person_key changed), before
     # the workers start.
     Store(settings.database_url, person_key=settings.sync.person_key).dispose()
-    _Server(settings, gunicorn_options(host, port, workers, threads, settings.scim, kind, body_seconds)).run()
+    json_logs = formatter if settings.log_format is LogFormat.JSON else None
+    options = gunicorn_options(host, port, workers, threads, settings.scim, kind, body_seconds, metrics_dir, json_logs)
+    _Server(settings, options, metrics_dir).run()

@@ -7,6 +7,7 @@ passed down; nothing else reads ``os.environ``.
 
 from __future__ import annotations
 
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
@@ -67,6 +68,51 @@ class AdminSettings(BaseModel):
     """Largest mapping a what-if request may upload (the mapping file's own limit by default)."""
 
 
+class LogFormat(StrEnum):
+    """How log lines are written (``WALKIN_LOG_FORMAT``)."""
+
+    TEXT = "text"
+    """One human-readable line per record (the default)."""
+    JSON = "json"
+    """One JSON object per line, for a log shipper (connector/logs.py)."""
+
+
+class MetricsSettings(BaseModel):
+    """The Prometheus metrics (``WALKIN_METRICS__…``)."""
+
+    token: Annotated[list[SecretStr], NoDecode] = Field(default_factory=list)
+    """Bearer tokens a scraper presents on ``/metrics`` (the service's and the
+    worker's), comma-separated for rotation. Not a SCIM token: a scraper must not be
+    able to provision. With none configured every scrape is refused (401)."""
+
+    worker_host: str = "127.0.0.1"
+    """Address the worker's ``/metrics`` listens on."""
+
+    worker_port: int | None = Field(default=None, ge=0, le=65535)
+    """Port of the worker's ``/metrics`` (its runs, target writes, Graph throttling);
+    unset: the worker serves none. The store's figures (journal lag, pending grants…)
+    are the service's ``/metrics``, whichever worker is running."""
+
+    @field_validator("token", mode="before")
+    @classmethod
+    def _split_tokens(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+
+class HealthSettings(BaseModel):
+    """Readiness and the worker's heartbeat (``WALKIN_HEALTH__…``)."""
+
+    heartbeat_seconds: float = Field(default=15.0, gt=0, le=3600)
+    """How often a worker records that it is alive (sync/heartbeat.py)."""
+
+    worker_stale_seconds: float = Field(default=300.0, ge=0)
+    """``/readyz`` answers 503 once the newest worker heartbeat is older than this
+    (0: the worker is not checked). Longer than a full reconcile's pause between
+    rounds is not needed: a worker beats between runs and from a thread during them."""
+
+
 class Settings(BaseSettings):
     """Everything the connector can be configured with."""
 
@@ -106,6 +152,15 @@ class Settings(BaseSettings):
     audit: AuditSettings = Field(default_factory=AuditSettings)
     """Signed checkpoints of the audit chain (``WALKIN_AUDIT__SIGNING_KEY_PATH``,
     ``WALKIN_AUDIT__CHECKPOINT_DIR``)."""
+    metrics: MetricsSettings = Field(default_factory=MetricsSettings)
+    health: HealthSettings = Field(default_factory=HealthSettings)
+
+    log_format: LogFormat = LogFormat.TEXT
+    """``json``: one JSON object per line (service, gunicorn's error and access logs,
+    worker); ``text``: plain lines."""
+
+    log_level: str = Field(default="INFO", pattern=r"^(DEBUG|INFO|WARNING|ERROR|CRITICAL)$")
+    """The lowest level logged."""
 
     ldap: LdapSettings | None = None
     """The LDAP / Active Directory target (``WALKIN_LDAP__URLS='["ldaps://dc1"]'``,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -148,17 +147,31 @@ def _print_plan(name: str, plan) -> None:
 @click.option("--once", is_flag=True, help="Process what is waiting, then exit.")
 def worker(once: bool) -> None:
     """Run the sync worker: journal events within seconds, full reconciles on schedule."""
+    from connector import logs
+
+    from . import metrics
     from .worker import Worker
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    logs.configure(Settings())
     with _opened(progress=False) as ctx:
         w = Worker(ctx)
         if once:
+            beat = w.heartbeat()
+            beat.beat()
             while w.step():
                 pass
             return
+        served = ctx.settings.metrics
+        server = (
+            None if served.worker_port is None else metrics.serve(served.worker_host, served.worker_port, served.token)
+        )
         w.install_signals()
-        w.run_forever()
+        try:
+            w.run_forever()
+        finally:
+            if server is not None:
+                server.shutdown()
+                server.server_close()
 
 
 @click.command()

@@ -8,14 +8,17 @@ import os
 import signal
 import socket
 import threading
+import time
 from datetime import UTC, datetime, timedelta
 
 from mappings.calendar import local_date
 
 from . import jobs
+from . import metrics as sync_metrics
 from .checkpoints import Checkpointer
+from .heartbeat import Heartbeat
 from .ledger import RunKind, RunStatus
-from .reconcile import SyncContext, reconcile
+from .reconcile import RunResult, SyncContext, reconcile
 from .requests import requested_releases
 from .targets.base import TargetError
 
@@ -109,12 +112,74 @@ class Worker:
                 continue
             attempted += 1
             try:
-                result = reconcile(self.ctx, entitlement, kind=RunKind.RELEASE, release=run_id)
+                result = self.run(entitlement, RunKind.RELEASE, release=run_id)
             except TargetError as exc:
                 log.warning("release of run %s failed: %s", run_id, exc)
                 continue
             log.info("release of run %s: run %s %s", run_id, result.run_id, result.status.value)
         return attempted
+
+    def run(self, entitlement: str, kind: RunKind, **options) -> RunResult:
+        """One reconcile, counted in the metrics and summed up in one log line.
+
+        :raises TargetError: as :func:`~sync.reconcile.reconcile` (counted as failed)."""
+        target = self.ctx.target_name
+        started = time.perf_counter()
+        try:
+            result = reconcile(self.ctx, entitlement, kind=kind, **options)
+        except TargetError as exc:
+            seconds = time.perf_counter() - started
+            sync_metrics.RUNS.labels(entitlement, target, kind.value, RunStatus.FAILED.value).inc()
+            log.warning(
+                "run %s/%s %s failed before it started: %s",
+                entitlement,
+                target,
+                kind.value,
+                exc,
+                extra={
+                    "entitlement": entitlement,
+                    "target": target,
+                    "kind": kind.value,
+                    "status": "failed",
+                    "duration_seconds": round(seconds, 6),
+                },
+            )
+            raise
+        seconds = time.perf_counter() - started
+        sync_metrics.RUNS.labels(entitlement, target, kind.value, result.status.value).inc()
+        sync_metrics.RUN_DURATION.labels(entitlement, target, kind.value).observe(seconds)
+        counts = result.counts
+        fields = {
+            "run_id": result.run_id,
+            "entitlement": entitlement,
+            "target": target,
+            "kind": kind.value,
+            "status": result.status.value,
+            "added": counts.get("added", 0),
+            "removed": counts.get("removed", 0),
+            "held": counts.get("held", 0),
+            "failed": counts.get("failed", 0),
+            "unresolved": counts.get("unresolved", 0),
+            "duration_seconds": round(seconds, 6),
+        }
+        log.log(
+            logging.WARNING if result.exit_code else logging.INFO,
+            "run %s %s/%s %s %s: +%d -%d, %d held, %d failed, %d unresolved in %.3f s%s",
+            result.run_id,
+            entitlement,
+            target,
+            kind.value,
+            result.status.value,
+            fields["added"],
+            fields["removed"],
+            fields["held"],
+            fields["failed"],
+            fields["unresolved"],
+            seconds,
+            f" — {result.detail}" if result.detail and result.exit_code else "",
+            extra=fields,
+        )
+        return result
 
     def run_jobs(self, claimed: list[jobs.Job]) -> None:
         ctx = self.ctx
@@ -125,7 +190,7 @@ class Worker:
         failed = []
         for entitlement in self.entitlements:
             try:
-                result = reconcile(ctx, entitlement, kind=kind, person_ids=persons, journal_seqs=seqs)
+                result = self.run(entitlement, kind, person_ids=persons, journal_seqs=seqs)
             except TargetError as exc:  # configuration problems surface as failed jobs
                 failed.append(f"{entitlement}: {exc}")
                 continue
@@ -146,14 +211,23 @@ class Worker:
         zone = self.ctx.mapping.policy.zone
         return local_date(last, zone) < self.ctx.clock.today(zone)
 
+    def heartbeat(self) -> Heartbeat:
+        """The worker's heartbeat (started by :meth:`run_forever`)."""
+        return Heartbeat(self.ctx.store, self.ctx.clock, self.name, self.ctx.settings.health.heartbeat_seconds)
+
     def run_forever(self) -> None:
         log.info("worker %s started for %s", self.name, ", ".join(self.entitlements) or "no entitlement")
-        while not self.stopping.is_set():
-            try:
-                processed = self.step()
-            except Exception:
-                log.exception("worker round failed; retrying")
-                processed = 0
-            if not processed:
-                self.stopping.wait(self.ctx.settings.sync.poll_seconds)
+        beating = self.heartbeat()
+        beating.start()
+        try:
+            while not self.stopping.is_set():
+                try:
+                    processed = self.step()
+                except Exception:
+                    log.exception("worker round failed; retrying")
+                    processed = 0
+                if not processed:
+                    self.stopping.wait(self.ctx.settings.sync.poll_seconds)
+        finally:
+            beating.stop()
         log.info("worker %s stopped", self.name)

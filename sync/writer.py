@@ -31,8 +31,9 @@ import queue
 import threading
 from collections.abc import Callable
 
+from . import metrics
 from .ledger import AuditAction, AuditEntry, AuditResult
-from .planner import Change
+from .planner import Action, Change
 from .recorder import Recorder, Settled
 from .targets.base import Outcome, Target, TargetError, WriteResult, partial_result
 
@@ -155,10 +156,14 @@ class Writer:
             log.exception("writing to %s failed unexpectedly", self.group)
             result, error = None, exc
         outcomes = result.outcomes if result else {}
+        if error is not None:
+            metrics.count_error(self.target.name, error)
+        tally = dict.fromkeys(metrics.WriteResultKind, 0)
         for member, change in by_member.items():
             outcome = outcomes.get(member)
             action = AuditAction(change.action.value)
             if outcome is not None and outcome[0] is Outcome.DONE:
+                tally[metrics.WriteResultKind.DONE] += 1
                 self.entries.append(self._entry(change, action, AuditResult.OK, None))
                 settled.append(Settled(change, self.entries[-1], True))
                 if adding:
@@ -168,6 +173,7 @@ class Writer:
                 if self._current is not None:
                     (self._current.add if adding else self._current.discard)(member)
                 continue
+            tally[metrics.WriteResultKind.REFUSED if outcome is not None else metrics.WriteResultKind.UNCONFIRMED] += 1
             if outcome is not None:
                 why = outcome[1] or "refused by the directory"
             elif error is not None:
@@ -178,6 +184,8 @@ class Writer:
             # Refused: not made. No answer for it (the request broke off): unknown, kept pending.
             settled.append(Settled(change, self.entries[-1], False if outcome is not None else None))
             self.failures.append(f"{change.member}: {why}")
+        for kind, members in tally.items():
+            metrics.count_writes(self.target.name, adding, kind, members)
         self._recorder.settle_soon(settled)  # stored by the recorder's thread while the directory goes on
         self._written += len(chunk)
         if self._handed_count > WRITE_CHUNK:
@@ -186,6 +194,9 @@ class Writer:
             self.stopped = True
 
     def _not_attempted(self, chunk: list[Change], why: str = "not attempted, the directory is unavailable") -> None:
+        for adding in (True, False):
+            members = sum(1 for c in chunk if (c.action is Action.GRANT) is adding)
+            metrics.count_writes(self.target.name, adding, metrics.WriteResultKind.NOT_ATTEMPTED, members)
         settled = []
         for change in chunk:
             self.entries.append(

@@ -13,10 +13,13 @@ for this test session and dropped after it).
 
 from __future__ import annotations
 
+import logging
 import os
+import re
 import shutil
 import uuid
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 from sqlalchemy import create_engine, text
@@ -30,6 +33,8 @@ from connector.store.models import Base
 
 TOKEN = "test-token-0123456789"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
+METRICS_TOKEN = "test-metrics-token-9876543210"
+METRICS_AUTH = {"Authorization": f"Bearer {METRICS_TOKEN}"}
 POSTGRES_URL = os.environ.get("WALKIN_TEST_POSTGRES_URL")
 REQUIRE_POSTGRES = os.environ.get("WALKIN_TEST_REQUIRE_POSTGRES") == "1"
 
@@ -112,7 +117,8 @@ def database_url(request, tmp_path):
 
 @pytest.fixture
 def settings(database_url) -> Settings:
-    return Settings(database_url=database_url, scim_token=[TOKEN], max_request_bytes=256 * 1024)
+    return Settings(database_url=database_url, scim_token=[TOKEN], max_request_bytes=256 * 1024,
+                    metrics={"token": [METRICS_TOKEN]})
 
 
 @pytest.fixture
@@ -152,7 +158,72 @@ def client(app):
     return app.test_client()
 
 
-# ------------------------------------------------------------- skip guard
+# ------------------------------------------------------------- no secret in any log
+
+#: Every credential the tests configure, by value. None may appear in any log line of
+#: the run: the records of this process and the log files the subprocesses wrote.
+SECRETS = {
+    TOKEN,
+    METRICS_TOKEN,
+    "admin-secret",  # tests/sync/slapd.py ROOT_PASSWORD
+    "reader-secret",  # READER_PASSWORD
+    "S3rvice-pass",  # tests/sync/ad.py
+    "not-a-secret",  # tests/sync/graph_fake.py client secret
+    "Walkin-Adm1n-Secret",  # tests/sync/samba.py ADMIN_PASSWORD
+}
+#: Admin API tokens are made at random: found by their shape.
+ADMIN_TOKEN = re.compile(r"wka_[A-Za-z0-9_-]{20,}")
+
+
+class _EveryLine(logging.Handler):
+    """Keeps every secret-bearing line the test run logs in this process."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.INFO)
+        self.leaks: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            line = self.format(record)
+        except Exception:  # a record that cannot be formatted is pytest's to report
+            return
+        if any(secret in line for secret in SECRETS) or ADMIN_TOKEN.search(line):
+            self.leaks.append(line[:300])
+
+
+_every_line = _EveryLine()
+
+
+def pytest_configure(config):
+    # Every record that reaches the root logger, and walkin's own from INFO up (what a
+    # deployment logs by default). Other libraries keep the level tests expect.
+    logging.getLogger().addHandler(_every_line)
+    walkin = logging.getLogger("walkin")
+    if walkin.level == logging.NOTSET or walkin.level > logging.INFO:
+        walkin.setLevel(logging.INFO)
+
+
+def _log_files(config) -> list[Path]:
+    """The log files the run's subprocesses wrote (``walkin serve``, ``walkin worker``,
+    slapd, samba…) under pytest's temporary directory."""
+    factory = getattr(config, "_tmp_path_factory", None)
+    if factory is None:
+        return []
+    base = factory.getbasetemp()
+    return [p for p in base.rglob("*") if p.is_file() and (p.suffix == ".log" or p.name.endswith(".log.txt"))]
+
+
+def _secret_leaks(config) -> list[str]:
+    leaks = list(_every_line.leaks)
+    for path in _log_files(config):
+        text_ = path.read_text(errors="replace")
+        for secret in SECRETS:
+            if secret in text_:
+                leaks.append(f"{path}: contains {secret[:4]}…")
+        found = ADMIN_TOKEN.search(text_)
+        if found:
+            leaks.append(f"{path}: contains an admin API token {found.group()[:8]}…")
+    return leaks
 
 _skipped: list[str] = []
 
@@ -164,8 +235,15 @@ def pytest_runtest_logreport(report):
 
 
 def pytest_sessionfinish(session, exitstatus):
-    """With WALKIN_TEST_FAIL_ON_SKIP=1 (CI), a skipped test fails the run: the
-    PostgreSQL and slapd integration tests are required there."""
+    """No secret in any log of the run (else the run fails, naming where). With
+    WALKIN_TEST_FAIL_ON_SKIP=1 (CI), a skipped test fails the run: the PostgreSQL and
+    slapd integration tests are required there."""
+    leaks = _secret_leaks(session.config)
+    if leaks:
+        print(f"\n{len(leaks)} log line(s) or file(s) hold a test secret:")
+        for leak in leaks[:20]:
+            print(f"  {leak}")
+        session.exitstatus = 1
     if os.environ.get("WALKIN_TEST_FAIL_ON_SKIP") == "1" and _skipped:
         print(f"\n{len(_skipped)} test(s) skipped but WALKIN_TEST_FAIL_ON_SKIP=1:")
         for nodeid in _skipped[:20]:

@@ -16,6 +16,7 @@ from pydantic import BaseModel
 from werkzeug.routing import IntegerConverter
 
 from connector.api.http import json_body
+from connector.metrics import AuthFailure, Credential, auth_failed
 
 from .errors import BadRequest, Refused, Unauthenticated
 from .roles import Caller, Needs, Permission
@@ -134,11 +135,13 @@ def _caller() -> Caller:
     header = request.headers.get("Authorization", "")
     scheme, _, presented = header.partition(" ")
     if scheme.lower() != "bearer" or not presented.strip():
+        auth_failed(Credential.ADMIN, AuthFailure.MISSING)
         raise Unauthenticated("an admin API token is required (Authorization: Bearer wka_…)")
     service = current_app.extensions["walkin.admin"]
     with service.store.session_read() as session:
         found = authenticate(session, presented.strip(), service.clock.now())
         if found is None:
+            auth_failed(Credential.ADMIN, AuthFailure.INVALID)
             raise Unauthenticated("the admin API token is not valid (unknown, expired or revoked)")
         return service.scoped(session, found)
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 import hmac
 import json
 import logging
-import uuid
 from functools import lru_cache
 from typing import Any
 
@@ -14,7 +13,9 @@ from flask import Blueprint, Response, current_app, request
 from werkzeug.exceptions import HTTPException
 from werkzeug.sansio.utils import get_current_url
 
+from connector.api import request_ids
 from connector.jsontext import dumps_utf8
+from connector.metrics import AuthFailure, Credential, auth_failed
 from connector.scim.errors import (
     InvalidSyntax,
     MethodNotAllowed,
@@ -101,6 +102,7 @@ def _authenticate() -> None:
     header = request.headers.get("Authorization", "")
     scheme, _, presented = header.partition(" ")
     if scheme.lower() != "bearer" or not presented.strip():
+        auth_failed(Credential.SCIM, AuthFailure.MISSING)
         raise Unauthorized("a bearer token is required")
     given = presented.strip().encode("utf-8")
     # Compare against every configured token, each in constant time, so timing
@@ -109,6 +111,7 @@ def _authenticate() -> None:
     for token in tokens:
         ok |= hmac.compare_digest(given, token.get_secret_value().encode("utf-8"))
     if not ok:
+        auth_failed(Credential.SCIM, AuthFailure.INVALID)
         raise Unauthorized("the bearer token is not valid")
 
 
@@ -156,7 +159,8 @@ def install_app_errors(app) -> None:
 
     @app.errorhandler(Exception)
     def _unexpected(error: Exception) -> Response:
-        request_id = request.headers.get("X-Request-Id") or uuid.uuid4().hex  # made only when needed
+        request_id = request_ids.current()  # also on this log line and in the X-Request-ID header
+        # The id in the message too: a line read without its fields still names it.
         log.exception("unexpected error handling %s %s (request %s)", request.method, request.path, request_id)
         detail = f"internal error (request {request_id})"
         return _body(500, detail) or scim_response(error_body(500, detail), 500)

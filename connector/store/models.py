@@ -185,6 +185,10 @@ class SyncRunRow(Base):
     worker applies them (sync/worker.py)."""
     release_requested_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
+    # The metrics' "last successful run" and "group size" (sync/gauges.py): the newest
+    # run of an entitlement, target, kind and status, found by a backward index scan.
+    __table_args__ = (Index("ix_sync_run_outcome", "entitlement", "target", "kind", "status", "id"),)
+
 
 class AuditRow(Base):
     """Append-only audit trail: UPDATE, DELETE, a REPLACE over an entry (SQLite) and
@@ -521,3 +525,14 @@ class EmbeddedMemberRow(Base):
     group: Mapped[str] = mapped_column(String(128), primary_key=True)
     member: Mapped[str] = mapped_column(_ID, primary_key=True)
     since: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+
+
+class WorkerHeartbeatRow(Base):
+    """A sync worker saying it is alive (sync/heartbeat.py): ``/readyz`` and the
+    metrics tell a stopped or stuck worker by the age of the newest ``beat_at``."""
+
+    __tablename__ = "worker_heartbeat"
+
+    name: Mapped[str] = mapped_column(String(128), primary_key=True)  # host:pid:thread, as it claims jobs
+    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+    beat_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False, index=True)

@@ -41,6 +41,7 @@ import requests
 
 from connector.clock import Clock, SystemClock
 
+from .. import metrics
 from .base import TargetAuthError, TargetError, TargetUnavailable
 from .graph_auth import TokenProvider
 from .graph_settings import GRAPH_BATCH_LIMIT, GraphSettings
@@ -173,6 +174,7 @@ class WriteBudget:
                 pause = self._spent[0][0] + self.window - now
                 log.info("write budget of %d per %gs spent: waiting %.1fs", self.limit, self.window, pause)
                 self.waited += pause
+                metrics.graph_waited(metrics.WaitReason.BUDGET, pause)
                 self._sleep(pause)
 
 
@@ -304,6 +306,7 @@ class GraphClient:
                 delay = reply.retry_after(self.wall_clock.now())
                 if reply.status == 429:
                     self.throttled += 1
+                    metrics.graph_throttled()
             if reply is None or reply.status != 429:
                 self.breaker.failure(f"{method} {path}: {failure}")
             pause = delay if delay is not None else self.backoff(attempt)
@@ -313,6 +316,8 @@ class GraphClient:
                 )
             log.info("%s %s: %s; retrying in %.1fs", method, path, failure, pause)
             waited += pause
+            throttled = reply is not None and reply.status == 429
+            metrics.graph_waited(metrics.WaitReason.THROTTLED if throttled else metrics.WaitReason.TRANSIENT, pause)
             self._sleep(pause)
 
     def _once(
@@ -381,7 +386,9 @@ class GraphClient:
                     del pending[item_id]
             if not pending:
                 break
-            self.throttled += sum(1 for a in last.values() if a.status == 429)
+            throttled = sum(1 for a in last.values() if a.status == 429)
+            self.throttled += throttled
+            metrics.graph_throttled(throttled)
             if not settled_now and all(a.status != 429 for a in last.values()):
                 self.breaker.failure(f"$batch: {next(iter(last.values())).describe()}")
             now = self.wall_clock.now()
@@ -397,6 +404,7 @@ class GraphClient:
                 pause,
             )
             waited += pause
+            metrics.graph_waited(metrics.WaitReason.THROTTLED if throttled else metrics.WaitReason.TRANSIENT, pause)
             self._sleep(pause)
         return BatchAnswers(settled, {item_id: last[item_id] for item_id in pending})
 

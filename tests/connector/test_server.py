@@ -125,11 +125,13 @@ def _free_port() -> int:
 
 
 @contextmanager
-def walkin_serve(tmp: Path, store_url: str, *options: str) -> Iterator[tuple[int, Path]]:
+def walkin_serve(tmp: Path, store_url: str, *options: str, env: dict[str, str] | None = None
+                 ) -> Iterator[tuple[int, Path]]:
     """A real ``walkin serve`` on a free loopback port over ``store_url``, with
-    ``options``; yields (port, log path) once it answers /healthz, stops it after."""
+    ``options`` (and ``env`` added to its environment); yields (port, log path) once
+    it answers /healthz, stops it after."""
     port = _free_port()
-    env = {**os.environ, "WALKIN_DATABASE_URL": store_url, "WALKIN_SCIM_TOKEN": TOKEN}
+    env = {**os.environ, "WALKIN_DATABASE_URL": store_url, "WALKIN_SCIM_TOKEN": TOKEN, **(env or {})}
     log_path = tmp / "serve.log"
     with open(log_path, "wb") as log:
         proc = subprocess.Popen([sys.executable, "-m", "connector.cli", "serve", "--host", HOST, "--port", str(port),

@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select
@@ -55,10 +56,12 @@ def _env(sync_settings, clock, preload: str, **extra: str) -> dict:
     return env
 
 
-def _worker(env: dict) -> subprocess.Popen:
-    """``walkin worker`` in its own process (its log goes nowhere; the store tells)."""
-    return subprocess.Popen([sys.executable, "-m", "connector.cli", "worker"], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+def _worker(env: dict, log: Path) -> subprocess.Popen:
+    """``walkin worker`` in its own process, logging to ``log`` (appended; the store
+    tells what happened, the session's secret check reads the log)."""
+    with open(log, "ab") as out:
+        return subprocess.Popen([sys.executable, "-m", "connector.cli", "worker"], env=env,
+                                stdout=out, stderr=subprocess.STDOUT)
 
 
 def _stop(*procs: subprocess.Popen) -> None:
@@ -88,7 +91,8 @@ def _settled(store) -> bool:
     return cursor is not None and cursor.seq == top and open_jobs == 0
 
 
-def test_two_workers_process_1000_events_once_each(client, store, slapd, sync_settings, clock, faketime_preload):
+def test_two_workers_process_1000_events_once_each(client, store, slapd, sync_settings, clock, faketime_preload,
+                                                   tmp_path):
     """250 people × 4 events: every event turned into work, every person granted once."""
     uids = [f"w{i:03d}" for i in range(250)]
     slapd.add_people(uids)
@@ -102,7 +106,7 @@ def test_two_workers_process_1000_events_once_each(client, store, slapd, sync_se
         events = s.scalar(select(func.count()).select_from(JournalRow))
     assert events >= 1000
     env = _env(sync_settings, clock, faketime_preload)
-    workers = [_worker(env), _worker(env)]
+    workers = [_worker(env, tmp_path / "worker-a.log"), _worker(env, tmp_path / "worker-b.log")]
     try:
         deadline = time.monotonic() + 120
         while not _settled(store):
@@ -131,7 +135,7 @@ def test_two_workers_process_1000_events_once_each(client, store, slapd, sync_se
     assert broken is None, str(broken)
 
 
-def test_a_killed_workers_job_is_taken_over(client, store, slapd, sync_settings, clock, faketime_preload):
+def test_a_killed_workers_job_is_taken_over(client, store, slapd, sync_settings, clock, faketime_preload, tmp_path):
     """Worker A claims a job while the directory is down and is killed with SIGKILL;
     worker B takes the job over when A's lease runs out, and completes it."""
     slapd.add_people(["kim"])
@@ -141,7 +145,7 @@ def test_a_killed_workers_job_is_taken_over(client, store, slapd, sync_settings,
     slapd.stop()
     env = _env(sync_settings, clock, faketime_preload, WALKIN_SYNC__LEASE_SECONDS="5", WALKIN_LDAP__RETRY_ATTEMPTS="20",
                WALKIN_LDAP__RETRY_BACKOFF_BASE="1", WALKIN_LDAP__RETRY_BACKOFF_CAP="2")
-    first = _worker(env)
+    first = _worker(env, tmp_path / "worker-a.log")
     try:
         deadline = time.monotonic() + 30
         while True:
@@ -157,7 +161,7 @@ def test_a_killed_workers_job_is_taken_over(client, store, slapd, sync_settings,
     finally:
         _stop(first)
     slapd.start()
-    second = _worker(env)
+    second = _worker(env, tmp_path / "worker-b.log")
     try:
         deadline = time.monotonic() + 60
         while not _settled(store):
