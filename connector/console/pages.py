@@ -29,6 +29,30 @@ def _acting() -> Acting:
     return Acting(f"{visitor().name} (console)")
 
 
+def _figures(session, ctx, who) -> dict:
+    """The dashboard's figures. The district's are counted by the database
+    (sync/gauges.py, the metrics' own queries; members paged to one row for its
+    summary); an approver's are their locations' reports, which are small."""
+    from sync.gauges import entitlement
+    from sync.reports import REPORTS
+
+    members = REPORTS["members"](session, ctx, Filters(locations=who.locations), Options(page_size=1)).summary
+    if who.locations is not None:
+        scope = Filters(locations=who.locations)
+        figures = {
+            name: REPORTS[name](session, ctx, scope, Options()).summary for name in ("pending", "waiting", "expiring")
+        }
+        return {"members": members, **figures, "held": 0}
+    counted = entitlement(session, ctx.mapping, ctx.target, "walkin", ctx.today)
+    return {
+        "members": members,
+        "pending": {"pending": counted.pending, "overdue": counted.overdue},
+        "waiting": {actor: counted.waiting.get(actor, 0) for actor in ("approver", "person", "hr")},
+        "expiring": {"expiring": counted.expiring, "within_days": ctx.mapping.policy.recert_warning_days},
+        "held": counted.held,
+    }
+
+
 def install(blueprint: Blueprint) -> None:
     blueprint.context_processor(lambda: {"Permission": Permission})
 
@@ -39,16 +63,11 @@ def install(blueprint: Blueprint) -> None:
 
         service, who = _service(), visitor()
         ctx = service.context()
-        filters = Filters(locations=who.locations)
         with service.store.session_read() as s:
-            summaries = {
-                name: REPORTS[name](s, ctx, filters, Options()).summary
-                for name in ("members", "pending", "waiting", "expiring")
-            }
-            runs = (
-                REPORTS["runs"](s, ctx, Filters(), Options(limit=5)).rows if who.may(Permission.READ_DISTRICT) else []
-            )
-            held = REPORTS["held"](s, ctx, Filters(), Options()).summary if who.may(Permission.READ_DISTRICT) else None
+            summaries = _figures(s, ctx, who)
+            district = who.may(Permission.READ_DISTRICT)
+            runs = REPORTS["runs"](s, ctx, Filters(), Options(limit=5)).rows if district else []
+            held = {"held": summaries.pop("held")} if district else None
         return render_template("console/dashboard.html", summaries=summaries, runs=runs, held=held, today=ctx.today)
 
     @blueprint.route("/people")
