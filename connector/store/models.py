@@ -391,8 +391,12 @@ class HoldingRow(Base):
     since: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
     run_id: Mapped[int | None] = mapped_column(Integer)
 
-    # A run reads the holdings of the people it decides: (target, entitlement) = and person IN (…).
-    __table_args__ = (Index("ix_sync_holding_person", "target", "entitlement", "person_id"),)
+    # A run reads the holdings of the people it decides: (target, entitlement) = and person IN (…);
+    # the members report pages them in userName order (a page is a range of this index).
+    __table_args__ = (
+        Index("ix_sync_holding_person", "target", "entitlement", "person_id"),
+        Index("ix_sync_holding_name", "target", "entitlement", "user_name", "person_id"),
+    )
 
 
 class PendingChangeRow(Base):
