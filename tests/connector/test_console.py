@@ -20,6 +20,7 @@ from pydantic import SecretStr
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
+from selenium.webdriver.support.ui import WebDriverWait
 from werkzeug.serving import make_server
 
 from connector import create_app
@@ -71,7 +72,11 @@ def console(provider, settings, store, clock, client):
 def browser():
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM
-    for flag in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1280,900"):
+    for flag in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1280,900",
+                 # Nothing leaves loopback: the provider's page links a stylesheet on a CDN,
+                 # and Chromium would fetch it (and its own update and safe-browsing hosts).
+                 "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE localhost, EXCLUDE 127.0.0.1",
+                 "--no-first-run", "--disable-background-networking", "--disable-component-update"):
         options.add_argument(flag)
     driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
     driver.implicitly_wait(5)
@@ -84,6 +89,8 @@ def sign_in(browser, console, sub: str, page: str = "/") -> None:
     assert "oauth2/authorize" in browser.current_url  # at the provider
     browser.find_element(By.NAME, "sub").send_keys(sub)
     browser.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
+    # Back from the provider (its redirect to the callback, then ours) before the test reads the page.
+    WebDriverWait(browser, 15).until(lambda d: "oauth2/authorize" not in d.current_url)
 
 
 def text(browser, selector: str) -> str:
