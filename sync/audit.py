@@ -5,13 +5,14 @@ from __future__ import annotations
 import csv
 import io
 import json
-from dataclasses import dataclass
 from datetime import UTC, date, datetime, time
 
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
-from connector.store.models import AuditRow, UserRow
+from connector.store.models import AuditRow
+
+from .lookup import one_person
 
 COLUMNS = [
     "at",
@@ -29,56 +30,6 @@ COLUMNS = [
     "evidence",
     "detail",
 ]
-
-
-@dataclass(frozen=True)
-class Candidate:
-    """A person a ``--user`` value names."""
-
-    id: str
-    user_name: str | None
-    external_id: str | None
-
-
-class AmbiguousUser(ValueError):
-    """A ``--user`` value names more than one person (one's id, another's userName or
-    externalId); acting on one of them would be a guess."""
-
-    def __init__(self, user: str, candidates: list[Candidate]) -> None:
-        self.user, self.candidates = user, candidates
-        lines = [f"  id {c.id}  userName {c.user_name or '-'}  externalId {c.external_id or '-'}" for c in candidates]
-        super().__init__(
-            "\n".join(
-                [f"'{user}' names {len(candidates)} users (by id, userName or externalId); give the id of one:", *lines]
-            )
-        )
-
-
-def find_person(session: Session, user: str) -> list[Candidate]:
-    """Every person ``user`` names, ordered by id: the id (exact), the userName (in
-    any case) or the externalId (exact, as the SCIM service compares it)."""
-    # The store keeps userName folded with str.lower() (connector/store/users.py
-    # columns()), so the same folding finds it; casefold() would match names the
-    # uniqueness index holds apart ("straße" and "strasse").
-    rows = session.execute(
-        select(UserRow.id, UserRow.data, UserRow.external_id)
-        .where(
-            or_(UserRow.id == user, UserRow.user_name == user.lower(), UserRow.external_id == user),
-        )
-        .order_by(UserRow.id)
-    )
-    return [Candidate(person_id, data.get("userName"), external_id) for person_id, data, external_id in rows]
-
-
-def one_person(session: Session, user: str) -> str | None:
-    """The id of the one person ``user`` names, or None when it names nobody.
-
-    :raises AmbiguousUser: when it names more than one.
-    """
-    found = find_person(session, user)
-    if len(found) > 1:
-        raise AmbiguousUser(user, found)
-    return found[0].id if found else None
 
 
 def read(

@@ -37,7 +37,8 @@ def audit(ctx: click.Context, user: str | None, since, entitlement: str | None, 
         if user or since or entitlement or run_id is not None or fmt != "table":
             raise click.UsageError(f"the options of `walkin audit` do not apply to `audit {ctx.invoked_subcommand}`")
         return
-    from .audit import AmbiguousUser, read, render
+    from .audit import read, render
+    from .lookup import AmbiguousUser
 
     store = _store(Settings())
     try:

@@ -90,7 +90,7 @@ def _read_only_store(url: str, **kwargs):
 def _one_person(session, user: str) -> str:
     """The id of the one person ``user`` names; a usage error (exit 2) when it names
     nobody, or several people (listed, so the caller can give one's id)."""
-    from .audit import AmbiguousUser, one_person
+    from .lookup import AmbiguousUser, one_person
 
     try:
         found = one_person(session, user)

@@ -46,7 +46,7 @@ log = logging.getLogger("walkin.sync")
 GUARD_WINDOW = timedelta(hours=1)
 PEOPLE_CHUNK = 1000  # people read and decided at a time in a full run (their adds then go to the writer)
 PROGRESS_EVERY = 10_000  # people decided between progress messages
-BULK_ROWS = 10_000  # rows a run writes to one cache table past which the planner's statistics are refreshed
+BULK_ROWS = 1_000  # rows a run writes to a table past which its planner statistics are checked (refreshed if stale)
 
 
 @dataclass
@@ -749,10 +749,11 @@ class _Run:
                 self.recorder.release_of(session, release)
 
         self.recorder.finish(entries, status, counts, held_list, detail, record)
-        written = {
-            HoldingRow.__tablename__: len(adopt),
+        written = {  # table → rows it holds at least, now
+            HoldingRow.__tablename__: len(adopt) + writer.added,
             DecisionRow.__tablename__: len(self.decided),
             DirectoryEntryRow.__tablename__: len(self.cache_update),
+            UserRow.__tablename__: len(self.decided),  # SCIM's pushes grew it; autovacuum may not have looked yet
         }
         if max(written.values()) >= BULK_ROWS:  # a first run, or the back-fill's first
             ctx.store.refresh_statistics(written)

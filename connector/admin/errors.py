@@ -14,8 +14,8 @@ from pydantic import ValidationError
 from connector.jsontext import dumps_utf8
 from connector.scim.errors import ScimError
 from mappings.loading import MappingError
-from sync.audit import AmbiguousUser
 from sync.levers import Conflict, Forbidden, Invalid, LeverError, NotFound
+from sync.lookup import AmbiguousUser
 from sync.reports import UnknownEntitlement
 
 PROBLEM_JSON = "application/problem+json"

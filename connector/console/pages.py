@@ -53,6 +53,35 @@ def _figures(session, ctx, who) -> dict:
     }
 
 
+def _school(session, ctx, who) -> dict:
+    """An approver's landing page: the staff at their locations who wait for their
+    approval first, then those who must complete the course, who has access (with
+    the approvals recorded here, which they may withdraw) and whose access ends soon."""
+    from sync.approvals import list_approvals
+    from sync.reports import REPORTS
+
+    scope = Filters(locations=who.locations)
+    waiting = REPORTS["waiting"](session, ctx, scope, Options()).rows
+    members = REPORTS["members"](session, ctx, scope, Options(page_size=PAGE))
+    recorded = {(r["person_id"], r["location"]) for r in list_approvals(session, locations=who.locations)}
+    return {
+        "locations": sorted(who.locations or ()),
+        "to_approve": [r for r in waiting if r["actor"] == "approver"],
+        "to_certify": [r for r in waiting if r["actor"] == "person"],
+        "members": members,
+        "recorded": recorded,
+        "expiring": REPORTS["expiring"](session, ctx, scope, Options()).rows,
+        "can_approve": who.may(Permission.APPROVE) and who.approver_id is not None,
+    }
+
+
+def _back(person_id: str):
+    """Back to where the form was: the landing page's lists or the person's page."""
+    if request.form.get("back") == "home":
+        return redirect(url_for("console.dashboard"))
+    return redirect(url_for("console.person", person_id=person_id))
+
+
 def install(blueprint: Blueprint) -> None:
     blueprint.context_processor(lambda: {"Permission": Permission})
 
@@ -63,6 +92,10 @@ def install(blueprint: Blueprint) -> None:
 
         service, who = _service(), visitor()
         ctx = service.context()
+        if who.locations is not None:
+            with service.store.session_read() as s:
+                school = _school(s, ctx, who)
+            return render_template("console/principal.html", today=ctx.today, **school)
         with service.store.session_read() as s:
             summaries = _figures(s, ctx, who)
             district = who.may(Permission.READ_DISTRICT)
@@ -72,14 +105,17 @@ def install(blueprint: Blueprint) -> None:
 
     @blueprint.route("/people")
     def search():
+        """Find a person by the start of a name, userName, email or employee number, or an
+        id; an approver finds only the people at their locations (sync/lookup.py)."""
         _need(Permission.READ)
-        from sync.audit import find_person
+        from sync.lookup import MAX_QUERY
+        from sync.lookup import search as search_people
 
-        query = request.args.get("q", "").strip()[:256]
-        found = []
+        query = request.args.get("q", "").strip()[:MAX_QUERY]
+        found = None
         if query:
             with _service().store.session_read() as s:
-                found = find_person(s, query)
+                found = search_people(s, query, locations=visitor().locations)
         return render_template("console/search.html", query=query, found=found)
 
     @blueprint.route("/people/<person_id>")
@@ -87,6 +123,7 @@ def install(blueprint: Blueprint) -> None:
         _need(Permission.READ)
         from mappings.advice import explain_decision
         from mappings.policy import explain as explain_policy
+        from sync.approvals import list_approvals
         from sync.people import load_people
         from sync.reports import history
 
@@ -100,6 +137,9 @@ def install(blueprint: Blueprint) -> None:
             if not who.sees(person.facts.location):
                 abort(403)
             timeline = history(s, ctx, person_id).rows[-50:]
+            recorded = sorted(
+                {r["location"] for r in list_approvals(s, person_id=person_id) if who.sees(r["location"])}
+            )
         decision, evidence = explain_policy(person.facts, "walkin", ctx.today, service.mapping)
         told = explain_decision(
             person.user_name or person_id, person.facts, decision, evidence, service.mapping, person.problems
@@ -111,6 +151,7 @@ def install(blueprint: Blueprint) -> None:
             timeline=timeline,
             can_approve=who.may(Permission.APPROVE) and who.approver_id is not None,
             can_administer=who.may(Permission.ADMINISTER),
+            recorded=recorded,
         )
 
     @blueprint.route("/people/<person_id>/approve", methods=["POST"])
@@ -121,7 +162,7 @@ def install(blueprint: Blueprint) -> None:
         service, who = _service(), visitor()
         if who.approver_id is None or request.form.get("confirm") != "yes":
             flash("Tick the confirmation to approve.", "error")
-            return redirect(url_for("console.person", person_id=person_id))
+            return _back(person_id)
         try:
             record = approve_one(
                 service.store,
@@ -138,7 +179,41 @@ def install(blueprint: Blueprint) -> None:
             flash(str(exc), "error")
         else:
             flash(f"Approved {record['user_name']} for {record['location']} on {record['approved_on']}.", "ok")
-        return redirect(url_for("console.person", person_id=person_id))
+        return _back(person_id)
+
+    @blueprint.route("/people/<person_id>/withdraw", methods=["POST"])
+    def withdraw(person_id: str):
+        """Withdraw the approvals recorded for a person at a location (not an approval
+        group's membership: that is withdrawn in the directory that sends the group)."""
+        _need(Permission.APPROVE)
+        from sync.approvals import withdraw as withdraw_approvals
+
+        service, who = _service(), visitor()
+        if who.approver_id is None or request.form.get("confirm") != "yes":
+            flash("Tick the confirmation to withdraw the approval.", "error")
+            return _back(person_id)
+        location = request.form.get("location", "")
+        try:
+            records = withdraw_approvals(
+                service.store,
+                service.clock,
+                service.mapping,
+                service.settings.sync.person_key,
+                person_id=person_id,
+                location=location,
+                entitlement="walkin",
+                approver_id=who.approver_id,
+                acting=_acting(),
+            )
+        except LeverError as exc:
+            flash(str(exc), "error")
+        else:
+            flash(
+                f"Withdrew the approval of {records[0]['user_name']} for {location}: unless another approval "
+                "holds, the worker removes their access at its next round.",
+                "ok",
+            )
+        return _back(person_id)
 
     @blueprint.route("/reports/<name>")
     def report(name: str):
@@ -187,8 +262,9 @@ def install(blueprint: Blueprint) -> None:
         _need(Permission.READ_DISTRICT)
         from datetime import date
 
-        from sync.audit import AmbiguousUser, read
+        from sync.audit import read
         from sync.audit import render as render_audit
+        from sync.lookup import AmbiguousUser
 
         user = request.args.get("user", "").strip()[:256] or None
         entitlement = request.args.get("entitlement", "").strip()[:64] or None

@@ -96,10 +96,12 @@ def install_demo(blueprint: Blueprint) -> None:
 
     @blueprint.route("/login")
     def login():
+        session.setdefault("csrf", secrets.token_urlsafe(32))  # the sign-in form is a form too
         return render_template("console/demo_login.html", visitors=DEMO_VISITORS)
 
     @blueprint.route("/callback", methods=["POST"])
     def callback():
+        _check_csrf()
         chosen = DEMO_VISITORS.get(request.form.get("as", ""))
         if chosen is None:
             abort(400, "pick one of the demo's people")
@@ -150,12 +152,17 @@ def _check():
         session.clear()
         return _to_login()
     if request.method == "POST":
-        sent = request.form.get("csrf", "")
-        if not hmac.compare_digest(sent.encode(), session.get("csrf", "").encode()):
-            abort(400, "the form is stale or was not sent by this console (CSRF token); reload the page")
+        _check_csrf()
     session["seen_at"] = now.isoformat()
     g.console_visitor = _visitor(session)
     return None
+
+
+def _check_csrf() -> None:
+    """A form's token must be the session's: a page of another site cannot read it."""
+    sent, expected = request.form.get("csrf", ""), session.get("csrf", "")
+    if not expected or not hmac.compare_digest(sent.encode(), expected.encode()):
+        abort(400, "the form is stale or was not sent by this console (CSRF token); reload the page")
 
 
 def _to_login():
@@ -172,7 +179,7 @@ def _visitor(data) -> Visitor:
     if AdminRole.APPROVER not in roles:
         return Visitor(data["name"], roles)
     from sync.approvals import approver_locations
-    from sync.audit import AmbiguousUser, one_person
+    from sync.lookup import AmbiguousUser, one_person
 
     service = current_app.extensions["walkin.admin"]
     with service.store.session_read() as s:

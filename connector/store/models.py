@@ -51,6 +51,21 @@ _ID = String(64)
 _TEXT = String(INDEXED_MAX)
 
 
+POSTGRESQL_ONLY: set[str] = set()
+"""Indexes only PostgreSQL has (the migrations create them there alone)."""
+
+
+def _prefix_index(name: str, column: str) -> Index:
+    """On PostgreSQL, an index that serves ``LIKE 'prefix%'`` under any collation
+    (migration 0012; SQLite's plain indexes do already)."""
+    POSTGRESQL_ONLY.add(name)
+    return Index(name, column, postgresql_ops={column: "text_pattern_ops"}).ddl_if(dialect="postgresql")
+
+
+_PREFIXED = ("user_name", "display_name", "name_given", "name_family", "employee_number")
+"""The names a search compares by their start (sync/lookup.py)."""
+
+
 class UserRow(Base):
     __tablename__ = "scim_user"
 
@@ -90,6 +105,7 @@ class UserRow(Base):
         # it for everyone to tell whose stored decision still holds (sync/decisions.py).
         Index("ix_scim_user_id_version", "id", "version"),
         Index("ux_scim_user_person_key", "person_key", unique=True),  # NULL any number of times
+        *(_prefix_index(f"ix_scim_user_{c}_prefix", c) for c in _PREFIXED),
     )
 
 
@@ -101,6 +117,8 @@ class UserEmailRow(Base):
     value: Mapped[str | None] = mapped_column(_TEXT, index=True)  # lower-cased
     type: Mapped[str | None] = mapped_column(_TEXT)  # lower-cased
     primary: Mapped[bool | None] = mapped_column(Boolean)
+
+    __table_args__ = (_prefix_index("ix_scim_user_email_value_prefix", "value"),)
 
 
 class CertificationRow(Base):

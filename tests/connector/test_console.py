@@ -93,6 +93,11 @@ def sign_in(browser, console, sub: str, page: str = "/") -> None:
     WebDriverWait(browser, 15).until(lambda d: "oauth2/authorize" not in d.current_url)
 
 
+def sign_out(browser) -> None:
+    browser.find_element(By.CSS_SELECTOR, "header form button").click()
+    WebDriverWait(browser, 15).until(lambda d: d.current_url.endswith("/signed-out"))  # before the next page
+
+
 def text(browser, selector: str) -> str:
     return browser.find_element(By.CSS_SELECTOR, selector).text
 
@@ -170,8 +175,7 @@ def test_no_role_no_console_and_logout(console, browser):
     sign_in(browser, console, "nobody")
     assert "No walkin role" in browser.page_source
     sign_in(browser, console, "admin")
-    browser.find_element(By.CSS_SELECTOR, "header form button").click()
-    assert browser.current_url.endswith("/signed-out")
+    sign_out(browser)
     browser.get(console.base + "/")
     assert "oauth2/authorize" in browser.current_url
 
@@ -231,3 +235,55 @@ def test_what_if_and_the_audit_trail(console, browser):
     cookies = {c["name"]: c["value"] for c in browser.get_cookies()}
     csv = requests.get(href, cookies=cookies, timeout=10)
     assert csv.text.splitlines()[0].startswith("at,run_id") and examples.user_name("A") in csv.text
+
+
+def test_a_principal_lands_on_their_school_and_approves_and_withdraws(console, browser):
+    """P's landing page is 0789's: G waits for P's approval, first. P approves G from it; after the
+    worker's round G has access, with P's approval; P withdraws it there, and the next round removes G."""
+    sign_in(browser, console, "principal")
+    assert "0789" in text(browser, "h1")
+    waiting = browser.find_elements(By.CSS_SELECTOR, "#to-approve tbody tr")
+    assert [row.get_attribute("data-person") for row in waiting] == [console.ids["G"]]
+    assert "approve for 0789" in waiting[0].text
+    assert examples.user_name("A") not in browser.page_source  # 0123 is not P's
+    shot(browser, "principal")
+    waiting[0].find_element(By.NAME, "confirm").click()
+    waiting[0].find_element(By.CSS_SELECTOR, "button.approve").click()
+    assert "Approved person.g@district.org for 0789" in text(browser, ".flash.ok")
+    Worker(console.ctx).step()
+    assert "uid=G,ou=people" in console.target.groups[GROUP]
+    browser.get(console.base + "/")
+    assert "Nobody at your school waits" in text(browser, "#to-approve")
+    (row,) = browser.find_elements(By.CSS_SELECTOR, "#has-access tbody tr")
+    assert row.get_attribute("data-person") == console.ids["G"] and PRINCIPAL in row.text
+    row.find_element(By.CSS_SELECTOR, "button.withdraw").click()  # without the confirmation: the browser refuses
+    assert browser.find_elements(By.CSS_SELECTOR, ".flash.ok") == []
+    row.find_element(By.NAME, "confirm").click()
+    row.find_element(By.CSS_SELECTOR, "button.withdraw").click()
+    assert "Withdrew the approval of person.g@district.org for 0789" in text(browser, ".flash.ok")
+    Worker(console.ctx).step()
+    assert "uid=G,ou=people" not in console.target.groups[GROUP]
+
+
+def test_search_by_name_email_and_employee_number(console, browser):
+    """The help desk finds G by the start of the family name, "given family", the email or the
+    employee number; P, searching the whole district's userNames, finds only G (0789)."""
+    patch = {"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"], "Operations": [
+        {"op": "add", "path": "name", "value": {"givenName": "Grace", "familyName": "Okafor"}},
+        {"op": "add", "path": "emails", "value": [{"value": "Grace.Okafor@district.org", "type": "work"}]},
+        {"op": "add", "value": {"urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:employeeNumber": "E0789"}}]}
+    answer = console.client.patch(f"/scim/v2/Users/{console.ids['G']}", headers=AUTH, json=patch)
+    assert answer.status_code == 200, answer.get_json()
+    sign_in(browser, console, "helpdesk", "/people")
+    browser.find_element(By.ID, "q").send_keys("okaf\n")  # the form, typed; then the same by its address
+    WebDriverWait(browser, 10).until(lambda d: "q=okaf" in d.current_url)
+    for query in ("okaf", "grace oka", "okafor, g", "grace.okafor@", "E078"):
+        if query != "okaf":
+            browser.get(console.base + "/people?q=" + quote(query))
+        rows = browser.find_elements(By.CSS_SELECTOR, "#results tbody tr")
+        assert [r.find_element(By.CSS_SELECTOR, "a").text for r in rows] == [examples.user_name("G")], query
+        assert all(fact in rows[0].text for fact in ("Grace Okafor", "grace.okafor@district.org", "E0789", "0789"))
+    shot(browser, "search")
+    sign_out(browser)
+    sign_in(browser, console, "principal", "/people?q=person.")
+    assert [a.text for a in browser.find_elements(By.CSS_SELECTOR, "#results tbody a")] == [examples.user_name("G")]

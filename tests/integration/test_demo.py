@@ -34,8 +34,12 @@ def test_the_demo_serves_the_console_and_grants(tmp_path):
         token = lines[-1].rsplit(" ", 1)[1].strip()
         base = f"http://127.0.0.1:{port}"
         session = requests.Session()
-        assert "Demo sign-in" in session.get(f"{base}/console/login", timeout=10).text
-        session.post(f"{base}/console/callback", data={"as": "helpdesk"}, timeout=10)
+        page = session.get(f"{base}/console/login", timeout=10).text
+        assert "Demo sign-in" in page
+        forged = requests.post(f"{base}/console/callback", data={"as": "admin"}, timeout=10)
+        assert forged.status_code == 400  # the sign-in form is a form too: no CSRF token, no session
+        csrf = re.search(r'name="csrf" value="([^"]+)"', page)[1]
+        session.post(f"{base}/console/callback", data={"as": "helpdesk", "csrf": csrf}, timeout=10)
         members = 0
         for _ in range(100):  # the worker's first full run
             members = int(re.search(r'id="members">(\d+)', session.get(f"{base}/console/", timeout=10).text)[1])

@@ -1,11 +1,12 @@
-"""``--user X`` lookups (sync/audit.py): every person X names, compared as the SCIM
+"""``--user X`` lookups (sync/lookup.py): every person X names, compared as the SCIM
 service compares each attribute; one that names several people is refused."""
 
 from __future__ import annotations
 
 import pytest
 
-from sync.audit import AmbiguousUser, Candidate, find_person, one_person, read
+from sync.audit import read
+from sync.lookup import AmbiguousUser, Candidate, find_person, one_person
 from tests.conftest import AUTH
 
 #: name → (userName, externalId) of the people every test below starts with.
