@@ -6,13 +6,27 @@ their actor."""
 
 from __future__ import annotations
 
-from sqlalchemy import select, update
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session
 
 from connector.clock import Clock
 from connector.store.database import Store
 from connector.store.journal import Event
-from connector.store.models import SyncRunRow, UserRow
+from connector.store.models import (
+    AuditRow,
+    DecisionRow,
+    DirectoryEntryRow,
+    HoldingRow,
+    JournalRow,
+    SyncJobRow,
+    SyncRunRow,
+    UserRow,
+)
 
+from .jobs import JobStatus
 from .ledger import AuditAction, RunStatus
 from .levers import Acting, Conflict, NotFound, record, stamp
 
@@ -38,7 +52,109 @@ def request_sync(store: Store, clock: Clock, *, person_id: str, acting: Acting) 
             detail="sync requested",
             event=Event.SYNC_REQUESTED,
         )
-    return {"person_id": person_id, "user_name": data.get("userName"), "requested_at": stamp(now)}
+        # The event just appended (or, on PostgreSQL, a later one of theirs already
+        # committed: waiting for that is waiting for this one too).
+        seq = session.scalar(select(func.max(JournalRow.seq)).where(JournalRow.user_id == person_id))
+    return {"person_id": person_id, "user_name": data.get("userName"), "requested_at": stamp(now), "journal_seq": seq}
+
+
+@dataclass(frozen=True)
+class SyncProgress:
+    """Where a "sync this person now" stands, step by step as Entra's
+    provision-on-demand shows it: requested → read and decided → matched in the
+    directory → written (or nothing to write)."""
+
+    requested_at: datetime | None
+    """When the request was journalled; None: no such request for this person."""
+    stage: str
+    """``queued`` (the worker has not picked it up), ``pending`` (a job waits for a
+    worker), ``running``, ``done`` or ``failed``."""
+    finished_at: datetime | None
+    failure: str | None
+    decisions: list[dict]
+    """Per entitlement: entitled, reasons, decided on, role, location (the stored decision)."""
+    entry: dict | None
+    """The directory entry the person's key found in the target: key, member, when."""
+    writes: list[dict]
+    """What the worker's runs wrote for them since the request (grant, revoke …)."""
+    member: bool
+    """Whether the connector now holds them in the entitlement's group."""
+
+    @property
+    def finished(self) -> bool:
+        return self.stage in ("done", "failed")
+
+
+def sync_progress(
+    session: Session, target: str, person_id: str, journal_seq: int, entitlement: str = "walkin"
+) -> SyncProgress:
+    """The progress of the request journalled as ``journal_seq`` for ``person_id``
+    (``member``: in ``entitlement``'s group)."""
+    requested_at = session.scalar(
+        select(JournalRow.at).where(
+            JournalRow.seq == journal_seq,
+            JournalRow.user_id == person_id,
+            JournalRow.event == Event.SYNC_REQUESTED.value,
+        )
+    )
+    job = session.execute(
+        select(SyncJobRow.status, SyncJobRow.done_at, SyncJobRow.detail)
+        .where(
+            SyncJobRow.person_id == person_id,
+            SyncJobRow.first_seq <= journal_seq,
+            SyncJobRow.last_seq >= journal_seq,
+        )
+        .order_by(SyncJobRow.id.desc())
+        .limit(1)
+    ).first()
+    stage = "queued" if job is None else str(job.status)
+    finished_at = job.done_at if job is not None and job.status in (JobStatus.DONE, JobStatus.FAILED) else None
+    d = DecisionRow
+    decisions = [
+        {
+            "entitlement": r.entitlement,
+            "entitled": r.entitled,
+            "reasons": r.reasons,
+            "decided_on": r.decided_on,
+            "role": r.role,
+            "location": r.location,
+        }
+        for r in session.execute(
+            select(d.entitlement, d.entitled, d.reasons, d.decided_on, d.role, d.location)
+            .where(d.person_id == person_id)
+            .order_by(d.entitlement)
+        )
+    ]
+    found = session.get(DirectoryEntryRow, (target, person_id))
+    entry = {"key": found.key, "member": found.member, "resolved_at": found.resolved_at} if found else None
+    writes = []
+    if requested_at is not None:
+        a = AuditRow
+        writes = [
+            {"at": r.at, "action": r.action, "result": r.result, "member": r.member, "detail": r.detail}
+            for r in session.execute(
+                select(a.at, a.action, a.result, a.member, a.detail)
+                # the worker's runs for this request, or for one of theirs journalled later
+                .where(a.person_id == person_id, a.run_id.is_not(None), a.journal_seq >= journal_seq)
+                .order_by(a.id)
+                .limit(20)
+            )
+        ]
+    member = session.scalar(
+        select(func.count())
+        .select_from(HoldingRow)
+        .where(HoldingRow.target == target, HoldingRow.entitlement == entitlement, HoldingRow.person_id == person_id)
+    )
+    return SyncProgress(
+        requested_at,
+        stage,
+        finished_at,
+        job.detail if job is not None and job.status == JobStatus.FAILED else None,
+        decisions,
+        entry,
+        writes,
+        bool(member),
+    )
 
 
 def release_held(store: Store, clock: Clock, *, run_id: int, acting: Acting, expected: int | None = None) -> dict:

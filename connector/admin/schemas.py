@@ -158,7 +158,9 @@ RESPONSES: dict[str, dict] = {
             "problems": {"type": "array", "items": _TEXT},
         }
     ),
-    "SyncRequested": _object({"person_id": _TEXT, "user_name": _nullable("string"), "requested_at": _INSTANT}),
+    "SyncRequested": _object(
+        {"person_id": _TEXT, "user_name": _nullable("string"), "requested_at": _INSTANT, "journal_seq": _INT}
+    ),
     "Override": _OVERRIDE,
     "OverridePage": _page("Override"),
     "Approval": _APPROVAL,

@@ -5,8 +5,10 @@ visitor may see and do is the admin API's permission table (connector/admin/role
 from __future__ import annotations
 
 from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
+from sqlalchemy import select
 
 from connector.admin.roles import Permission
+from connector.store.models import UserRow
 from sync.levers import Acting, LeverError
 from sync.reports import Filters, Options
 
@@ -360,9 +362,25 @@ def install(blueprint: Blueprint) -> None:
         from sync.requests import request_sync
 
         try:
-            request_sync(_service().store, _service().clock, person_id=person_id, acting=_acting())
+            asked = request_sync(_service().store, _service().clock, person_id=person_id, acting=_acting())
         except LeverError as exc:
             flash(str(exc), "error")
-        else:
-            flash("Sync requested: the worker decides and writes this person within seconds.", "ok")
-        return redirect(url_for("console.person", person_id=person_id))
+            return redirect(url_for("console.person", person_id=person_id))
+        return redirect(url_for("console.sync_result", person_id=person_id, seq=asked["journal_seq"]))
+
+    @blueprint.route("/people/<person_id>/sync/<int:seq>")
+    def sync_result(person_id: str, seq: int):
+        """A "sync now" step by step — requested, read and decided, matched, written —
+        refreshing itself until the worker has done it."""
+        _need(Permission.ADMINISTER)
+        from sync.requests import sync_progress
+
+        service = _service()
+        with service.store.session_read() as s:
+            user_name = s.scalar(select(UserRow.data["userName"].as_string()).where(UserRow.id == person_id))
+            progress = sync_progress(s, service.context().target, person_id, seq)
+        if progress.requested_at is None:
+            abort(404)
+        return render_template(
+            "console/sync_result.html", progress=progress, person_id=person_id, user_name=user_name or person_id
+        )

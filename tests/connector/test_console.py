@@ -287,3 +287,23 @@ def test_search_by_name_email_and_employee_number(console, browser):
     sign_out(browser)
     sign_in(browser, console, "principal", "/people?q=person.")
     assert [a.text for a in browser.find_elements(By.CSS_SELECTOR, "#results tbody a")] == [examples.user_name("G")]
+
+
+def test_sync_now_step_by_step(console, browser):
+    """Someone took A out of the group by hand. The admin syncs A from A's page: the result page
+    says it waits for the worker, then — refreshing itself after the worker's round — each step:
+    decided (entitled), matched (A's key → A's entry), written (grant ok), in the group."""
+    console.target.groups[GROUP].discard("uid=A,ou=people")
+    sign_in(browser, console, "admin", f"/people/{console.ids['A']}")
+    browser.find_element(By.ID, "sync").click()
+    WebDriverWait(browser, 15).until(lambda d: "/sync/" in d.current_url)
+    assert browser.find_element(By.ID, "stage").get_attribute("data-stage") == "queued"
+    assert "not yet" in text(browser, "#step-write")
+    Worker(console.ctx).step()
+    WebDriverWait(browser, 15).until(  # the page's own refresh
+        lambda d: d.find_element(By.ID, "stage").get_attribute("data-stage") == "done")
+    assert "walkin entitled" in text(browser, "#step-decide")
+    assert f"key “{examples.user_name('A')}” → uid=A,ou=people" in text(browser, "#step-match")
+    assert "grant ok uid=A,ou=people" in text(browser, "#step-write") and "in the group" in text(browser, "#step-write")
+    assert "uid=A,ou=people" in console.target.groups[GROUP]
+    shot(browser, "sync-now")
