@@ -47,11 +47,36 @@ def _figures(session, ctx, who) -> dict:
         return {"members": members, **figures, "held": 0}
     counted = entitlement(session, ctx.mapping, ctx.target, "walkin", ctx.today)
     return {
+        "health": _health(session, ctx, counted),
         "members": members,
         "pending": {"pending": counted.pending, "overdue": counted.overdue},
         "waiting": {actor: counted.waiting.get(actor, 0) for actor in ("approver", "person", "hr")},
         "expiring": {"expiring": counted.expiring, "within_days": ctx.mapping.policy.recert_warning_days},
         "held": counted.held,
+    }
+
+
+def _health(session, ctx, counted) -> dict:
+    """The worker and the target, as the metrics and ``/readyz`` see them: the newest
+    heartbeat (stale past ``health.worker_stale_seconds``), the journal's backlog,
+    and the last successful run for everyone and for changed people."""
+    from sync import heartbeat
+    from sync.gauges import journal
+    from sync.ledger import RunKind
+
+    service = _service()
+    now = service.clock.now()
+    age = heartbeat.age(heartbeat.newest(session), now)
+    limit = service.settings.health.worker_stale_seconds
+    backlog = journal(session)
+    full = [counted.last_success[k] for k in (RunKind.FULL, RunKind.DAILY) if k in counted.last_success]
+    return {
+        "target": ctx.target,
+        "heartbeat_age": None if age is None else round(age),
+        "stale": age is None or bool(limit and age > limit),
+        "events_behind": backlog.events_behind + backlog.jobs_open,
+        "last_full": max(full) if full else None,
+        "last_event": counted.last_success.get(RunKind.EVENT),
     }
 
 
@@ -103,7 +128,10 @@ def install(blueprint: Blueprint) -> None:
             district = who.may(Permission.READ_DISTRICT)
             runs = REPORTS["runs"](s, ctx, Filters(), Options(limit=5)).rows if district else []
             held = {"held": summaries.pop("held")} if district else None
-        return render_template("console/dashboard.html", summaries=summaries, runs=runs, held=held, today=ctx.today)
+            health = summaries.pop("health", None) if district else None
+        return render_template(
+            "console/dashboard.html", summaries=summaries, runs=runs, held=held, health=health, today=ctx.today
+        )
 
     @blueprint.route("/people")
     def search():

@@ -131,3 +131,26 @@ def test_idle_past_the_limit_ends_the_session(console):
     assert browser.get("/console/", base_url=BASE).status_code == 200
     console.clock.advance(timedelta(minutes=console.settings.console.idle_minutes, seconds=1))
     assert browser.get("/console/", base_url=BASE).status_code == 302
+
+
+def test_the_dashboard_says_whether_the_worker_runs(console):
+    """No heartbeat: stale; a worker's heartbeat: running; none for longer than
+    ``health.worker_stale_seconds``: stale again. The target and the backlog beside it."""
+    from sync import heartbeat
+    from sync.worker import Worker
+
+    browser = signed_in(console, "helpdesk@district.org", ["viewer"])
+
+    def card() -> str:
+        page = browser.get("/console/", base_url=BASE).get_data(as_text=True)
+        return page[page.index('id="health"'):].split("</section>")[0]
+
+    assert 'id="worker">Stale' in card() and "no worker heartbeat yet" in card() and "target ldap" in card()
+    assert "29 changes waiting" in card()  # the district's SCIM pushes: no worker has read them
+    Worker(console.ctx).step()
+    now = console.clock.now()
+    heartbeat.beat(console.store, "worker-1", now, now)
+    console.clock.advance(timedelta(seconds=60))
+    assert 'id="worker">Running' in card() and "heartbeat 60 s ago" in card() and "0 changes waiting" in card()
+    console.clock.advance(timedelta(seconds=console.settings.health.worker_stale_seconds))
+    assert 'id="worker">Stale' in card()
