@@ -307,3 +307,29 @@ def test_sync_now_step_by_step(console, browser):
     assert "grant ok uid=A,ou=people" in text(browser, "#step-write") and "in the group" in text(browser, "#step-write")
     assert "uid=A,ou=people" in console.target.groups[GROUP]
     shot(browser, "sync-now")
+
+
+@pytest.mark.parametrize("name", ["pending", "waiting", "expiring", "held", "runs"])
+def test_each_report_page_shows_the_reports_rows(console, browser, name):
+    """Each report page's table is the admin API's report: the same rows, in the same order,
+    and its summary; a principal's waiting page holds only 0789."""
+    from connector.admin.roles import AdminRole
+
+    answer = console.call(AdminRole.ADMIN, "GET", f"/reports/{name}")
+    assert answer.status_code == 200, answer.get_json()
+    report = answer.get_json()
+    sign_in(browser, console, "admin", f"/reports/{name}")
+    shown = [c for c in report["columns"] if c != "person_id"]
+    cells = [[td.text for td in tr.find_elements(By.TAG_NAME, "td")]
+             for tr in browser.find_elements(By.CSS_SELECTOR, "#rows tbody tr")]
+    expected = [["" if row[c] is None else str(row[c]) for c in shown] for row in report["rows"]]
+    assert cells == expected
+    for key, value in report["summary"].items():
+        assert f"{key.replace('_', ' ')}: {value}" in text(browser, "#summary")
+    if name == "waiting":
+        assert len(cells) == 6
+        sign_out(browser)
+        sign_in(browser, console, "principal", "/reports/waiting")
+        locations = [tr.find_elements(By.TAG_NAME, "td")[3].text
+                     for tr in browser.find_elements(By.CSS_SELECTOR, "#rows tbody tr")]
+        assert locations == ["0789"]
