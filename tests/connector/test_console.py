@@ -20,6 +20,7 @@ from pydantic import SecretStr
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
+from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support.ui import WebDriverWait
 from werkzeug.serving import make_server
 
@@ -333,3 +334,29 @@ def test_each_report_page_shows_the_reports_rows(console, browser, name):
         locations = [tr.find_elements(By.TAG_NAME, "td")[3].text
                      for tr in browser.find_elements(By.CSS_SELECTOR, "#rows tbody tr")]
         assert locations == ["0789"]
+
+
+LABELLED = """return [...document.querySelectorAll('input:not([type=hidden]), select, textarea')].filter(
+    e => !(e.labels && e.labels.length) && !e.getAttribute('aria-label')).map(e => e.name || e.id);"""
+
+
+def test_pages_are_labelled_and_fit_a_narrow_screen(console, browser):
+    """On a 360-pixel-wide window every page (the admin's, and the principal's landing page) fits
+    without scrolling sideways, every field has a label, and the first Tab reaches the skip link."""
+    sign_in(browser, console, "admin")
+    browser.set_window_size(360, 800)
+    pages = ["/", "/people?q=person.", f"/people/{console.ids['G']}", "/reports/members", "/reports/runs", "/audit",
+             "/what-if"]
+    for page in pages:
+        browser.get(console.base + page)
+        assert browser.execute_script(LABELLED) == [], page
+        wide = browser.execute_script("return document.documentElement.scrollWidth - window.innerWidth")
+        assert wide <= 0, (page, wide)
+    browser.find_element(By.TAG_NAME, "body").send_keys(Keys.TAB)
+    assert browser.switch_to.active_element.get_attribute("class") == "skip"
+    shot(browser, "narrow")
+    sign_out(browser)
+    sign_in(browser, console, "principal")  # a principal on a phone
+    assert browser.execute_script(LABELLED) == []
+    assert browser.execute_script("return document.documentElement.scrollWidth - window.innerWidth") <= 0
+    shot(browser, "principal-narrow")
