@@ -102,6 +102,34 @@ def _school(session, ctx, who) -> dict:
     }
 
 
+def _approval_lever(person_id: str, lever, unconfirmed: str, said) -> object:
+    """Approve or withdraw (``lever``, sync/approvals.py) as the signed-in approver, for
+    the form's location, once its confirmation box is ticked; then back to the form."""
+    _need(Permission.APPROVE)
+    service, who = _service(), visitor()
+    if who.approver_id is None or request.form.get("confirm") != "yes":
+        flash(unconfirmed, "error")
+        return _back(person_id)
+    location = request.form.get("location", "")
+    try:
+        result = lever(
+            service.store,
+            service.clock,
+            service.mapping,
+            service.settings.sync.person_key,
+            person_id=person_id,
+            location=location,
+            entitlement="walkin",
+            approver_id=who.approver_id,
+            acting=_acting(),
+        )
+    except LeverError as exc:
+        flash(str(exc), "error")
+    else:
+        flash(said(result, location), "ok")
+    return _back(person_id)
+
+
 def _back(person_id: str):
     """Back to where the form was: the landing page's lists or the person's page."""
     if request.form.get("back") == "home":
@@ -186,64 +214,30 @@ def install(blueprint: Blueprint) -> None:
 
     @blueprint.route("/people/<person_id>/approve", methods=["POST"])
     def approve(person_id: str):
-        _need(Permission.APPROVE)
         from sync.approvals import approve as approve_one
 
-        service, who = _service(), visitor()
-        if who.approver_id is None or request.form.get("confirm") != "yes":
-            flash("Tick the confirmation to approve.", "error")
-            return _back(person_id)
-        try:
-            record = approve_one(
-                service.store,
-                service.clock,
-                service.mapping,
-                service.settings.sync.person_key,
-                person_id=person_id,
-                location=request.form.get("location", ""),
-                entitlement="walkin",
-                approver_id=who.approver_id,
-                acting=_acting(),
-            )
-        except LeverError as exc:
-            flash(str(exc), "error")
-        else:
-            flash(f"Approved {record['user_name']} for {record['location']} on {record['approved_on']}.", "ok")
-        return _back(person_id)
+        return _approval_lever(
+            person_id,
+            approve_one,
+            "Tick the confirmation to approve.",
+            lambda record, _: f"Approved {record['user_name']} for {record['location']} on {record['approved_on']}.",
+        )
 
     @blueprint.route("/people/<person_id>/withdraw", methods=["POST"])
     def withdraw(person_id: str):
         """Withdraw the approvals recorded for a person at a location (not an approval
         group's membership: that is withdrawn in the directory that sends the group)."""
-        _need(Permission.APPROVE)
         from sync.approvals import withdraw as withdraw_approvals
 
-        service, who = _service(), visitor()
-        if who.approver_id is None or request.form.get("confirm") != "yes":
-            flash("Tick the confirmation to withdraw the approval.", "error")
-            return _back(person_id)
-        location = request.form.get("location", "")
-        try:
-            records = withdraw_approvals(
-                service.store,
-                service.clock,
-                service.mapping,
-                service.settings.sync.person_key,
-                person_id=person_id,
-                location=location,
-                entitlement="walkin",
-                approver_id=who.approver_id,
-                acting=_acting(),
-            )
-        except LeverError as exc:
-            flash(str(exc), "error")
-        else:
-            flash(
+        return _approval_lever(
+            person_id,
+            withdraw_approvals,
+            "Tick the confirmation to withdraw the approval.",
+            lambda records, location: (
                 f"Withdrew the approval of {records[0]['user_name']} for {location}: unless another approval "
-                "holds, the worker removes their access at its next round.",
-                "ok",
-            )
-        return _back(person_id)
+                "holds, the worker removes their access at its next round."
+            ),
+        )
 
     @blueprint.route("/reports/<name>")
     def report(name: str):
