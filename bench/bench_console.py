@@ -74,7 +74,10 @@ def main() -> None:
     clock = FrozenClock(NOW)
     directory = {uid(i): f"uid={uid(i)},ou=people,dc=example,dc=org" for i in range(n)}
     ctx = SyncContext(store, settings, parse_mapping(data), MemoryTarget({GROUP: set()}, directory), "ldap", clock=clock)
-    print(f"{'PostgreSQL' if args.postgres else 'SQLite'}; cold reconcile {reconcile(ctx, 'walkin').counts}", flush=True)
+    start = time.perf_counter()
+    counts = reconcile(ctx, "walkin").counts
+    took = time.perf_counter() - start
+    print(f"{'PostgreSQL' if args.postgres else 'SQLite'}; cold reconcile {took:.1f} s: {counts}", flush=True)
     app = create_app(settings, store=store, clock=clock, demo=True)
     client = app.test_client()
     csrf = re.search(r'name="csrf" value="([^"]+)"', client.get("/console/login").get_data(as_text=True))[1]

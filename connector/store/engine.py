@@ -33,8 +33,21 @@ def make_engine(url: str, *, memory_map: bool = True, read_only: bool = False) -
     parsed = make_url(url)
     codec = {"json_serializer": jsontext.dumps}
     if parsed.get_backend_name() != "sqlite":
-        extra = {"connect_args": {"options": "-c default_transaction_read_only=on"}} if read_only else {}
-        return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=10, **codec, **extra)
+        # Every statement planned for its own values and the tables as they are now.
+        # psycopg prepares a statement run five times, and PostgreSQL then settles on
+        # one generic plan, costed when the statement was young: a cold run's lookups
+        # of 500 people's stored decisions were planned while the table was empty (a
+        # sequential scan), and kept that plan as the run's own uncommitted rows grew
+        # it to 100,000 — each lookup then compared every row with every id.
+        options = "-c plan_cache_mode=force_custom_plan"
+        given = parsed.query.get("options")  # the URL's own (?options=...) come first
+        if isinstance(given, str):
+            options = f"{given} {options}"
+        if read_only:
+            options += " -c default_transaction_read_only=on"
+        return create_engine(
+            url, pool_pre_ping=True, pool_size=5, max_overflow=10, connect_args={"options": options}, **codec
+        )
     memory = parsed.database in (None, "", ":memory:")
     engine = create_engine(
         url,
