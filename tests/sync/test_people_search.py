@@ -107,3 +107,17 @@ def test_a_principal_finds_only_the_people_at_their_locations(client, store, set
     assert _found(store, "person.", locations=frozenset({"0789"})) == [district.ids["G"]]
     assert _found(store, "person.", locations=frozenset({"0789", "0456"})) == [district.ids["E"], district.ids["G"]]
     assert _found(store, "person.", locations=frozenset()) == []
+
+
+def test_a_page_of_email_matches_is_the_first_in_username_order(store, client):
+    """Many people's emails match: the page is the first 25 of them by userName, whatever
+    order their emails are in."""
+    names = []
+    for i in range(PAGE + 5):
+        name = f"z{(PAGE + 4 - i) * 7 % 31:02d}@d.org"
+        names.append(name)
+        body = {"userName": name, "emails": [{"value": f"team{i:02d}@d.org", "type": "work"}]}
+        assert client.post("/scim/v2/Users", json=body, headers=AUTH).status_code == 201
+    with store.session_read() as session:
+        found = search(session, "team")
+    assert [p.user_name for p in found.people] == sorted(names)[:PAGE] and found.more
