@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from enum import StrEnum
 
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
@@ -58,17 +59,26 @@ def request_sync(store: Store, clock: Clock, *, person_id: str, acting: Acting) 
     return {"person_id": person_id, "user_name": data.get("userName"), "requested_at": stamp(now), "journal_seq": seq}
 
 
+class SyncStage(StrEnum):
+    """Where a "sync this person now" request is."""
+
+    QUEUED = "queued"  # journalled; the worker has not turned it into a job yet
+    PENDING = "pending"  # a job waits for a worker
+    RUNNING = "running"
+    DONE = "done"
+    FAILED = "failed"
+
+
 @dataclass(frozen=True)
 class SyncProgress:
     """Where a "sync this person now" stands, step by step as Entra's
     provision-on-demand shows it: requested → read and decided → matched in the
     directory → written (or nothing to write)."""
 
+    user_name: str | None
     requested_at: datetime | None
     """When the request was journalled; None: no such request for this person."""
-    stage: str
-    """``queued`` (the worker has not picked it up), ``pending`` (a job waits for a
-    worker), ``running``, ``done`` or ``failed``."""
+    stage: SyncStage
     finished_at: datetime | None
     failure: str | None
     decisions: list[dict]
@@ -82,7 +92,7 @@ class SyncProgress:
 
     @property
     def finished(self) -> bool:
-        return self.stage in ("done", "failed")
+        return self.stage in (SyncStage.DONE, SyncStage.FAILED)
 
 
 def sync_progress(
@@ -107,7 +117,7 @@ def sync_progress(
         .order_by(SyncJobRow.id.desc())
         .limit(1)
     ).first()
-    stage = "queued" if job is None else str(job.status)
+    stage = SyncStage.QUEUED if job is None else SyncStage(job.status)
     finished_at = job.done_at if job is not None and job.status in (JobStatus.DONE, JobStatus.FAILED) else None
     d = DecisionRow
     decisions = [
@@ -145,7 +155,9 @@ def sync_progress(
         .select_from(HoldingRow)
         .where(HoldingRow.target == target, HoldingRow.entitlement == entitlement, HoldingRow.person_id == person_id)
     )
+    user_name = session.scalar(select(UserRow.data["userName"].as_string()).where(UserRow.id == person_id))
     return SyncProgress(
+        user_name,
         requested_at,
         stage,
         finished_at,

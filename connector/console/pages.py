@@ -5,10 +5,8 @@ visitor may see and do is the admin API's permission table (connector/admin/role
 from __future__ import annotations
 
 from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
-from sqlalchemy import select
 
 from connector.admin.roles import Permission
-from connector.store.models import UserRow
 from sync.levers import Acting, LeverError
 from sync.reports import Filters, Options
 
@@ -288,9 +286,9 @@ def install(blueprint: Blueprint) -> None:
 
         from sync.audit import read
         from sync.audit import render as render_audit
-        from sync.lookup import AmbiguousUser
+        from sync.lookup import MAX_QUERY, AmbiguousUser
 
-        user = request.args.get("user", "").strip()[:256] or None
+        user = request.args.get("user", "").strip()[:MAX_QUERY] or None
         entitlement = request.args.get("entitlement", "").strip()[:64] or None
         since_text = request.args.get("since", "")
         try:
@@ -399,10 +397,12 @@ def install(blueprint: Blueprint) -> None:
 
         service = _service()
         with service.store.session_read() as s:
-            user_name = s.scalar(select(UserRow.data["userName"].as_string()).where(UserRow.id == person_id))
             progress = sync_progress(s, service.context().target, person_id, seq)
         if progress.requested_at is None:
             abort(404)
         return render_template(
-            "console/sync_result.html", progress=progress, person_id=person_id, user_name=user_name or person_id
+            "console/sync_result.html",
+            progress=progress,
+            person_id=person_id,
+            user_name=progress.user_name or person_id,
         )

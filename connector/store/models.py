@@ -496,6 +496,7 @@ class SyncJobRow(Base):
 
     __table_args__ = (
         Index("ix_sync_job_status", "status", "id"),
+        Index("ix_sync_job_person", "person_id", "id"),  # a person's jobs, newest last (sync/requests.py)
         # At most one pending job per person: new events fold into it.
         Index(
             "ux_sync_job_pending_person",
